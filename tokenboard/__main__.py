@@ -1,0 +1,3 @@
+from tokenboard.cli import main
+
+main()

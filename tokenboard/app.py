@@ -1,0 +1,93 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import Depends, FastAPI
+from fastapi.staticfiles import StaticFiles
+from redis.asyncio import Redis
+
+from tokenboard import __version__
+from tokenboard.accounts.endpoints import router as accounts_router
+from tokenboard.announcements.endpoints import router as announcements_router
+from tokenboard.config import Environment, Settings, get_settings
+from tokenboard.kit.csrf import verify_csrf
+from tokenboard.kit.db import create_engine, create_sessionmaker
+from tokenboard.kit.email import Mailer
+from tokenboard.kit.http import RequestGuardMiddleware, install_error_handlers
+from tokenboard.kit.ratelimit import FailureCounter, MemoryFailureCounter, RedisFailureCounter
+from tokenboard.members.endpoints import router as members_router
+from tokenboard.organizations.endpoints import router as organizations_router
+from tokenboard.teams.endpoints import router as teams_router
+from tokenboard.web.routes import router as web_router
+from tokenboard.workspaces.endpoints import router as workspaces_router
+
+log = logging.getLogger("tokenboard")
+
+STATIC_DIR = Path(__file__).resolve().parent / "web" / "static"
+
+API_ROUTERS = [
+    accounts_router,
+    organizations_router,
+    members_router,
+    teams_router,
+    workspaces_router,
+    announcements_router,
+]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    if settings.env == Environment.production and "TOKENBOARD_SECRET_KEY" not in _environ_keys():
+        raise RuntimeError("Set TOKENBOARD_SECRET_KEY in production: every instance must share it.")
+    engine = create_engine(settings.database_url, echo=settings.database_echo)
+    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if redis is not None:
+            await redis.aclose()
+        await engine.dispose()
+
+    app = FastAPI(
+        title="Tokenboard",
+        version=__version__,
+        description="AI usage, cost and governance for teams. Every page has a JSON twin under /api/v1.",
+        lifespan=lifespan,
+        dependencies=[Depends(verify_csrf)],
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.mailer = Mailer(settings)
+    counter: FailureCounter = RedisFailureCounter(redis) if redis is not None else MemoryFailureCounter()
+    app.state.failure_counter = counter
+    app.state.redis = redis
+
+    install_error_handlers(app)
+    for router in API_ROUTERS:
+        app.include_router(router)
+    app.include_router(web_router, include_in_schema=False)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    app.add_middleware(
+        RequestGuardMiddleware, max_body_bytes=settings.max_body_bytes, secure_cookies=settings.secure_cookies
+    )
+    return app
+
+
+def _environ_keys() -> set[str]:
+    import os
+
+    return set(os.environ)

@@ -1,0 +1,69 @@
+"""One typed settings class. Every field is read from the environment with the ``TOKENBOARD_`` prefix."""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    development = "development"
+    testing = "testing"
+    production = "production"
+
+
+def _default_secret() -> str:
+    # A development fallback only: production refuses to start without an explicit secret.
+    return secrets.token_urlsafe(32)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TOKENBOARD_", env_file=".env", extra="ignore")
+
+    env: Environment = Field(Environment.development, description="development, testing or production.")
+    database_url: str = Field(
+        "sqlite+aiosqlite:///./tokenboard.db",
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///path.db or postgresql+asyncpg://user@host/db.",
+    )
+    database_echo: bool = Field(False, description="Log every SQL statement.")
+    redis_url: str | None = Field(None, description="Optional Redis URL shared by several app instances.")
+    secret_key: str = Field(default_factory=_default_secret, description="Signs CSRF tokens; set in production.")
+    base_url: str = Field("http://127.0.0.1:8000", description="Public URL, used in links sent by email.")
+    host: str = Field("127.0.0.1", description="Address `tokenboard serve` binds to.")
+    port: int = Field(8000, description="Port `tokenboard serve` binds to.")
+    session_days: int = Field(14, description="Days a login session lasts without activity.")
+    invitation_days: int = Field(7, description="Days an invitation link stays valid.")
+    default_seats: int = Field(10, description="Seats a new organization starts with.")
+    login_max_failures_per_account: int = Field(5, description="Failed logins per email before throttling.")
+    login_max_failures_per_address: int = Field(20, description="Failed logins per IP before throttling.")
+    login_window_seconds: int = Field(900, description="Window over which failed logins are counted.")
+    smtp_host: str | None = Field(None, description="SMTP server; without it, emails are written to the log.")
+    smtp_port: int = Field(587, description="SMTP port.")
+    smtp_username: str | None = Field(None, description="SMTP user name.")
+    smtp_password: str | None = Field(None, description="SMTP password.")
+    smtp_starttls: bool = Field(True, description="Use STARTTLS with the SMTP server.")
+    mail_from: str = Field("Tokenboard <noreply@localhost>", description="Sender of outgoing email.")
+    max_body_bytes: int = Field(1_048_576, description="Largest request body accepted, in bytes.")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.env == Environment.production
+
+    def sqlite_path(self) -> Path | None:
+        if not self.is_sqlite:
+            return None
+        return Path(self.database_url.split("///", 1)[1])
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,141 @@
+"""The demo organization: members in every role, teams and workspaces, created through the services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tokenboard.accounts import repository as accounts_repository
+from tokenboard.accounts.service import accounts
+from tokenboard.announcements.service import AnnouncementKind, announcements
+from tokenboard.audit.service import Actor, audit
+from tokenboard.kit.context import ClientInfo
+from tokenboard.kit.security import hash_password
+from tokenboard.members import repository as members_repository
+from tokenboard.members.roles import Role
+from tokenboard.models import Membership, Organization, User
+from tokenboard.organizations import repository as org_repository
+from tokenboard.organizations.auth import OrgContext
+from tokenboard.organizations.service import organizations
+from tokenboard.teams.service import teams
+from tokenboard.workspaces.service import workspaces
+
+DEMO_PASSWORD = "tokenboard-demo"
+DEMO_DOMAIN = "demo.tokenboard.dev"
+DEMO_ORG = "Acme AI Lab"
+DEMO_CLIENT = ClientInfo(ip_address="127.0.0.1", user_agent="tokenboard demo")
+
+PEOPLE: list[tuple[str, str, Role, str | None]] = [
+    ("Olivia Owner", "owner", Role.owner, "Platform"),
+    ("Adam Admin", "admin", Role.admin, "Platform"),
+    ("Bella Billing", "billing", Role.billing_manager, "Finance"),
+    ("Dev Patel", "dev", Role.member, "Platform"),
+    ("Mia Chen", "mia", Role.member, "Data Science"),
+    ("Lucas Silva", "lucas", Role.member, "Data Science"),
+    ("Sara Novak", "sara", Role.member, "Marketing"),
+]
+TEAMS = [
+    ("Platform", "Core product engineering"),
+    ("Data Science", "Models, evaluation and analytics"),
+    ("Marketing", "Content and campaigns"),
+    ("Finance", "Budgets and invoices"),
+]
+WORKSPACES: list[tuple[str, str, str | None]] = [
+    ("web-app", "Customer-facing assistant in the web app", None),
+    ("support-bot", "Tier-1 support answers", None),
+    ("code-review", "Automated review comments on pull requests", None),
+    ("data-pipeline", "Nightly document enrichment", "suspend"),
+    ("legacy-crm", "Old CRM summarizer", "archive"),
+]
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    email: str
+    role: Role
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    organization: Organization
+    logins: list[DemoLogin]
+    created: bool
+
+
+def demo_email(handle: str) -> str:
+    return f"{handle}@{DEMO_DOMAIN}"
+
+
+async def seed_demo(session: AsyncSession) -> DemoResult:
+    """Create the demo organization, or reset the demo passwords if it is already there."""
+    logins = [DemoLogin(demo_email(handle), role) for _, handle, role, _ in PEOPLE]
+    owner = await accounts_repository.get_user_by_email(session, demo_email("owner"))
+    if owner is not None and owner.last_organization_id is not None:
+        for login in logins:
+            user = await accounts_repository.get_user_by_email(session, login.email)
+            if user is not None:
+                user.password_hash = hash_password(DEMO_PASSWORD)
+        org = await org_repository.get(session, owner.last_organization_id)
+        if org is not None:
+            return DemoResult(org, logins, created=False)
+
+    users: dict[str, User] = {}
+    for name, handle, _, _ in PEOPLE:
+        existing = await accounts_repository.get_user_by_email(session, demo_email(handle))
+        users[handle] = existing or await accounts.create_user(
+            session, email=demo_email(handle), name=name, password=DEMO_PASSWORD, client=DEMO_CLIENT
+        )
+    owner = users["owner"]
+    org = await organizations.create(
+        session, name=DEMO_ORG, owner=owner, actor=Actor.of(owner, DEMO_CLIENT), seat_limit=10
+    )
+    membership = await members_repository.get_member_by_user(session, org.id, owner.id)
+    assert membership is not None
+    ctx = OrgContext(organization=org, membership=membership, user=owner, client=DEMO_CLIENT)
+
+    team_ids = {}
+    for name, description in TEAMS:
+        team_ids[name] = (await teams.create(session, ctx, name=name, description=description)).id
+    for name, handle, role, team in PEOPLE:
+        user = users[handle]
+        if handle == "owner":
+            member = membership
+        else:
+            member = Membership(organization_id=org.id, user_id=user.id, role=role.value)
+            session.add(member)
+            await session.flush()
+            audit.record(
+                session,
+                organization_id=org.id,
+                actor=ctx.actor,
+                action="member.joined",
+                target_type="member",
+                target_id=member.id,
+                target_label=user.email,
+                after={"role": role.value},
+            )
+        if team is not None:
+            member.team_id = team_ids[team]
+        user.last_organization_id = org.id
+    for name, description, action in WORKSPACES:
+        workspace = await workspaces.create(session, ctx, name=name, description=description)
+        if action:
+            await workspaces.transition(session, ctx, workspace.id, action)
+    await organizations.update_settings(session, ctx, usage_analytics_enabled=True)
+    await announcements.publish(
+        session,
+        kind=AnnouncementKind.feature,
+        title="Welcome to Tokenboard",
+        body="Invite your team, create workspaces, and point your tools at the gateway.",
+        created_by=None,
+    )
+    await announcements.publish(
+        session,
+        kind=AnnouncementKind.maintenance,
+        title="Scheduled maintenance window",
+        body="Sunday 02:00-02:30 UTC: the dashboard may be slow; the gateway stays up.",
+        created_by=None,
+    )
+    await session.flush()
+    return DemoResult(org, logins, created=True)

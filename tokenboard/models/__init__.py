@@ -1,0 +1,30 @@
+"""ORM models, one file per table. Importing this package registers every table on ``Base.metadata``."""
+
+from tokenboard.kit.db import Base
+from tokenboard.models.account_event import AccountEvent
+from tokenboard.models.announcement import Announcement
+from tokenboard.models.audit_event import AuditEvent
+from tokenboard.models.invitation import Invitation
+from tokenboard.models.membership import Membership
+from tokenboard.models.organization import Organization
+from tokenboard.models.personal_access_token import PersonalAccessToken
+from tokenboard.models.team import Team
+from tokenboard.models.user import User
+from tokenboard.models.user_session import UserSession
+from tokenboard.models.workspace import Workspace, WorkspaceStatus
+
+__all__ = [
+    "AccountEvent",
+    "Announcement",
+    "AuditEvent",
+    "Base",
+    "Invitation",
+    "Membership",
+    "Organization",
+    "PersonalAccessToken",
+    "Team",
+    "User",
+    "UserSession",
+    "Workspace",
+    "WorkspaceStatus",
+]

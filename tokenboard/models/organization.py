@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tokenboard.kit.db import Base, IdMixin, TimestampMixin
+
+
+class Organization(IdMixin, TimestampMixin, Base):
+    """The tenant. ``lock_version`` is bumped to serialise changes that must see every membership."""
+
+    __tablename__ = "organizations"
+
+    name: Mapped[str] = mapped_column(String(200))
+    seat_limit: Mapped[int] = mapped_column(default=10)
+    plan: Mapped[str] = mapped_column(String(40), default="teams")
+    opt_out_training_providers: Mapped[bool] = mapped_column(default=True)
+    usage_analytics_enabled: Mapped[bool] = mapped_column(default=True)
+    lock_version: Mapped[int] = mapped_column(default=0)

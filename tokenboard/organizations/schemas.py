@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Schema(BaseModel):
+    model_config = ConfigDict(from_attributes=True, extra="forbid")
+
+
+class OrganizationCreate(Schema):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class Organization(Schema):
+    id: uuid.UUID
+    name: str
+    created_at: datetime
+    seat_limit: int
+    plan: str
+
+
+class OrganizationSummary(Schema):
+    id: uuid.UUID
+    name: str
+    role: str
+
+
+class OrganizationSettings(Schema):
+    name: str
+    opt_out_training_providers: bool = Field(description="Refuse providers that train on prompts.")
+    usage_analytics_enabled: bool = Field(description="Record usage analytics for this organization.")
+
+
+class OrganizationSettingsUpdate(Schema):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    opt_out_training_providers: bool | None = None
+    usage_analytics_enabled: bool | None = None
+
+
+class SeatsUpdate(Schema):
+    seat_limit: int = Field(ge=1, le=100_000)
+
+
+class AuditEvent(Schema):
+    id: uuid.UUID
+    created_at: datetime
+    actor_label: str
+    action: str
+    target_type: str
+    target_id: str | None
+    target_label: str | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    ip_address: str | None
+
+
+class AuditEventPage(Schema):
+    items: list[AuditEvent]
+    next_cursor: str | None
+
+
+class Announcement(Schema):
+    id: uuid.UUID
+    kind: str
+    title: str
+    body: str
+    published_at: datetime
+
+
+class OrganizationCard(Schema):
+    id: uuid.UUID
+    name: str
+    owner_name: str | None
+    owner_email: str | None
+    created_at: datetime
+    team_size: int
+
+
+class WorkspacesCard(Schema):
+    total: int
+    active: int
+    suspended: int
+    others: int
+
+
+class MembersCard(Schema):
+    seats_used: int
+    seat_limit: int
+    seats_label: str = Field(description='For example "8 of 10".')
+    roles: dict[str, int]
+
+
+class Overview(Schema):
+    organization: OrganizationCard
+    workspaces: WorkspacesCard
+    members: MembersCard
+    recent_activity: AuditEventPage | None = Field(description="Absent for roles without audit access.")
+    announcements: list[Announcement]
+    your_role: str

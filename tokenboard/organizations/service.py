@@ -1,0 +1,175 @@
+"""Organizations: creation, settings, seats and the overview."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tokenboard.announcements.service import announcements
+from tokenboard.audit.service import Actor, audit
+from tokenboard.kit.errors import BadRequest, Conflict
+from tokenboard.members.roles import Permission, Role
+from tokenboard.models import Announcement, AuditEvent, Membership, Organization, User, WorkspaceStatus
+from tokenboard.organizations import repository
+from tokenboard.organizations.auth import OrgContext
+
+MAX_SEATS = 100_000
+
+
+@dataclass
+class Overview:
+    organization: Organization
+    owner: User | None
+    team_size: int
+    seat_limit: int
+    role_counts: dict[str, int]
+    workspaces_total: int
+    workspaces_active: int
+    workspaces_suspended: int
+    workspaces_other: int
+    recent_activity: list[AuditEvent] | None
+    activity_cursor: str | None
+    announcements: list[Announcement] = field(default_factory=list)
+
+
+def _settings_snapshot(org: Organization) -> dict[str, Any]:
+    return {
+        "name": org.name,
+        "opt_out_training_providers": org.opt_out_training_providers,
+        "usage_analytics_enabled": org.usage_analytics_enabled,
+    }
+
+
+class OrganizationService:
+    async def create(
+        self, session: AsyncSession, *, name: str, owner: User, actor: Actor, seat_limit: int
+    ) -> Organization:
+        """Create an organization with ``owner`` as its first owner."""
+        name = name.strip()
+        if not name:
+            raise BadRequest("Give the organization a name.")
+        if not 1 <= seat_limit <= MAX_SEATS:
+            raise BadRequest(f"Seats must be between 1 and {MAX_SEATS}.")
+        org = Organization(name=name, seat_limit=seat_limit)
+        session.add(org)
+        await session.flush()
+        membership = Membership(organization_id=org.id, user_id=owner.id, role=Role.owner.value)
+        session.add(membership)
+        owner.last_organization_id = org.id
+        audit.record(
+            session,
+            organization_id=org.id,
+            actor=actor,
+            action="organization.created",
+            target_type="organization",
+            target_id=org.id,
+            target_label=org.name,
+            after=_settings_snapshot(org) | {"seat_limit": seat_limit},
+        )
+        audit.record(
+            session,
+            organization_id=org.id,
+            actor=actor,
+            action="member.joined",
+            target_type="member",
+            target_id=membership.id,
+            target_label=owner.email,
+            after={"role": Role.owner.value},
+        )
+        await session.flush()
+        return org
+
+    async def list_for_user(self, session: AsyncSession, user: User) -> list[tuple[Organization, Membership]]:
+        return await repository.list_for_user(session, user.id)
+
+    async def overview(self, session: AsyncSession, ctx: OrgContext, *, activity_limit: int = 6) -> Overview:
+        org = ctx.organization
+        statuses = await repository.workspace_status_counts(session, org.id)
+        roles = await repository.role_counts(session, org.id)
+        activity: list[AuditEvent] | None = None
+        cursor = None
+        if ctx.can(Permission.audit_view):
+            activity, cursor = await audit.list(session, org.id, limit=activity_limit)
+        active = statuses.get(WorkspaceStatus.active.value, 0)
+        suspended = statuses.get(WorkspaceStatus.suspended.value, 0)
+        total = sum(statuses.values())
+        return Overview(
+            organization=org,
+            owner=await repository.first_owner(session, org.id),
+            team_size=sum(roles.values()),
+            seat_limit=org.seat_limit,
+            role_counts={role.value: roles.get(role.value, 0) for role in Role},
+            workspaces_total=total,
+            workspaces_active=active,
+            workspaces_suspended=suspended,
+            workspaces_other=total - active - suspended,
+            recent_activity=activity,
+            activity_cursor=cursor,
+            announcements=await announcements.list(session, limit=5),
+        )
+
+    async def update_settings(
+        self,
+        session: AsyncSession,
+        ctx: OrgContext,
+        *,
+        name: str | None = None,
+        opt_out_training_providers: bool | None = None,
+        usage_analytics_enabled: bool | None = None,
+    ) -> Organization:
+        org = ctx.organization
+        before = _settings_snapshot(org)
+        if name is not None:
+            if not name.strip():
+                raise BadRequest("Give the organization a name.")
+            org.name = name.strip()
+        if opt_out_training_providers is not None:
+            org.opt_out_training_providers = opt_out_training_providers
+        if usage_analytics_enabled is not None:
+            org.usage_analytics_enabled = usage_analytics_enabled
+        after = _settings_snapshot(org)
+        if after != before:
+            changed = [k for k in after if after[k] != before[k]]
+            audit.record(
+                session,
+                organization_id=org.id,
+                actor=ctx.actor,
+                action="organization.settings_changed",
+                target_type="organization",
+                target_id=org.id,
+                target_label=org.name,
+                before={k: before[k] for k in changed},
+                after={k: after[k] for k in changed},
+            )
+        await session.flush()
+        return org
+
+    async def set_seat_limit(self, session: AsyncSession, ctx: OrgContext, seat_limit: int) -> Organization:
+        """Change how many members may join. Never below the members already in."""
+        org = ctx.organization
+        if not 1 <= seat_limit <= MAX_SEATS:
+            raise BadRequest(f"Seats must be between 1 and {MAX_SEATS}.")
+        await repository.lock(session, org.id)
+        used = await repository.member_count(session, org.id)
+        if seat_limit < used:
+            raise Conflict(f"{used} members already use seats; remove members before going below {used} seats.")
+        if seat_limit != org.seat_limit:
+            audit.record(
+                session,
+                organization_id=org.id,
+                actor=ctx.actor,
+                action="organization.seats_changed",
+                target_type="organization",
+                target_id=org.id,
+                target_label=org.name,
+                before={"seat_limit": org.seat_limit},
+                after={"seat_limit": seat_limit},
+            )
+            org.seat_limit = seat_limit
+        await session.flush()
+        return org
+
+
+organizations = OrganizationService()
