@@ -1,0 +1,95 @@
+"""Every test that touches storage runs twice: on SQLite and on the local PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from httpx import ASGITransport, AsyncClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tests.support.databases import BACKENDS, create_database, drop_database
+from tests.support.factories import Factory
+from tokenboard.app import create_app
+from tokenboard.config import Environment, Settings
+from tokenboard.models import Base
+
+TEST_SECRET = "test-secret-key-not-for-production"
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    backend = request.param
+    url, name = create_database(backend, tmp_path_factory.mktemp("db"), "test")
+    yield backend, url
+    drop_database(backend, name)
+
+
+@pytest.fixture
+def backend(database: tuple[str, str]) -> str:
+    return database[0]
+
+
+@pytest.fixture
+def settings(database: tuple[str, str]) -> Settings:
+    return Settings(
+        env=Environment.testing,
+        database_url=database[1],
+        secret_key=TEST_SECRET,
+        base_url="http://testserver",
+        default_seats=10,
+    )
+
+
+async def _truncate(app_session: AsyncSession, backend: str) -> None:
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    if backend == "postgresql":
+        await app_session.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE"))
+    else:
+        for table in tables:
+            await app_session.execute(text(f'DELETE FROM "{table}"'))
+    await app_session.commit()
+
+
+@pytest.fixture
+async def app(settings: Settings, backend: str) -> AsyncIterator[object]:
+    application = create_app(settings)
+    async with application.state.sessionmaker() as session:
+        await _truncate(session, backend)
+    yield application
+    await application.state.engine.dispose()
+
+
+@pytest.fixture
+async def db(app: object) -> AsyncIterator[AsyncSession]:
+    async with app.state.sessionmaker() as session:  # type: ignore[attr-defined]
+        yield session
+
+
+@pytest.fixture
+async def client(app: object) -> AsyncIterator[AsyncClient]:
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") as c:  # type: ignore[arg-type]
+        yield c
+
+
+@pytest.fixture
+def factory(app: object) -> Factory:
+    return Factory(app)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    path = Path(__file__).resolve().parent.parent / "test-artifacts"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A live ``tokenboard serve`` with the demo organization, once per module and database engine."""
+    from tests.support.live_server import live_server
+
+    with live_server(request.param, tmp_path_factory.mktemp("live")) as live:
+        yield live
