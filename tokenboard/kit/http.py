@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -115,11 +116,18 @@ def wants_json(request: Request) -> bool:
     return "text/html" not in request.headers.get("accept", "")
 
 
-def error_response(request: Request, status: int, type_: str, message: str, details: Any = None) -> Response:
+def error_response(
+    request: Request,
+    status: int,
+    type_: str,
+    message: str,
+    details: Any = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
     body: dict[str, Any] = {"type": type_, "message": message, "status": status}
     if details is not None:
         body["details"] = details
-    headers = {}
+    headers = dict(headers or {})
     if status == 429 and isinstance(details, dict) and "retry_after" in details:
         headers["Retry-After"] = str(details["retry_after"])
     if wants_json(request):
@@ -129,7 +137,9 @@ def error_response(request: Request, status: int, type_: str, message: str, deta
         return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
     from tokenboard.kit.templating import render
 
-    return render(request, "error.html", {"status": status, "message": message, "error_type": type_}, status)
+    page = render(request, "error.html", {"status": status, "message": message, "error_type": type_}, status)
+    page.headers.update(headers)
+    return page
 
 
 def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -155,7 +165,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         messages = {404: "Not found.", 405: "Method not allowed."}
         message = messages.get(exc.status_code, str(exc.detail))
-        return error_response(request, exc.status_code, "http_error", message)
+        # Keep the exception's headers: a 405 must carry ``Allow`` (RFC 9110), a 401 ``WWW-Authenticate``.
+        return error_response(request, exc.status_code, "http_error", message, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

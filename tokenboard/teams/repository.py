@@ -16,7 +16,9 @@ async def get(session: AsyncSession, org_id: uuid.UUID, team_id: uuid.UUID) -> T
 
 
 async def get_by_name(session: AsyncSession, org_id: uuid.UUID, name: str) -> Team | None:
-    stmt = scoped(select(Team), Team, org_id).where(func.lower(Team.name) == name.lower())
+    # Fold case with the database's lower() on both sides: Python's str.lower() folds non-ASCII letters
+    # that SQLite's lower() leaves alone, so an exact duplicate would slip past and hit the unique index.
+    stmt = scoped(select(Team), Team, org_id).where(func.lower(Team.name) == func.lower(name))
     return (await session.execute(stmt)).scalars().first()
 
 

@@ -387,7 +387,7 @@ async def member_remove_submit(
         leaving = membership.user_id == ctx.user.id
         await members.remove(db, ctx, member_id)
     except TokenboardError as exc:
-        if exc.status_code == 404:
+        if exc.status_code in (403, 404):
             raise
         await db.rollback()
         return redirect(here, error=exc.message)

@@ -99,7 +99,7 @@ async def form_action(
     try:
         await action()
     except TokenboardError as exc:
-        if exc.status_code == 404:
+        if exc.status_code in (403, 404):  # refusals of the role table render as error pages
             raise
         await db.rollback()
         return redirect(failure, error=exc.message)

@@ -16,7 +16,9 @@ async def get(session: AsyncSession, org_id: uuid.UUID, workspace_id: uuid.UUID)
 
 
 async def get_by_name(session: AsyncSession, org_id: uuid.UUID, name: str) -> Workspace | None:
-    stmt = scoped(select(Workspace), Workspace, org_id).where(func.lower(Workspace.name) == name.lower())
+    # Fold case with the database's lower() on both sides: Python's str.lower() folds non-ASCII letters
+    # that SQLite's lower() leaves alone, so an exact duplicate would slip past and hit the unique index.
+    stmt = scoped(select(Workspace), Workspace, org_id).where(func.lower(Workspace.name) == func.lower(name))
     return (await session.execute(stmt)).scalars().first()
 
 

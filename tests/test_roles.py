@@ -1,0 +1,105 @@
+"""The role x route table: what each role may do, written out here independently of the code.
+
+Every org route must appear below; allowed roles never get 403, the others always do.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.factories import Factory
+from tests.support.routes import API_BODIES, FORM_BODIES, all_routes, fill, ids_of
+from tokenboard.members.roles import ROLE_PERMISSIONS, Permission, Role, can_grant
+
+ALL = {"owner", "admin", "billing_manager", "member"}
+ADMINS = {"owner", "admin"}
+BILLING_SEATS = {"owner", "billing_manager"}
+
+EXPECTED: dict[str, set[str]] = {
+    "GET /api/v1/organizations/{org_id}": ALL,
+    "GET /api/v1/organizations/{org_id}/overview": ALL,
+    "GET /api/v1/organizations/{org_id}/settings": ALL,
+    "PATCH /api/v1/organizations/{org_id}/settings": ADMINS,
+    "PUT /api/v1/organizations/{org_id}/seats": BILLING_SEATS,
+    "GET /api/v1/organizations/{org_id}/activity": ADMINS,
+    "GET /api/v1/organizations/{org_id}/members": ALL,
+    "GET /api/v1/organizations/{org_id}/members/{member_id}": ALL,
+    "PATCH /api/v1/organizations/{org_id}/members/{member_id}": ADMINS,
+    "DELETE /api/v1/organizations/{org_id}/members/{member_id}": ADMINS,
+    "GET /api/v1/organizations/{org_id}/invitations": ADMINS,
+    "POST /api/v1/organizations/{org_id}/invitations": ADMINS,
+    "POST /api/v1/organizations/{org_id}/invitations/{invitation_id}/resend": ADMINS,
+    "DELETE /api/v1/organizations/{org_id}/invitations/{invitation_id}": ADMINS,
+    "GET /api/v1/organizations/{org_id}/teams": ALL,
+    "POST /api/v1/organizations/{org_id}/teams": ADMINS,
+    "GET /api/v1/organizations/{org_id}/teams/{team_id}": ALL,
+    "PATCH /api/v1/organizations/{org_id}/teams/{team_id}": ADMINS,
+    "DELETE /api/v1/organizations/{org_id}/teams/{team_id}": ADMINS,
+    "GET /api/v1/organizations/{org_id}/workspaces": ALL,
+    "POST /api/v1/organizations/{org_id}/workspaces": ADMINS,
+    "GET /api/v1/organizations/{org_id}/workspaces/{workspace_id}": ALL,
+    "PATCH /api/v1/organizations/{org_id}/workspaces/{workspace_id}": ADMINS,
+    "POST /api/v1/organizations/{org_id}/workspaces/{workspace_id}/{action}": ADMINS,
+    "GET /organizations/{org_id}": ALL,
+    "GET /organizations/{org_id}/overview": ALL,
+    "GET /organizations/{org_id}/settings": ADMINS,
+    "POST /organizations/{org_id}/settings": ADMINS,
+    "POST /organizations/{org_id}/seats": BILLING_SEATS,
+    "GET /organizations/{org_id}/activity": ADMINS,
+    "GET /organizations/{org_id}/members": ALL,
+    "POST /organizations/{org_id}/invitations": ADMINS,
+    "POST /organizations/{org_id}/invitations/{invitation_id}/resend": ADMINS,
+    "POST /organizations/{org_id}/invitations/{invitation_id}/revoke": ADMINS,
+    "POST /organizations/{org_id}/members/{member_id}/role": ADMINS,
+    "POST /organizations/{org_id}/members/{member_id}/team": ADMINS,
+    "POST /organizations/{org_id}/members/{member_id}/remove": ADMINS,
+    "GET /organizations/{org_id}/teams": ALL,
+    "POST /organizations/{org_id}/teams": ADMINS,
+    "GET /organizations/{org_id}/teams/{team_id}": ALL,
+    "POST /organizations/{org_id}/teams/{team_id}": ADMINS,
+    "POST /organizations/{org_id}/teams/{team_id}/delete": ADMINS,
+    "GET /organizations/{org_id}/workspaces": ALL,
+    "POST /organizations/{org_id}/workspaces": ADMINS,
+    "GET /organizations/{org_id}/workspaces/{workspace_id}": ALL,
+    "POST /organizations/{org_id}/workspaces/{workspace_id}": ADMINS,
+    "POST /organizations/{org_id}/workspaces/{workspace_id}/{action}": ADMINS,
+}
+
+# Least privileged first, so a denial is checked before an allowed call changes anything.
+ORDER = [Role.member, Role.billing_manager, Role.admin, Role.owner]
+
+
+def test_every_org_route_is_in_the_table(app: object) -> None:
+    org_routes = {r.key for r in all_routes(app) if "{org_id}" in r.path}  # type: ignore[arg-type]
+    assert org_routes == set(EXPECTED), (
+        f"missing from the table: {org_routes - set(EXPECTED)}; stale: {set(EXPECTED) - org_routes}"
+    )
+
+
+@pytest.mark.parametrize("route_key", sorted(EXPECTED))
+async def test_role_table(route_key: str, factory: Factory) -> None:
+    method, path = route_key.split(" ", 1)
+    setup = await factory.org_with_roles("Roles Inc")
+    target_user = await factory.user(name="Target")
+    target = await factory.add_member(setup.organization, target_user, Role.member)
+    url = fill(path, ids_of(setup, target_member=target.id))
+    for role in ORDER:
+        async with await factory.client_for(setup.users[role]) as client:
+            if path.startswith("/api/"):
+                response = await client.request(method, url, json=API_BODIES.get(route_key))
+            else:
+                response = await client.request(method, url, data=FORM_BODIES.get(route_key) or None)
+        if role.value in EXPECTED[route_key]:
+            assert response.status_code != 403, (role, route_key, response.text[:300])
+            assert response.status_code < 500
+        else:
+            assert response.status_code == 403, (role, route_key, response.status_code, response.text[:300])
+
+
+def test_role_table_invariants() -> None:
+    assert ROLE_PERMISSIONS[Role.owner] == frozenset(Permission)
+    for role in Role:
+        assert ROLE_PERMISSIONS[role] <= ROLE_PERMISSIONS[Role.owner]
+    assert not can_grant("admin", "owner")
+    assert can_grant("admin", "admin") and can_grant("owner", "owner")
+    assert not can_grant("member", "admin") and not can_grant("billing_manager", "admin")
