@@ -20,7 +20,9 @@ TEST_SECRET = "test-secret-key-not-for-production"
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-def database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+def database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, str]]:
     backend = request.param
     url, name = create_database(backend, tmp_path_factory.mktemp("db"), "test")
     yield backend, url

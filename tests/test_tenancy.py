@@ -62,8 +62,12 @@ async def _request(client: object, case: RouteCase, path: str) -> object:
 
 async def _counts(factory: Factory, victim: OrgSetup) -> tuple[int, int]:
     async def work(s: object) -> tuple[int, int]:
-        members = await s.scalar(select(func.count()).select_from(Membership).where(Membership.organization_id == victim.id))  # type: ignore[attr-defined]
-        events = await s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.organization_id == victim.id))  # type: ignore[attr-defined]
+        members = await s.scalar(
+            select(func.count()).select_from(Membership).where(Membership.organization_id == victim.id)
+        )  # type: ignore[attr-defined]
+        events = await s.scalar(
+            select(func.count()).select_from(AuditEvent).where(AuditEvent.organization_id == victim.id)
+        )  # type: ignore[attr-defined]
         return int(members), int(events)
 
     return await factory.run(work)
@@ -89,7 +93,12 @@ async def test_every_route_refuses_another_orgs_ids(app: object, factory: Factor
         async with await factory.client_for(attacker.users[role]) as client:
             for case in scoped:
                 response = await _request(client, case, fill(case.path, values))
-                assert response.status_code == 404, (role, case.key, response.status_code, response.text[:300])
+                assert response.status_code == 404, (
+                    role,
+                    case.key,
+                    response.status_code,
+                    response.text[:300],
+                )
                 assert not any(leak in response.text for leak in leaks), (role, case.key)
                 checked += 1
     assert await _counts(factory, victim) == before, "a refused request changed the victim's data"
@@ -97,8 +106,10 @@ async def test_every_route_refuses_another_orgs_ids(app: object, factory: Factor
     async with factory.anonymous(csrf=False) as api:
         api.headers["Authorization"] = f"Bearer {victim_token}"
         assert (await api.get("/api/v1/me")).status_code == 200
-    print(f"\ntenancy: {len(scoped)} id-taking routes x {len(Role)} roles = {checked} cases; "
-          f"{len(routes)} routes in the router, {len(NOT_TENANT_SCOPED)} without tenant ids")
+    print(
+        f"\ntenancy: {len(scoped)} id-taking routes x {len(Role)} roles = {checked} cases; "
+        f"{len(routes)} routes in the router, {len(NOT_TENANT_SCOPED)} without tenant ids"
+    )
     assert len(scoped) >= 30
 
 

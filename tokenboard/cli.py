@@ -61,7 +61,9 @@ def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = 
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind (default from settings).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default from settings).")] = None,
-    migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate", help="Apply migrations first.")] = True,
+    migrate_first: Annotated[
+        bool, typer.Option("--migrate/--no-migrate", help="Apply migrations first.")
+    ] = True,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
 ) -> None:
     """Run the web server (dashboard, REST API)."""
@@ -124,9 +126,12 @@ def create_user(
     email: Annotated[str, typer.Option(help="Email address to log in with.")],
     name: Annotated[str, typer.Option(help="Display name.")],
     password: Annotated[
-        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, help="At least 10 characters.")
+        str,
+        typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, help="At least 10 characters."),
     ],
-    operator: Annotated[bool, typer.Option(help="May publish announcements and manage the installation.")] = False,
+    operator: Annotated[
+        bool, typer.Option(help="May publish announcements and manage the installation.")
+    ] = False,
 ) -> None:
     """Create a user account."""
     from tokenboard.accounts.service import accounts
@@ -163,7 +168,9 @@ def create_org(
     async def work(session):  # type: ignore[no-untyped-def]
         owner = await accounts_repository.get_user_by_email(session, owner_email.strip().lower())
         if owner is None:
-            raise NotFound(f"No user with email {owner_email}. Create it with `tokenboard create-user` first.")
+            raise NotFound(
+                f"No user with email {owner_email}. Create it with `tokenboard create-user` first."
+            )
         return await organizations.create(
             session, name=name, owner=owner, actor=Actor.system(SYSTEM_CLIENT), seat_limit=seats
         )

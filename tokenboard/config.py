@@ -32,7 +32,9 @@ class Settings(BaseSettings):
     )
     database_echo: bool = Field(False, description="Log every SQL statement.")
     redis_url: str | None = Field(None, description="Optional Redis URL shared by several app instances.")
-    secret_key: str = Field(default_factory=_default_secret, description="Signs CSRF tokens; set in production.")
+    secret_key: str = Field(
+        default_factory=_default_secret, description="Signs CSRF tokens; set in production."
+    )
     base_url: str = Field("http://127.0.0.1:8000", description="Public URL, used in links sent by email.")
     host: str = Field("127.0.0.1", description="Address `tokenboard serve` binds to.")
     port: int = Field(8000, description="Port `tokenboard serve` binds to.")

@@ -97,7 +97,7 @@ async def seed_demo(session: AsyncSession) -> DemoResult:
     team_ids = {}
     for name, description in TEAMS:
         team_ids[name] = (await teams.create(session, ctx, name=name, description=description)).id
-    for name, handle, role, team in PEOPLE:
+    for _name, handle, role, team in PEOPLE:
         user = users[handle]
         if handle == "owner":
             member = membership

@@ -11,7 +11,8 @@ from tokenboard.models import AccountEvent, PersonalAccessToken, UserSession
 async def test_signup_logs_in_and_me_shows_the_user(factory: Factory) -> None:
     async with factory.anonymous() as client:
         r = await client.post(
-            "/api/v1/auth/signup", json={"email": "Ada@Example.com", "name": "Ada", "password": "a long password"}
+            "/api/v1/auth/signup",
+            json={"email": "Ada@Example.com", "name": "Ada", "password": "a long password"},
         )
         assert r.status_code == 201, r.text
         assert r.json()["email"] == "ada@example.com"
@@ -24,11 +25,14 @@ async def test_signup_logs_in_and_me_shows_the_user(factory: Factory) -> None:
 async def test_signup_refuses_short_password_and_duplicate_email(factory: Factory) -> None:
     await factory.user(email="taken@example.com")
     async with factory.anonymous() as client:
-        short = await client.post("/api/v1/auth/signup", json={"email": "x@example.com", "name": "X", "password": "short"})
+        short = await client.post(
+            "/api/v1/auth/signup", json={"email": "x@example.com", "name": "X", "password": "short"}
+        )
         assert short.status_code == 400
         assert "at least 10" in short.json()["error"]["message"]
         dup = await client.post(
-            "/api/v1/auth/signup", json={"email": "taken@example.com", "name": "X", "password": "a long password"}
+            "/api/v1/auth/signup",
+            json={"email": "taken@example.com", "name": "X", "password": "a long password"},
         )
         assert dup.status_code == 409
 
@@ -36,8 +40,12 @@ async def test_signup_refuses_short_password_and_duplicate_email(factory: Factor
 async def test_login_gives_the_same_answer_for_unknown_and_known_emails(factory: Factory) -> None:
     await factory.user(email="known@example.com")
     async with factory.anonymous() as client:
-        known = await client.post("/api/v1/auth/login", json={"email": "known@example.com", "password": "wrong password"})
-        unknown = await client.post("/api/v1/auth/login", json={"email": "nobody@example.com", "password": "wrong password"})
+        known = await client.post(
+            "/api/v1/auth/login", json={"email": "known@example.com", "password": "wrong password"}
+        )
+        unknown = await client.post(
+            "/api/v1/auth/login", json={"email": "nobody@example.com", "password": "wrong password"}
+        )
     assert known.status_code == unknown.status_code == 401
     assert known.json() == unknown.json()
 
@@ -46,13 +54,17 @@ async def test_session_cookie_flags_and_a_new_session_id_at_login(factory: Facto
     user = await factory.user(email="fix@example.com")
     async with factory.anonymous() as client:
         client.cookies.set(SESSION_COOKIE, "attacker-chosen-session-id", domain="testserver.local")
-        first = await client.post("/api/v1/auth/login", json={"email": "fix@example.com", "password": PASSWORD})
+        first = await client.post(
+            "/api/v1/auth/login", json={"email": "fix@example.com", "password": PASSWORD}
+        )
         assert first.status_code == 200
         header = first.headers["set-cookie"]
         assert "HttpOnly" in header and "SameSite=lax" in header and "Secure" not in header
         first_token = client.cookies.get(SESSION_COOKIE)
         assert first_token and first_token != "attacker-chosen-session-id"
-        second = await client.post("/api/v1/auth/login", json={"email": "fix@example.com", "password": PASSWORD})
+        second = await client.post(
+            "/api/v1/auth/login", json={"email": "fix@example.com", "password": PASSWORD}
+        )
         assert second.status_code == 200
         second_token = client.cookies.get(SESSION_COOKIE)
         assert second_token != first_token
@@ -84,7 +96,9 @@ async def test_secure_cookie_outside_local_dev(settings: object, backend: str) -
     factory = Factory(app)
     await factory.user(email="secure@example.com")
     async with factory.anonymous() as client:
-        r = await client.post("/api/v1/auth/login", json={"email": "secure@example.com", "password": PASSWORD})
+        r = await client.post(
+            "/api/v1/auth/login", json={"email": "secure@example.com", "password": PASSWORD}
+        )
         assert r.status_code == 200
         assert "Secure" in r.headers["set-cookie"]
     await app.state.engine.dispose()
@@ -106,24 +120,34 @@ async def test_login_throttled_per_account(factory: Factory) -> None:
     await factory.user(email="target@example.com")
     async with factory.anonymous() as client:
         for _ in range(5):
-            r = await client.post("/api/v1/auth/login", json={"email": "target@example.com", "password": "wrong"})
+            r = await client.post(
+                "/api/v1/auth/login", json={"email": "target@example.com", "password": "wrong"}
+            )
             assert r.status_code == 401
-        blocked = await client.post("/api/v1/auth/login", json={"email": "target@example.com", "password": PASSWORD})
+        blocked = await client.post(
+            "/api/v1/auth/login", json={"email": "target@example.com", "password": PASSWORD}
+        )
         assert blocked.status_code == 429
         assert "Retry-After" in blocked.headers
         # Another account from the same address still works: the per-address limit is higher.
         await factory.user(email="other@example.com")
-        ok = await client.post("/api/v1/auth/login", json={"email": "other@example.com", "password": PASSWORD})
+        ok = await client.post(
+            "/api/v1/auth/login", json={"email": "other@example.com", "password": PASSWORD}
+        )
         assert ok.status_code == 200
 
 
 async def test_login_throttled_per_address(factory: Factory) -> None:
     async with factory.anonymous() as client:
         for i in range(20):
-            r = await client.post("/api/v1/auth/login", json={"email": f"spray{i}@example.com", "password": "wrong"})
+            r = await client.post(
+                "/api/v1/auth/login", json={"email": f"spray{i}@example.com", "password": "wrong"}
+            )
             assert r.status_code == 401
         await factory.user(email="real@example.com")
-        blocked = await client.post("/api/v1/auth/login", json={"email": "real@example.com", "password": PASSWORD})
+        blocked = await client.post(
+            "/api/v1/auth/login", json={"email": "real@example.com", "password": PASSWORD}
+        )
         assert blocked.status_code == 429
 
 
@@ -132,17 +156,25 @@ async def test_password_change_ends_other_sessions_only(factory: Factory) -> Non
     other = await factory.client_for(user)
     mine = await factory.client_for(user)
     async with other, mine:
-        wrong = await mine.post("/api/v1/me/password", json={"current_password": "nope", "new_password": "another long one"})
+        wrong = await mine.post(
+            "/api/v1/me/password", json={"current_password": "nope", "new_password": "another long one"}
+        )
         assert wrong.status_code == 400
-        r = await mine.post("/api/v1/me/password", json={"current_password": PASSWORD, "new_password": "another long one"})
+        r = await mine.post(
+            "/api/v1/me/password", json={"current_password": PASSWORD, "new_password": "another long one"}
+        )
         assert r.status_code == 200
         assert r.json()["sessions_ended"] == 1
         assert (await mine.get("/api/v1/me")).status_code == 200
         assert (await other.get("/api/v1/me")).status_code == 401
     async with factory.anonymous() as client:
-        assert (await client.post("/api/v1/auth/login", json={"email": user.email, "password": PASSWORD})).status_code == 401
         assert (
-            await client.post("/api/v1/auth/login", json={"email": user.email, "password": "another long one"})
+            await client.post("/api/v1/auth/login", json={"email": user.email, "password": PASSWORD})
+        ).status_code == 401
+        assert (
+            await client.post(
+                "/api/v1/auth/login", json={"email": user.email, "password": "another long one"}
+            )
         ).status_code == 200
 
 

@@ -33,7 +33,9 @@ async def test_naive_datetimes_are_refused(factory: object) -> None:
 
     with pytest.raises(ValueError):
         UTCDateTime().process_bind_param(datetime(2026, 1, 1), None)  # type: ignore[arg-type]
-    shifted = UTCDateTime().process_bind_param(datetime(2026, 1, 1, 2, tzinfo=timezone(timedelta(hours=2))), _Dialect())
+    shifted = UTCDateTime().process_bind_param(
+        datetime(2026, 1, 1, 2, tzinfo=timezone(timedelta(hours=2))), _Dialect()
+    )
     assert shifted == datetime(2026, 1, 1, 0, tzinfo=UTC)
 
 

@@ -10,7 +10,9 @@ from tokenboard.models import AuditEvent, Invitation
 
 
 async def _invite(client: object, org_id: object, email: str, role: str = "member") -> object:
-    return await client.post(f"/api/v1/organizations/{org_id}/invitations", json={"email": email, "role": role})  # type: ignore[attr-defined]
+    return await client.post(
+        f"/api/v1/organizations/{org_id}/invitations", json={"email": email, "role": role}
+    )  # type: ignore[attr-defined]
 
 
 async def test_invite_and_accept_by_signing_up(app: object, factory: Factory) -> None:
@@ -23,14 +25,21 @@ async def test_invite_and_accept_by_signing_up(app: object, factory: Factory) ->
     token = link.split("token=")[1]
     # The email went out after the commit (written to the log without SMTP) and carries the same link.
     assert any(link in m.body and m.to == "new.person@example.com" for m in app.state.mailer.sent)  # type: ignore[attr-defined]
-    stored = await factory.run(lambda s: s.scalar(select(Invitation).where(Invitation.email == "new.person@example.com")))
+    stored = await factory.run(
+        lambda s: s.scalar(select(Invitation).where(Invitation.email == "new.person@example.com"))
+    )
     assert token not in stored.token_hash
     async with factory.anonymous() as browser:
         preview = await browser.get("/api/v1/invitations/preview", params={"token": token})
         assert preview.json()["organization_name"] == "Invite Co"
         signup = await browser.post(
             "/signup",
-            data={"email": "new.person@example.com", "name": "New Person", "password": "a long password", "invitation": token},
+            data={
+                "email": "new.person@example.com",
+                "name": "New Person",
+                "password": "a long password",
+                "invitation": token,
+            },
         )
         assert signup.status_code == 303
         assert signup.headers["location"].startswith(f"/organizations/{setup.id}/overview")
@@ -46,12 +55,16 @@ async def test_reused_expired_revoked_wrong_email_and_unknown_tokens_are_refused
     setup = await factory.org_with_roles("Invite Co")
     invited = await factory.user(email="invited@example.com")
     stranger = await factory.user(email="stranger@example.com")
-    _, expired = await factory.invitation(setup.organization, "invited@example.com", expires_in=timedelta(seconds=-1))
+    _, expired = await factory.invitation(
+        setup.organization, "invited@example.com", expires_in=timedelta(seconds=-1)
+    )
     async with await factory.client_for(stranger) as wrong:
         _, for_invited = await factory.invitation(setup.organization, "invited@example.com")
         r = await wrong.post("/api/v1/invitations/accept", json={"token": for_invited})
         assert r.status_code == 403 and "different email" in r.json()["error"]["message"]
-        assert (await wrong.post("/api/v1/invitations/accept", json={"token": "tbi_unknown"})).status_code == 404
+        assert (
+            await wrong.post("/api/v1/invitations/accept", json={"token": "tbi_unknown"})
+        ).status_code == 404
     async with await factory.client_for(invited) as client:
         r = await client.post("/api/v1/invitations/accept", json={"token": expired})
         assert r.status_code == 410 and "expired" in r.json()["error"]["message"]
@@ -63,8 +76,12 @@ async def test_reused_expired_revoked_wrong_email_and_unknown_tokens_are_refused
     async with await factory.client_for(setup.users[Role.owner]) as owner:
         sent = await _invite(owner, setup.id, "revoked@example.com")
         token = sent.json()["link"].split("token=")[1]
-        assert (await owner.delete(f"/api/v1/organizations/{setup.id}/invitations/{sent.json()['id']}")).status_code == 204
-        assert (await owner.delete(f"/api/v1/organizations/{setup.id}/invitations/{sent.json()['id']}")).status_code == 410
+        assert (
+            await owner.delete(f"/api/v1/organizations/{setup.id}/invitations/{sent.json()['id']}")
+        ).status_code == 204
+        assert (
+            await owner.delete(f"/api/v1/organizations/{setup.id}/invitations/{sent.json()['id']}")
+        ).status_code == 410
     async with await factory.client_for(revoked_user) as client:
         r = await client.post("/api/v1/invitations/accept", json={"token": token})
         assert r.status_code == 410 and "revoked" in r.json()["error"]["message"]
@@ -118,9 +135,15 @@ async def test_seats_limit_who_can_join(factory: Factory) -> None:
         b = await _invite(client, org.id, "late@example.com")
         assert a.status_code == b.status_code == 201
     async with await factory.client_for(joiner) as client:
-        assert (await client.post("/api/v1/invitations/accept", json={"token": a.json()["link"].split("token=")[1]})).status_code == 200
+        assert (
+            await client.post(
+                "/api/v1/invitations/accept", json={"token": a.json()["link"].split("token=")[1]}
+            )
+        ).status_code == 200
     async with await factory.client_for(late) as client:
-        full = await client.post("/api/v1/invitations/accept", json={"token": b.json()["link"].split("token=")[1]})
+        full = await client.post(
+            "/api/v1/invitations/accept", json={"token": b.json()["link"].split("token=")[1]}
+        )
         assert full.status_code == 409
         assert "All 2 seats of Tiny are in use (2 of 2)" in full.json()["error"]["message"]
     async with await factory.client_for(owner) as client:

@@ -26,14 +26,20 @@ async def test_change_role_is_audited_with_before_and_after(factory: Factory) ->
     async with await factory.client_for(setup.users[Role.admin]) as admin:
         r = await admin.patch(f"/api/v1/organizations/{setup.id}/members/{target.id}", json={"role": "admin"})
         assert r.status_code == 200 and r.json()["role"] == "admin"
-        up = await admin.patch(f"/api/v1/organizations/{setup.id}/members/{target.id}", json={"role": "owner"})
+        up = await admin.patch(
+            f"/api/v1/organizations/{setup.id}/members/{target.id}", json={"role": "owner"}
+        )
         assert up.status_code == 403
         owner_id = setup.memberships[Role.owner].id
-        demote_owner = await admin.patch(f"/api/v1/organizations/{setup.id}/members/{owner_id}", json={"role": "member"})
+        demote_owner = await admin.patch(
+            f"/api/v1/organizations/{setup.id}/members/{owner_id}", json={"role": "member"}
+        )
         assert demote_owner.status_code == 403
     event = await factory.run(
         lambda s: s.scalar(
-            select(AuditEvent).where(AuditEvent.organization_id == setup.id, AuditEvent.action == "member.role_changed")
+            select(AuditEvent).where(
+                AuditEvent.organization_id == setup.id, AuditEvent.action == "member.role_changed"
+            )
         )
     )
     assert event.before == {"role": "member"} and event.after == {"role": "admin"}
@@ -46,7 +52,9 @@ async def test_members_cannot_raise_their_own_role(factory: Factory) -> None:
     for role in (Role.member, Role.billing_manager):
         own = setup.memberships[role]
         async with await factory.client_for(setup.users[role]) as client:
-            r = await client.patch(f"/api/v1/organizations/{setup.id}/members/{own.id}", json={"role": "owner"})
+            r = await client.patch(
+                f"/api/v1/organizations/{setup.id}/members/{own.id}", json={"role": "owner"}
+            )
             assert r.status_code == 403
 
 
@@ -54,7 +62,9 @@ async def test_the_last_owner_cannot_leave_or_be_demoted(factory: Factory) -> No
     setup = await factory.org_with_roles("Owner Co")
     owner = setup.memberships[Role.owner]
     async with await factory.client_for(setup.users[Role.owner]) as client:
-        demote = await client.patch(f"/api/v1/organizations/{setup.id}/members/{owner.id}", json={"role": "admin"})
+        demote = await client.patch(
+            f"/api/v1/organizations/{setup.id}/members/{owner.id}", json={"role": "admin"}
+        )
         assert demote.status_code == 409 and "last owner" in demote.json()["error"]["message"]
         leave = await client.delete(f"/api/v1/organizations/{setup.id}/members/{owner.id}")
         assert leave.status_code == 409
@@ -64,7 +74,9 @@ async def test_concurrent_demotions_always_leave_one_owner(factory: Factory) -> 
     setup = await factory.org_with_roles("Race Co")
     second = setup.memberships[Role.admin]
     async with await factory.client_for(setup.users[Role.owner]) as client:
-        r = await client.patch(f"/api/v1/organizations/{setup.id}/members/{second.id}", json={"role": "owner"})
+        r = await client.patch(
+            f"/api/v1/organizations/{setup.id}/members/{second.id}", json={"role": "owner"}
+        )
         assert r.status_code == 200
     owners = [setup.users[Role.owner], setup.users[Role.admin]]
     memberships = [setup.memberships[Role.owner], setup.memberships[Role.admin]]
@@ -129,6 +141,8 @@ async def test_team_assignment(factory: Factory) -> None:
         assert r.status_code == 200 and r.json()["team_name"] == "Platform"
         teams = (await admin.get(f"/api/v1/organizations/{setup.id}/teams")).json()
         assert teams[0]["member_count"] == 1
-        assert (await admin.delete(f"/api/v1/organizations/{setup.id}/teams/{setup.team.id}")).status_code == 204
+        assert (
+            await admin.delete(f"/api/v1/organizations/{setup.id}/teams/{setup.team.id}")
+        ).status_code == 204
         member = (await admin.get(f"/api/v1/organizations/{setup.id}/members/{target.id}")).json()
         assert member["team_id"] is None

@@ -59,7 +59,8 @@ async def test_activity_feed_pages_newest_first(factory: Factory) -> None:
         assert [e["target_label"] for e in first["items"]] == [f"ws-{i}" for i in range(6, 1, -1)]
         second = (
             await admin.get(
-                f"/api/v1/organizations/{setup.id}/activity", params={"limit": 5, "cursor": first["next_cursor"]}
+                f"/api/v1/organizations/{setup.id}/activity",
+                params={"limit": 5, "cursor": first["next_cursor"]},
             )
         ).json()
         assert [e["target_label"] for e in second["items"]][:2] == ["ws-1", "ws-0"]
@@ -75,22 +76,36 @@ async def test_settings_toggles_are_saved_and_audited(factory: Factory) -> None:
             json={"opt_out_training_providers": False, "usage_analytics_enabled": False},
         )
         assert r.status_code == 200
-        assert r.json() == {"name": "Policy Co", "opt_out_training_providers": False, "usage_analytics_enabled": False}
+        assert r.json() == {
+            "name": "Policy Co",
+            "opt_out_training_providers": False,
+            "usage_analytics_enabled": False,
+        }
         form = await admin.post(
-            f"/organizations/{setup.id}/settings", data={"name": "Policy Co 2", "opt_out_training_providers": "true"}
+            f"/organizations/{setup.id}/settings",
+            data={"name": "Policy Co 2", "opt_out_training_providers": "true"},
         )
         assert form.status_code == 303
         now = (await admin.get(f"/api/v1/organizations/{setup.id}/settings")).json()
-        assert now == {"name": "Policy Co 2", "opt_out_training_providers": True, "usage_analytics_enabled": False}
+        assert now == {
+            "name": "Policy Co 2",
+            "opt_out_training_providers": True,
+            "usage_analytics_enabled": False,
+        }
     events = await factory.run(
         lambda s: s.scalars(
             select(AuditEvent)
-            .where(AuditEvent.organization_id == setup.id, AuditEvent.action == "organization.settings_changed")
+            .where(
+                AuditEvent.organization_id == setup.id, AuditEvent.action == "organization.settings_changed"
+            )
             .order_by(AuditEvent.created_at)
         )
     )
     events = list(events)
-    assert events[0].before == {"opt_out_training_providers": True, "usage_analytics_enabled": False} or events[0].before
+    assert (
+        events[0].before == {"opt_out_training_providers": True, "usage_analytics_enabled": False}
+        or events[0].before
+    )
     assert events[-1].after == {"name": "Policy Co 2", "opt_out_training_providers": True}
 
 
@@ -98,11 +113,15 @@ async def test_sign_in_is_recorded_in_each_org_audit_log(factory: Factory) -> No
     setup = await factory.org_with_roles("Audit Co")
     user = setup.users[Role.member]
     async with factory.anonymous() as client:
-        r = await client.post("/api/v1/auth/login", json={"email": user.email, "password": "correct horse battery"})
+        r = await client.post(
+            "/api/v1/auth/login", json={"email": user.email, "password": "correct horse battery"}
+        )
         assert r.status_code == 200
     event = await factory.run(
         lambda s: s.scalar(
-            select(AuditEvent).where(AuditEvent.organization_id == setup.id, AuditEvent.action == "user.signed_in")
+            select(AuditEvent).where(
+                AuditEvent.organization_id == setup.id, AuditEvent.action == "user.signed_in"
+            )
         )
     )
     assert event is not None and event.actor_label == user.email and event.user_agent
@@ -116,7 +135,9 @@ async def test_announcements_are_published_by_operators_and_shown_newest_first(f
         assert refused.status_code == 403
     async with await factory.client_for(operator) as op:
         for title in ("First", "Second"):
-            assert (await op.post("/api/v1/announcements", json={"title": title, "kind": "release"})).status_code == 201
+            assert (
+                await op.post("/api/v1/announcements", json={"title": title, "kind": "release"})
+            ).status_code == 201
     async with await factory.client_for(setup.users[Role.member]) as member:
         view = (await member.get(f"/api/v1/organizations/{setup.id}/overview")).json()
         assert [a["title"] for a in view["announcements"]] == ["Second", "First"]

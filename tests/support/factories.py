@@ -7,11 +7,10 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from http.cookies import SimpleCookie
 from typing import Any, TypeVar
 
 from fastapi import FastAPI
-from http.cookies import SimpleCookie
-
 from httpx import ASGITransport, AsyncClient, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -106,7 +105,11 @@ class Factory:
         return await self.run(lambda s: self._add(s, workspace))
 
     async def invitation(
-        self, org: Organization, email: str, role: Role = Role.member, expires_in: timedelta = timedelta(days=7)
+        self,
+        org: Organization,
+        email: str,
+        role: Role = Role.member,
+        expires_in: timedelta = timedelta(days=7),
     ) -> tuple[Invitation, str]:
         token = new_token(INVITATION_PREFIX)
         invitation = Invitation(
@@ -139,7 +142,9 @@ class Factory:
         return new.token
 
     async def personal_token(self, user: User) -> str:
-        new = await self.run(lambda s: accounts.create_token(s, user, name="test", expires_in_days=None, client=TEST_CLIENT))
+        new = await self.run(
+            lambda s: accounts.create_token(s, user, name="test", expires_in_days=None, client=TEST_CLIENT)
+        )
         return new.token
 
     def anonymous(self, *, csrf: bool = True) -> AsyncClient:
@@ -152,7 +157,9 @@ class Factory:
                 request.headers["X-CSRF-Token"] = sign(secret, "csrf:" + cookies[CSRF_COOKIE].value)
 
         hooks = {"request": [add_csrf_header]} if csrf else {}
-        client = AsyncClient(transport=ASGITransport(app=self.app), base_url="http://testserver", event_hooks=hooks)
+        client = AsyncClient(
+            transport=ASGITransport(app=self.app), base_url="http://testserver", event_hooks=hooks
+        )
         client.cookies.set(CSRF_COOKIE, CSRF_VALUE, domain=COOKIE_DOMAIN)
         return client
 

@@ -50,7 +50,13 @@ def live_server(backend: str, tmp_dir: Path, *, seed_demo: bool = True) -> Itera
     }
     log_path = tmp_dir / f"server-{backend}-{port}.log"
     if seed_demo:
-        subprocess.run([sys.executable, "-m", "tokenboard", "demo"], env=env, cwd=tmp_dir, check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "tokenboard", "demo"],
+            env=env,
+            cwd=tmp_dir,
+            check=True,
+            capture_output=True,
+        )
     with log_path.open("w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "tokenboard", "serve", "--no-migrate"],

@@ -54,7 +54,9 @@ def all_routes(app: FastAPI) -> list[RouteCase]:
     return cases
 
 
-def ids_of(setup: OrgSetup, token_id: uuid.UUID | None = None, target_member: uuid.UUID | None = None) -> dict[str, str]:
+def ids_of(
+    setup: OrgSetup, token_id: uuid.UUID | None = None, target_member: uuid.UUID | None = None
+) -> dict[str, str]:
     """Values for every path parameter, taken from one organization."""
     values = {
         "org_id": str(setup.id),
@@ -79,13 +81,20 @@ API_BODIES: dict[str, dict[str, object]] = {
     "PATCH /api/v1/organizations/{org_id}/settings": {"name": "Renamed", "usage_analytics_enabled": False},
     "PUT /api/v1/organizations/{org_id}/seats": {"seat_limit": 30},
     "PATCH /api/v1/organizations/{org_id}/members/{member_id}": {"role": "billing_manager"},
-    "POST /api/v1/organizations/{org_id}/invitations": {"email": "fresh-invitee@example.com", "role": "member"},
+    "POST /api/v1/organizations/{org_id}/invitations": {
+        "email": "fresh-invitee@example.com",
+        "role": "member",
+    },
     "POST /api/v1/organizations/{org_id}/teams": {"name": "New team"},
     "PATCH /api/v1/organizations/{org_id}/teams/{team_id}": {"name": "Renamed team"},
     "POST /api/v1/organizations/{org_id}/workspaces": {"name": "new-workspace"},
     "PATCH /api/v1/organizations/{org_id}/workspaces/{workspace_id}": {"name": "renamed-workspace"},
     "POST /api/v1/announcements": {"title": "Hello", "kind": "notice"},
-    "POST /api/v1/auth/signup": {"email": "someone-new@example.com", "name": "N", "password": "a long password"},
+    "POST /api/v1/auth/signup": {
+        "email": "someone-new@example.com",
+        "name": "N",
+        "password": "a long password",
+    },
     "POST /api/v1/auth/login": {"email": "nobody@example.com", "password": "whatever pw"},
     "PATCH /api/v1/me": {"name": "Me"},
     "POST /api/v1/me/password": {"current_password": "x", "new_password": "another long one"},

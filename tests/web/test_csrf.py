@@ -13,8 +13,10 @@ UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
 async def test_every_unsafe_route_needs_a_csrf_token(app: object, factory: Factory) -> None:
     setup = await factory.org_with_roles("Csrf Co")
-    values = ids_of(setup) | {"token_id": "00000000-0000-7000-8000-000000000000",
-                              "announcement_id": "00000000-0000-7000-8000-000000000000"}
+    values = ids_of(setup) | {
+        "token_id": "00000000-0000-7000-8000-000000000000",
+        "announcement_id": "00000000-0000-7000-8000-000000000000",
+    }
     unsafe = [r for r in all_routes(app) if r.method in UNSAFE]  # type: ignore[arg-type]
     assert len(unsafe) >= 35
     for forged in (None, "not-the-token"):
@@ -40,7 +42,9 @@ async def test_forms_carry_a_working_token(factory: Factory) -> None:
         page = await client.get(f"/organizations/{setup.id}/teams", headers={"accept": "text/html"})
         token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
         assert token
-        created = await client.post(f"/organizations/{setup.id}/teams", data={"name": "Via form", "csrf_token": token.group(1)})
+        created = await client.post(
+            f"/organizations/{setup.id}/teams", data={"name": "Via form", "csrf_token": token.group(1)}
+        )
         assert created.status_code == 303
         listed = await client.get(f"/api/v1/organizations/{setup.id}/teams")
         assert "Via form" in listed.text
@@ -57,7 +61,9 @@ async def test_the_csrf_secret_rotates_at_login(factory: Factory) -> None:
     user = await factory.user()
     async with factory.anonymous() as client:
         before = client.cookies.get("tb_csrf")
-        r = await client.post("/api/v1/auth/login", json={"email": user.email, "password": "correct horse battery"})
+        r = await client.post(
+            "/api/v1/auth/login", json={"email": user.email, "password": "correct horse battery"}
+        )
         assert r.status_code == 200
         cookies = [c for c in client.cookies.jar if c.name == "tb_csrf"]
         assert any(c.value != before for c in cookies)

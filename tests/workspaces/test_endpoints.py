@@ -27,18 +27,31 @@ async def test_workspace_lifecycle(factory: Factory) -> None:
         assert [w["name"] for w in suspended] == ["billing-service"]
     actions = await factory.run(
         lambda s: s.scalars(
-            select(AuditEvent.action).where(AuditEvent.organization_id == setup.id, AuditEvent.target_type == "workspace")
+            select(AuditEvent.action).where(
+                AuditEvent.organization_id == setup.id, AuditEvent.target_type == "workspace"
+            )
         )
     )
-    assert {"workspace.created", "workspace.renamed", "workspace.suspended", "workspace.resumed",
-            "workspace.archived"} <= set(actions)
+    assert {
+        "workspace.created",
+        "workspace.renamed",
+        "workspace.suspended",
+        "workspace.resumed",
+        "workspace.archived",
+    } <= set(actions)
 
 
 async def test_workspace_and_team_pages_render(factory: Factory) -> None:
     setup = await factory.org_with_roles("Pages Co")
     async with await factory.client_for(setup.users[Role.member]) as member:
         html = {"accept": "text/html"}
-        for path in ("workspaces", f"workspaces/{setup.workspace.id}", "teams", f"teams/{setup.team.id}", "members"):
+        for path in (
+            "workspaces",
+            f"workspaces/{setup.workspace.id}",
+            "teams",
+            f"teams/{setup.team.id}",
+            "members",
+        ):
             page = await member.get(f"/organizations/{setup.id}/{path}", headers=html)
             assert page.status_code == 200, path
             assert "Create workspace" not in page.text and "Create team" not in page.text
@@ -47,7 +60,9 @@ async def test_workspace_and_team_pages_render(factory: Factory) -> None:
         assert "Create workspace" in page.text
         r = await admin.post(f"/organizations/{setup.id}/workspaces/{setup.workspace.id}/suspend")
         assert r.status_code == 303
-        detail = await admin.get(f"/organizations/{setup.id}/workspaces/{setup.workspace.id}", headers={"accept": "text/html"})
+        detail = await admin.get(
+            f"/organizations/{setup.id}/workspaces/{setup.workspace.id}", headers={"accept": "text/html"}
+        )
         assert "Resume" in detail.text
 
 

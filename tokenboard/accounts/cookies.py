@@ -23,7 +23,9 @@ def start_browser_session(request: Request, response: Response, token: str, sett
 
 
 def end_browser_session(request: Request, response: Response, settings: Settings) -> None:
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, secure=settings.secure_cookies, samesite="lax")
+    response.delete_cookie(
+        SESSION_COOKIE, path="/", httponly=True, secure=settings.secure_cookies, samesite="lax"
+    )
     rotate_csrf(request)
 
 

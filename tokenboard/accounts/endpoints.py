@@ -19,9 +19,16 @@ router = make_router(prefix="/api/v1", tags=["accounts"])
 
 @router.post("/auth/signup", response_model=schemas.User, status_code=status.HTTP_201_CREATED)
 async def signup(
-    body: schemas.SignupCreate, request: Request, response: Response, db: DB, settings: AppSettings, client: Client
+    body: schemas.SignupCreate,
+    request: Request,
+    response: Response,
+    db: DB,
+    settings: AppSettings,
+    client: Client,
 ) -> object:
-    user = await accounts.create_user(db, email=body.email, name=body.name, password=body.password, client=client)
+    user = await accounts.create_user(
+        db, email=body.email, name=body.name, password=body.password, client=client
+    )
     new = await accounts.start_session(db, user, client=client, settings=settings)
     start_browser_session(request, response, new.token, settings)
     return user
@@ -49,7 +56,12 @@ async def login(
 
 @router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
 async def logout(
-    request: Request, response: Response, db: DB, settings: AppSettings, client: Client, principal: OptionalPrincipal
+    request: Request,
+    response: Response,
+    db: DB,
+    settings: AppSettings,
+    client: Client,
+    principal: OptionalPrincipal,
 ) -> None:
     if principal is not None and principal.session is not None:
         await accounts.end_session(db, principal.user, principal.session, client)
@@ -66,7 +78,9 @@ async def me(principal: CurrentPrincipal, db: DB) -> object:
 
 
 @router.patch("/me", response_model=schemas.User)
-async def update_profile(body: schemas.ProfileUpdate, principal: CurrentPrincipal, db: DB, client: Client) -> object:
+async def update_profile(
+    body: schemas.ProfileUpdate, principal: CurrentPrincipal, db: DB, client: Client
+) -> object:
     return await accounts.update_profile(db, principal.user, name=body.name, email=body.email, client=client)
 
 
@@ -91,11 +105,15 @@ async def list_tokens(principal: CurrentPrincipal, db: DB) -> object:
 
 
 @router.post("/me/tokens", response_model=schemas.TokenCreated, status_code=status.HTTP_201_CREATED)
-async def create_token(body: schemas.TokenCreate, principal: CurrentPrincipal, db: DB, client: Client) -> object:
+async def create_token(
+    body: schemas.TokenCreate, principal: CurrentPrincipal, db: DB, client: Client
+) -> object:
     new = await accounts.create_token(
         db, principal.user, name=body.name, expires_in_days=body.expires_in_days, client=client
     )
-    return schemas.TokenCreated.model_validate({**schemas.Token.model_validate(new.record).model_dump(), "token": new.token})
+    return schemas.TokenCreated.model_validate(
+        {**schemas.Token.model_validate(new.record).model_dump(), "token": new.token}
+    )
 
 
 @router.delete("/me/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -141,7 +141,9 @@ class AccountService:
         await session.flush()
         return NewSession(record=record, token=token)
 
-    async def end_session(self, session: AsyncSession, user: User, record: UserSession, client: ClientInfo) -> None:
+    async def end_session(
+        self, session: AsyncSession, user: User, record: UserSession, client: ClientInfo
+    ) -> None:
         await repository.delete_session(session, record.id)
         self._account_event(session, user, "user.logged_out", client)
 
@@ -161,7 +163,9 @@ class AccountService:
             user.last_active_at = now
         return user, record
 
-    async def resolve_token(self, session: AsyncSession, token: str) -> tuple[User, PersonalAccessToken] | None:
+    async def resolve_token(
+        self, session: AsyncSession, token: str
+    ) -> tuple[User, PersonalAccessToken] | None:
         record = await repository.get_token_by_hash(session, hash_token(token))
         now = utcnow()
         if record is None or record.revoked_at is not None:
@@ -191,7 +195,9 @@ class AccountService:
             user.email = email
         after = {"name": user.name, "email": user.email}
         if after != before:
-            self._account_event(session, user, "user.profile_updated", client, {"before": before, "after": after})
+            self._account_event(
+                session, user, "user.profile_updated", client, {"before": before, "after": after}
+            )
             await self._audit_in_each_org(session, user, "user.profile_updated", client, before, after)
         await session.flush()
         return user
@@ -232,7 +238,9 @@ class AccountService:
         )
         session.add(record)
         await session.flush()
-        self._account_event(session, user, "token.created", client, {"token_id": str(record.id), "name": name})
+        self._account_event(
+            session, user, "token.created", client, {"token_id": str(record.id), "name": name}
+        )
         return NewToken(record=record, token=token)
 
     async def list_tokens(self, session: AsyncSession, user: User) -> list[PersonalAccessToken]:
@@ -253,7 +261,12 @@ class AccountService:
         return await repository.list_account_events(session, user.id, limit)
 
     def _account_event(
-        self, session: AsyncSession, user: User, action: str, client: ClientInfo, data: dict[str, Any] | None = None
+        self,
+        session: AsyncSession,
+        user: User,
+        action: str,
+        client: ClientInfo,
+        data: dict[str, Any] | None = None,
     ) -> None:
         session.add(
             AccountEvent(

@@ -24,7 +24,9 @@ async def list_announcements(
 
 
 @router.post("/announcements", response_model=schemas.Announcement, status_code=status.HTTP_201_CREATED)
-async def publish_announcement(body: schemas.AnnouncementCreate, principal: OperatorPrincipal, db: DB) -> object:
+async def publish_announcement(
+    body: schemas.AnnouncementCreate, principal: OperatorPrincipal, db: DB
+) -> object:
     return await announcements.publish(
         db, kind=body.kind, title=body.title, body=body.body, created_by=principal.user.id
     )

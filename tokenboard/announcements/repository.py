@@ -11,7 +11,9 @@ from tokenboard.models import Announcement
 
 
 async def list_latest(session: AsyncSession, limit: int) -> list[Announcement]:
-    stmt = select(Announcement).order_by(Announcement.published_at.desc(), Announcement.id.desc()).limit(limit)
+    stmt = (
+        select(Announcement).order_by(Announcement.published_at.desc(), Announcement.id.desc()).limit(limit)
+    )
     return list((await session.execute(stmt)).scalars())
 
 

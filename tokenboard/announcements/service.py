@@ -31,7 +31,9 @@ class AnnouncementService:
     ) -> Announcement:
         if not title.strip():
             raise BadRequest("An announcement needs a title.")
-        item = Announcement(kind=kind.value, title=title.strip(), body=body.strip(), created_by_user_id=created_by)
+        item = Announcement(
+            kind=kind.value, title=title.strip(), body=body.strip(), created_by_user_id=created_by
+        )
         session.add(item)
         await session.flush()
         return item

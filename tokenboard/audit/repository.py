@@ -29,5 +29,7 @@ async def list_events(
     return list((await session.execute(stmt)).scalars())
 
 
-async def get_event(session: AsyncSession, organization_id: uuid.UUID, event_id: uuid.UUID) -> AuditEvent | None:
+async def get_event(
+    session: AsyncSession, organization_id: uuid.UUID, event_id: uuid.UUID
+) -> AuditEvent | None:
     return await session.get(AuditEvent, (organization_id, event_id))

@@ -43,7 +43,9 @@ class CSRFFailed(TokenboardError):
     status_code = 403
     type = "csrf_failed"
 
-    def __init__(self, message: str = "The form expired or did not come from this site. Reload and try again.") -> None:
+    def __init__(
+        self, message: str = "The form expired or did not come from this site. Reload and try again."
+    ) -> None:
         super().__init__(message)
 
 

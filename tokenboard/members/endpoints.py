@@ -79,16 +79,22 @@ async def list_invitations(ctx: Inviter, db: DB) -> object:
 
 
 @router.post(
-    "/organizations/{org_id}/invitations", response_model=schemas.InvitationSent, status_code=status.HTTP_201_CREATED
+    "/organizations/{org_id}/invitations",
+    response_model=schemas.InvitationSent,
+    status_code=status.HTTP_201_CREATED,
 )
 async def create_invitation(
     body: schemas.InvitationCreate, ctx: Inviter, db: DB, settings: AppSettings, mailer: AppMailer
 ) -> object:
-    new = await invitations.create(db, ctx, email=body.email, role=body.role.value, settings=settings, mailer=mailer)
+    new = await invitations.create(
+        db, ctx, email=body.email, role=body.role.value, settings=settings, mailer=mailer
+    )
     return sent_schema(new)
 
 
-@router.post("/organizations/{org_id}/invitations/{invitation_id}/resend", response_model=schemas.InvitationSent)
+@router.post(
+    "/organizations/{org_id}/invitations/{invitation_id}/resend", response_model=schemas.InvitationSent
+)
 async def resend_invitation(
     invitation_id: uuid.UUID, ctx: Inviter, db: DB, settings: AppSettings, mailer: AppMailer
 ) -> object:
@@ -115,6 +121,10 @@ async def preview_invitation(db: DB, token: Annotated[str, Query(min_length=1, m
 
 
 @router.post("/invitations/accept", response_model=schemas.Joined)
-async def accept_invitation(body: schemas.InvitationAccept, principal: CurrentPrincipal, db: DB, client: Client) -> object:
+async def accept_invitation(
+    body: schemas.InvitationAccept, principal: CurrentPrincipal, db: DB, client: Client
+) -> object:
     membership = await invitations.accept(db, body.token, principal.user, Actor.of(principal.user, client))
-    return schemas.Joined(organization_id=membership.organization_id, member_id=membership.id, role=membership.role)  # type: ignore[arg-type]
+    return schemas.Joined(
+        organization_id=membership.organization_id, member_id=membership.id, role=membership.role
+    )  # type: ignore[arg-type]

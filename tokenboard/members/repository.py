@@ -18,7 +18,9 @@ async def list_members(
     stmt = (
         scoped(select(Membership, User, Team), Membership, org_id)
         .join(User, User.id == Membership.user_id)
-        .outerjoin(Team, (Team.organization_id == Membership.organization_id) & (Team.id == Membership.team_id))
+        .outerjoin(
+            Team, (Team.organization_id == Membership.organization_id) & (Team.id == Membership.team_id)
+        )
         .order_by(User.name, User.email)
     )
     return [(m, u, t) for m, u, t in await session.execute(stmt)]
@@ -36,7 +38,9 @@ async def get_member(
     return (row[0], row[1]) if row else None
 
 
-async def get_member_by_user(session: AsyncSession, org_id: uuid.UUID, user_id: uuid.UUID) -> Membership | None:
+async def get_member_by_user(
+    session: AsyncSession, org_id: uuid.UUID, user_id: uuid.UUID
+) -> Membership | None:
     stmt = scoped(select(Membership), Membership, org_id).where(Membership.user_id == user_id)
     return (await session.execute(stmt)).scalar_one_or_none()
 
@@ -51,7 +55,9 @@ async def get_member_by_email(session: AsyncSession, org_id: uuid.UUID, email: s
 
 
 async def count_role(session: AsyncSession, org_id: uuid.UUID, role: str) -> int:
-    stmt = scoped(select(func.count()).select_from(Membership), Membership, org_id).where(Membership.role == role)
+    stmt = scoped(select(func.count()).select_from(Membership), Membership, org_id).where(
+        Membership.role == role
+    )
     return int(await session.scalar(stmt) or 0)
 
 
@@ -64,7 +70,9 @@ async def clear_team(session: AsyncSession, org_id: uuid.UUID, team_id: uuid.UUI
     )
 
 
-async def list_pending_invitations(session: AsyncSession, org_id: uuid.UUID, now: datetime) -> list[Invitation]:
+async def list_pending_invitations(
+    session: AsyncSession, org_id: uuid.UUID, now: datetime
+) -> list[Invitation]:
     stmt = (
         scoped(select(Invitation), Invitation, org_id)
         .where(Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None))
@@ -73,7 +81,9 @@ async def list_pending_invitations(session: AsyncSession, org_id: uuid.UUID, now
     return list((await session.execute(stmt)).scalars())
 
 
-async def get_invitation(session: AsyncSession, org_id: uuid.UUID, invitation_id: uuid.UUID) -> Invitation | None:
+async def get_invitation(
+    session: AsyncSession, org_id: uuid.UUID, invitation_id: uuid.UUID
+) -> Invitation | None:
     return await session.get(Invitation, (org_id, invitation_id))
 
 

@@ -26,7 +26,9 @@ class Member(Schema):
 
 class MemberUpdate(Schema):
     role: Role | None = None
-    team_id: uuid.UUID | None = Field(default=None, description="A team of this organization, or null for none.")
+    team_id: uuid.UUID | None = Field(
+        default=None, description="A team of this organization, or null for none."
+    )
 
 
 class InvitationCreate(Schema):

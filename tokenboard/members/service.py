@@ -69,7 +69,9 @@ class MemberService:
         rows = await repository.list_members(session, ctx.organization_id)
         return [MemberRow(m, u, t) for m, u, t in rows]
 
-    async def get(self, session: AsyncSession, ctx: OrgContext, member_id: uuid.UUID) -> tuple[Membership, User]:
+    async def get(
+        self, session: AsyncSession, ctx: OrgContext, member_id: uuid.UUID
+    ) -> tuple[Membership, User]:
         found = await repository.get_member(session, ctx.organization_id, member_id)
         if found is None:
             raise NotFound("No such member.")
@@ -90,7 +92,10 @@ class MemberService:
             raise PermissionDenied(f"As {ctx.role.label} you cannot grant the {role.label} role.")
         if not can_grant(ctx.role.value, old.value):
             raise PermissionDenied(f"As {ctx.role.label} you cannot change the role of an {old.label}.")
-        if old == Role.owner and await repository.count_role(session, ctx.organization_id, Role.owner.value) <= 1:
+        if (
+            old == Role.owner
+            and await repository.count_role(session, ctx.organization_id, Role.owner.value) <= 1
+        ):
             raise Conflict("This is the last owner. Make someone else an owner first.")
         membership.role = role.value
         audit.record(
@@ -141,7 +146,9 @@ class MemberService:
             if not ctx.can(Permission.members_manage):
                 raise PermissionDenied(f"Your role ({ctx.role.label}) does not allow removing members.")
             if not can_grant(ctx.role.value, membership.role):
-                raise PermissionDenied(f"As {ctx.role.label} you cannot remove an {Role(membership.role).label}.")
+                raise PermissionDenied(
+                    f"As {ctx.role.label} you cannot remove an {Role(membership.role).label}."
+                )
         if (
             membership.role == Role.owner.value
             and await repository.count_role(session, ctx.organization_id, Role.owner.value) <= 1
@@ -226,7 +233,9 @@ class InvitationService:
         """Send a fresh link with a new expiry; the previous link stops working."""
         invitation = await self._get_open(session, ctx, invitation_id, allow_expired=True)
         if not can_grant(ctx.role.value, invitation.role):
-            raise PermissionDenied(f"As {ctx.role.label} you cannot resend an invitation as {invitation.role}.")
+            raise PermissionDenied(
+                f"As {ctx.role.label} you cannot resend an invitation as {invitation.role}."
+            )
         token = new_token(INVITATION_PREFIX)
         invitation.token_hash = hash_token(token)
         invitation.expires_at = utcnow() + timedelta(days=settings.invitation_days)
@@ -282,7 +291,8 @@ class InvitationService:
         self.check_usable(invitation)
         if normalize_email(user.email) != invitation.email:
             raise PermissionDenied(
-                "This invitation was sent to a different email address. Log in with that address to accept it."
+                "This invitation was sent to a different email address. "
+                "Log in with that address to accept it."
             )
         org = await org_repository.get(session, org_id)
         assert org is not None

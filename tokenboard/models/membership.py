@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, ForeignKeyConstraint, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tokenboard.kit.db import Base, uuid7, utcnow
+from tokenboard.kit.db import Base, utcnow, uuid7
 
 
 class Membership(Base):

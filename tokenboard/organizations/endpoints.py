@@ -23,7 +23,8 @@ def overview_schema(view: Overview, ctx: OrgContext) -> schemas.Overview:
     activity = None
     if view.recent_activity is not None:
         activity = schemas.AuditEventPage(
-            items=[schemas.AuditEvent.model_validate(e) for e in view.recent_activity], next_cursor=view.activity_cursor
+            items=[schemas.AuditEvent.model_validate(e) for e in view.recent_activity],
+            next_cursor=view.activity_cursor,
         )
     return schemas.Overview(
         organization=schemas.OrganizationCard(
@@ -60,10 +61,18 @@ async def list_organizations(principal: CurrentPrincipal, db: DB) -> object:
 
 @router.post("/organizations", response_model=schemas.Organization, status_code=status.HTTP_201_CREATED)
 async def create_organization(
-    body: schemas.OrganizationCreate, principal: CurrentPrincipal, db: DB, settings: AppSettings, client: Client
+    body: schemas.OrganizationCreate,
+    principal: CurrentPrincipal,
+    db: DB,
+    settings: AppSettings,
+    client: Client,
 ) -> object:
     return await organizations.create(
-        db, name=body.name, owner=principal.user, actor=Actor.of(principal.user, client), seat_limit=settings.default_seats
+        db,
+        name=body.name,
+        owner=principal.user,
+        actor=Actor.of(principal.user, client),
+        seat_limit=settings.default_seats,
     )
 
 
@@ -73,7 +82,9 @@ async def get_organization(ctx: Annotated[OrgContext, Depends(require_org(Permis
 
 
 @router.get("/organizations/{org_id}/overview", response_model=schemas.Overview)
-async def get_overview(ctx: Annotated[OrgContext, Depends(require_org(Permission.org_view))], db: DB) -> object:
+async def get_overview(
+    ctx: Annotated[OrgContext, Depends(require_org(Permission.org_view))], db: DB
+) -> object:
     return overview_schema(await organizations.overview(db, ctx), ctx)
 
 
@@ -93,7 +104,9 @@ async def update_settings(
 
 @router.put("/organizations/{org_id}/seats", response_model=schemas.Organization)
 async def set_seats(
-    body: schemas.SeatsUpdate, ctx: Annotated[OrgContext, Depends(require_org(Permission.seats_manage))], db: DB
+    body: schemas.SeatsUpdate,
+    ctx: Annotated[OrgContext, Depends(require_org(Permission.seats_manage))],
+    db: DB,
 ) -> object:
     return await organizations.set_seat_limit(db, ctx, body.seat_limit)
 
@@ -106,4 +119,6 @@ async def list_activity(
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> object:
     events, next_cursor = await audit.list(db, ctx.organization_id, limit=limit, cursor=cursor)
-    return schemas.AuditEventPage(items=[schemas.AuditEvent.model_validate(e) for e in events], next_cursor=next_cursor)
+    return schemas.AuditEventPage(
+        items=[schemas.AuditEvent.model_validate(e) for e in events], next_cursor=next_cursor
+    )

@@ -154,7 +154,9 @@ class OrganizationService:
         await repository.lock(session, org.id)
         used = await repository.member_count(session, org.id)
         if seat_limit < used:
-            raise Conflict(f"{used} members already use seats; remove members before going below {used} seats.")
+            raise Conflict(
+                f"{used} members already use seats; remove members before going below {used} seats."
+            )
         if seat_limit != org.seat_limit:
             audit.record(
                 session,

@@ -23,10 +23,18 @@ Manager = Annotated[OrgContext, Depends(require_org(Permission.teams_manage))]
 @router.get("/organizations/{org_id}/teams", response_model=list[schemas.Team])
 async def list_teams(ctx: Viewer, db: DB) -> object:
     rows = await teams.list(db, ctx)
-    return [schemas.Team(**schemas.Team.model_validate(r.team).model_dump(exclude={"member_count"}), member_count=r.member_count) for r in rows]
+    return [
+        schemas.Team(
+            **schemas.Team.model_validate(r.team).model_dump(exclude={"member_count"}),
+            member_count=r.member_count,
+        )
+        for r in rows
+    ]
 
 
-@router.post("/organizations/{org_id}/teams", response_model=schemas.Team, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/organizations/{org_id}/teams", response_model=schemas.Team, status_code=status.HTTP_201_CREATED
+)
 async def create_team(body: schemas.TeamCreate, ctx: Manager, db: DB) -> object:
     return await teams.create(db, ctx, name=body.name, description=body.description)
 
@@ -35,7 +43,9 @@ async def create_team(body: schemas.TeamCreate, ctx: Manager, db: DB) -> object:
 async def get_team(team_id: uuid.UUID, ctx: Viewer, db: DB) -> object:
     team = await teams.get(db, ctx, team_id)
     count = len(await teams.members_of(db, ctx, team))
-    return schemas.Team(**schemas.Team.model_validate(team).model_dump(exclude={"member_count"}), member_count=count)
+    return schemas.Team(
+        **schemas.Team.model_validate(team).model_dump(exclude={"member_count"}), member_count=count
+    )
 
 
 @router.patch("/organizations/{org_id}/teams/{team_id}", response_model=schemas.Team)

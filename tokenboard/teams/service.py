@@ -35,7 +35,9 @@ class TeamService:
         rows = await members_repository.list_members(session, ctx.organization_id)
         return [user for membership, user, _ in rows if membership.team_id == team.id]
 
-    async def create(self, session: AsyncSession, ctx: OrgContext, *, name: str, description: str = "") -> Team:
+    async def create(
+        self, session: AsyncSession, ctx: OrgContext, *, name: str, description: str = ""
+    ) -> Team:
         name = self._clean_name(name)
         if await repository.get_by_name(session, ctx.organization_id, name) is not None:
             raise Conflict(f"A team named {name!r} already exists.")

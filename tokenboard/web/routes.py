@@ -52,7 +52,10 @@ async def home(principal: OptionalPrincipal, db: DB) -> RedirectResponse:
 
 @router.get("/login")
 async def login_page(
-    request: Request, db: DB, principal: OptionalPrincipal, next: Annotated[str | None, Query(max_length=500)] = None
+    request: Request,
+    db: DB,
+    principal: OptionalPrincipal,
+    next: Annotated[str | None, Query(max_length=500)] = None,
 ) -> Any:
     return await page(request, "login.html", db, None, title="Log in", next=safe_next(next, ""), email="")
 
@@ -75,8 +78,15 @@ async def login_submit(
         )
     except TokenboardError as exc:
         return await page(
-            request, "login.html", db, None, title="Log in", login_error=exc.message,
-            next=safe_next(next, ""), email=email, status_code=exc.status_code,
+            request,
+            "login.html",
+            db,
+            None,
+            title="Log in",
+            login_error=exc.message,
+            next=safe_next(next, ""),
+            email=email,
+            status_code=exc.status_code,
         )
     previous = principal.session.id if principal and principal.session else None
     new = await accounts.start_session(db, user, client=client, settings=settings, replaces=previous)
@@ -93,7 +103,14 @@ async def signup_page(
     email: Annotated[str | None, Query(max_length=320)] = None,
 ) -> Any:
     return await page(
-        request, "signup.html", db, None, title="Sign up", invitation=invitation or "", email=email or "", name=""
+        request,
+        "signup.html",
+        db,
+        None,
+        title="Sign up",
+        invitation=invitation or "",
+        email=email or "",
+        name="",
     )
 
 
@@ -116,8 +133,16 @@ async def signup_submit(
     except TokenboardError as exc:
         await db.rollback()
         return await page(
-            request, "signup.html", db, None, title="Sign up", signup_error=exc.message,
-            invitation=invitation, email=email, name=name, status_code=exc.status_code,
+            request,
+            "signup.html",
+            db,
+            None,
+            title="Sign up",
+            signup_error=exc.message,
+            invitation=invitation,
+            email=email,
+            name=name,
+            status_code=exc.status_code,
         )
     new = await accounts.start_session(db, user, client=client, settings=settings)
     target = f"/organizations/{joined.organization_id}/overview" if joined else "/organizations?welcome=1"
@@ -127,7 +152,9 @@ async def signup_submit(
 
 
 @router.post("/logout")
-async def logout(request: Request, db: DB, settings: AppSettings, client: Client, principal: OptionalPrincipal) -> Any:
+async def logout(
+    request: Request, db: DB, settings: AppSettings, client: Client, principal: OptionalPrincipal
+) -> Any:
     if principal is not None and principal.session is not None:
         await accounts.end_session(db, principal.user, principal.session, client)
     response = redirect("/login", notice="You are logged out.")
@@ -141,7 +168,11 @@ async def logout(request: Request, db: DB, settings: AppSettings, client: Client
 @router.get("/account")
 async def account_page(request: Request, db: DB, principal: CurrentPrincipal) -> Any:
     return await page(
-        request, "account.html", db, principal, title="Your account",
+        request,
+        "account.html",
+        db,
+        principal,
+        title="Your account",
         tokens=await accounts.list_tokens(db, principal.user),
         events=await accounts.list_events(db, principal.user, limit=15),
         new_token=None,
@@ -150,34 +181,52 @@ async def account_page(request: Request, db: DB, principal: CurrentPrincipal) ->
 
 @router.post("/account/profile")
 async def account_profile(
-    db: DB, principal: CurrentPrincipal, client: Client,
-    name: Annotated[str, Form(max_length=200)], email: Annotated[str, Form(max_length=320)],
+    db: DB,
+    principal: CurrentPrincipal,
+    client: Client,
+    name: Annotated[str, Form(max_length=200)],
+    email: Annotated[str, Form(max_length=320)],
 ) -> Any:
     return await form_action(
-        db, lambda: accounts.update_profile(db, principal.user, name=name, email=email, client=client),
-        success="/account", failure="/account", notice="Profile saved.",
+        db,
+        lambda: accounts.update_profile(db, principal.user, name=name, email=email, client=client),
+        success="/account",
+        failure="/account",
+        notice="Profile saved.",
     )
 
 
 @router.post("/account/password")
 async def account_password(
-    db: DB, principal: CurrentPrincipal, client: Client,
-    current_password: Annotated[str, Form(max_length=512)], new_password: Annotated[str, Form(max_length=512)],
+    db: DB,
+    principal: CurrentPrincipal,
+    client: Client,
+    current_password: Annotated[str, Form(max_length=512)],
+    new_password: Annotated[str, Form(max_length=512)],
 ) -> Any:
     keep = principal.session.id if principal.session else None
     return await form_action(
         db,
         lambda: accounts.change_password(
-            db, principal.user, current_password=current_password, new_password=new_password,
-            keep_session=keep, client=client,
+            db,
+            principal.user,
+            current_password=current_password,
+            new_password=new_password,
+            keep_session=keep,
+            client=client,
         ),
-        success="/account", failure="/account", notice="Password changed. Your other sessions were logged out.",
+        success="/account",
+        failure="/account",
+        notice="Password changed. Your other sessions were logged out.",
     )
 
 
 @router.post("/account/tokens")
 async def account_create_token(
-    request: Request, db: DB, principal: CurrentPrincipal, client: Client,
+    request: Request,
+    db: DB,
+    principal: CurrentPrincipal,
+    client: Client,
     name: Annotated[str, Form(max_length=100)],
 ) -> Any:
     try:
@@ -186,15 +235,22 @@ async def account_create_token(
         return redirect("/account", error=exc.message)
     # Rendered directly (not redirected) so the secret is never in a URL or a later page.
     return await page(
-        request, "account.html", db, principal, title="Your account",
+        request,
+        "account.html",
+        db,
+        principal,
+        title="Your account",
         tokens=await accounts.list_tokens(db, principal.user),
         events=await accounts.list_events(db, principal.user, limit=15),
-        new_token=new.token, status_code=201,
+        new_token=new.token,
+        status_code=201,
     )
 
 
 @router.post("/account/tokens/{token_id}/revoke")
-async def account_revoke_token(token_id: uuid.UUID, db: DB, principal: CurrentPrincipal, client: Client) -> Any:
+async def account_revoke_token(
+    token_id: uuid.UUID, db: DB, principal: CurrentPrincipal, client: Client
+) -> Any:
     await accounts.revoke_token(db, principal.user, token_id, client)
     return redirect("/account", notice="Token revoked.")
 
@@ -204,7 +260,10 @@ async def account_revoke_token(token_id: uuid.UUID, db: DB, principal: CurrentPr
 
 @router.get("/organizations")
 async def organizations_page(
-    request: Request, db: DB, principal: CurrentPrincipal, org: Annotated[str | None, Query(max_length=64)] = None
+    request: Request,
+    db: DB,
+    principal: CurrentPrincipal,
+    org: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Any:
     if org:  # the org switcher without JavaScript
         try:
@@ -216,12 +275,18 @@ async def organizations_page(
 
 @router.post("/organizations")
 async def organizations_create(
-    db: DB, principal: CurrentPrincipal, client: Client, settings: AppSettings,
+    db: DB,
+    principal: CurrentPrincipal,
+    client: Client,
+    settings: AppSettings,
     name: Annotated[str, Form(max_length=200)],
 ) -> Any:
     try:
         org = await organizations.create(
-            db, name=name, owner=principal.user, actor=Actor.of(principal.user, client),
+            db,
+            name=name,
+            owner=principal.user,
+            actor=Actor.of(principal.user, client),
             seat_limit=settings.default_seats,
         )
     except TokenboardError as exc:
@@ -237,22 +302,31 @@ async def organization_root(ctx: Annotated[OrgContext, org_page(Permission.org_v
 
 @router.get("/organizations/{org_id}/overview")
 async def overview_page(
-    request: Request, db: DB, principal: CurrentPrincipal, ctx: Annotated[OrgContext, org_page(Permission.org_view)]
+    request: Request,
+    db: DB,
+    principal: CurrentPrincipal,
+    ctx: Annotated[OrgContext, org_page(Permission.org_view)],
 ) -> Any:
     view = await organizations.overview(db, ctx)
-    return await page(request, "overview.html", db, principal, ctx=ctx, active="overview", title="Dashboard", view=view)
+    return await page(
+        request, "overview.html", db, principal, ctx=ctx, active="overview", title="Dashboard", view=view
+    )
 
 
 @router.get("/organizations/{org_id}/settings")
 async def settings_page(
-    request: Request, db: DB, principal: CurrentPrincipal, ctx: Annotated[OrgContext, org_page(Permission.org_manage)]
+    request: Request,
+    db: DB,
+    principal: CurrentPrincipal,
+    ctx: Annotated[OrgContext, org_page(Permission.org_manage)],
 ) -> Any:
     return await page(request, "settings.html", db, principal, ctx=ctx, active="settings", title="Settings")
 
 
 @router.post("/organizations/{org_id}/settings")
 async def settings_submit(
-    db: DB, ctx: Annotated[OrgContext, org_page(Permission.org_manage)],
+    db: DB,
+    ctx: Annotated[OrgContext, org_page(Permission.org_manage)],
     name: Annotated[str, Form(max_length=200)],
     opt_out_training_providers: Annotated[bool, Form()] = False,
     usage_analytics_enabled: Annotated[bool, Form()] = False,
@@ -261,35 +335,53 @@ async def settings_submit(
     return await form_action(
         db,
         lambda: organizations.update_settings(
-            db, ctx, name=name, opt_out_training_providers=opt_out_training_providers,
+            db,
+            ctx,
+            name=name,
+            opt_out_training_providers=opt_out_training_providers,
             usage_analytics_enabled=usage_analytics_enabled,
         ),
-        success=here, failure=here, notice="Settings saved.",
+        success=here,
+        failure=here,
+        notice="Settings saved.",
     )
 
 
 @router.post("/organizations/{org_id}/seats")
 async def seats_submit(
-    db: DB, ctx: Annotated[OrgContext, org_page(Permission.seats_manage)],
+    db: DB,
+    ctx: Annotated[OrgContext, org_page(Permission.seats_manage)],
     seat_limit: Annotated[int, Form(ge=1, le=100_000)],
 ) -> Any:
     here = f"/organizations/{ctx.organization_id}/members"
     return await form_action(
-        db, lambda: organizations.set_seat_limit(db, ctx, seat_limit), success=here, failure=here,
+        db,
+        lambda: organizations.set_seat_limit(db, ctx, seat_limit),
+        success=here,
+        failure=here,
         notice=f"Seats set to {seat_limit}.",
     )
 
 
 @router.get("/organizations/{org_id}/activity")
 async def activity_page(
-    request: Request, db: DB, principal: CurrentPrincipal,
+    request: Request,
+    db: DB,
+    principal: CurrentPrincipal,
     ctx: Annotated[OrgContext, org_page(Permission.audit_view)],
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Any:
     events, next_cursor = await audit.list(db, ctx.organization_id, limit=30, cursor=cursor)
     return await page(
-        request, "activity.html", db, principal, ctx=ctx, active="activity", title="Activity log",
-        events=events, next_cursor=next_cursor,
+        request,
+        "activity.html",
+        db,
+        principal,
+        ctx=ctx,
+        active="activity",
+        title="Activity log",
+        events=events,
+        next_cursor=next_cursor,
     )
 
 
@@ -298,24 +390,42 @@ async def activity_page(
 
 @router.get("/organizations/{org_id}/members")
 async def members_page(
-    request: Request, db: DB, principal: CurrentPrincipal,
+    request: Request,
+    db: DB,
+    principal: CurrentPrincipal,
     ctx: Annotated[OrgContext, org_page(Permission.members_view)],
 ) -> Any:
     rows = await members.list(db, ctx)
     pending = await invitations.list_pending(db, ctx) if ctx.can(Permission.invitations_manage) else []
     grantable = [r for r in Role if can_grant(ctx.role.value, r.value)]
     return await page(
-        request, "members.html", db, principal, ctx=ctx, active="members", title="Members",
-        rows=rows, pending=pending, grantable=grantable, roles=list(Role),
-        team_rows=await teams.list(db, ctx), role_permissions=ROLE_PERMISSIONS, new_link=None,
+        request,
+        "members.html",
+        db,
+        principal,
+        ctx=ctx,
+        active="members",
+        title="Members",
+        rows=rows,
+        pending=pending,
+        grantable=grantable,
+        roles=list(Role),
+        team_rows=await teams.list(db, ctx),
+        role_permissions=ROLE_PERMISSIONS,
+        new_link=None,
     )
 
 
 @router.post("/organizations/{org_id}/invitations")
 async def invite_submit(
-    request: Request, db: DB, principal: CurrentPrincipal, settings: AppSettings, mailer: AppMailer,
+    request: Request,
+    db: DB,
+    principal: CurrentPrincipal,
+    settings: AppSettings,
+    mailer: AppMailer,
     ctx: Annotated[OrgContext, org_page(Permission.invitations_manage)],
-    email: Annotated[str, Form(max_length=320)], role: Annotated[str, Form(max_length=32)],
+    email: Annotated[str, Form(max_length=320)],
+    role: Annotated[str, Form(max_length=32)],
 ) -> Any:
     here = f"/organizations/{ctx.organization_id}/members"
     try:
@@ -328,13 +438,19 @@ async def invite_submit(
 
 @router.post("/organizations/{org_id}/invitations/{invitation_id}/resend")
 async def invite_resend(
-    invitation_id: uuid.UUID, db: DB, settings: AppSettings, mailer: AppMailer,
+    invitation_id: uuid.UUID,
+    db: DB,
+    settings: AppSettings,
+    mailer: AppMailer,
     ctx: Annotated[OrgContext, org_page(Permission.invitations_manage)],
 ) -> Any:
     here = f"/organizations/{ctx.organization_id}/members"
     return await form_action(
-        db, lambda: invitations.resend(db, ctx, invitation_id, settings=settings, mailer=mailer),
-        success=here, failure=here, notice="Invitation sent again with a new link.",
+        db,
+        lambda: invitations.resend(db, ctx, invitation_id, settings=settings, mailer=mailer),
+        success=here,
+        failure=here,
+        notice="Invitation sent again with a new link.",
     )
 
 
@@ -344,26 +460,36 @@ async def invite_revoke(
 ) -> Any:
     here = f"/organizations/{ctx.organization_id}/members"
     return await form_action(
-        db, lambda: invitations.revoke(db, ctx, invitation_id), success=here, failure=here,
+        db,
+        lambda: invitations.revoke(db, ctx, invitation_id),
+        success=here,
+        failure=here,
         notice="Invitation revoked.",
     )
 
 
 @router.post("/organizations/{org_id}/members/{member_id}/role")
 async def member_role_submit(
-    member_id: uuid.UUID, db: DB, ctx: Annotated[OrgContext, org_page(Permission.members_manage)],
+    member_id: uuid.UUID,
+    db: DB,
+    ctx: Annotated[OrgContext, org_page(Permission.members_manage)],
     role: Annotated[str, Form(max_length=32)],
 ) -> Any:
     here = f"/organizations/{ctx.organization_id}/members"
     return await form_action(
-        db, lambda: members.change_role(db, ctx, member_id, role), success=here, failure=here,
+        db,
+        lambda: members.change_role(db, ctx, member_id, role),
+        success=here,
+        failure=here,
         notice="Role changed.",
     )
 
 
 @router.post("/organizations/{org_id}/members/{member_id}/team")
 async def member_team_submit(
-    member_id: uuid.UUID, db: DB, ctx: Annotated[OrgContext, org_page(Permission.members_manage)],
+    member_id: uuid.UUID,
+    db: DB,
+    ctx: Annotated[OrgContext, org_page(Permission.members_manage)],
     team_id: Annotated[str, Form(max_length=64)] = "",
 ) -> Any:
     here = f"/organizations/{ctx.organization_id}/members"
@@ -372,7 +498,11 @@ async def member_team_submit(
     except ValueError:
         return redirect(here, error="Choose a team from the list.")
     return await form_action(
-        db, lambda: members.set_team(db, ctx, member_id, team), success=here, failure=here, notice="Team changed."
+        db,
+        lambda: members.set_team(db, ctx, member_id, team),
+        success=here,
+        failure=here,
+        notice="Team changed.",
     )
 
 
@@ -408,7 +538,14 @@ async def invitation_page(
     except TokenboardError as exc:
         problem = exc.message
     return await page(
-        request, "invitation.html", db, principal, title="Invitation", preview=preview, problem=problem, token=token
+        request,
+        "invitation.html",
+        db,
+        principal,
+        title="Invitation",
+        preview=preview,
+        problem=problem,
+        token=token,
     )
 
 
@@ -432,46 +569,77 @@ async def invitation_accept(
 
 @router.get("/organizations/{org_id}/teams")
 async def teams_page(
-    request: Request, db: DB, principal: CurrentPrincipal, ctx: Annotated[OrgContext, org_page(Permission.teams_view)]
+    request: Request,
+    db: DB,
+    principal: CurrentPrincipal,
+    ctx: Annotated[OrgContext, org_page(Permission.teams_view)],
 ) -> Any:
     return await page(
-        request, "teams.html", db, principal, ctx=ctx, active="teams", title="Teams", rows=await teams.list(db, ctx)
+        request,
+        "teams.html",
+        db,
+        principal,
+        ctx=ctx,
+        active="teams",
+        title="Teams",
+        rows=await teams.list(db, ctx),
     )
 
 
 @router.post("/organizations/{org_id}/teams")
 async def teams_create(
-    db: DB, ctx: Annotated[OrgContext, org_page(Permission.teams_manage)],
-    name: Annotated[str, Form(max_length=120)], description: Annotated[str, Form(max_length=500)] = "",
+    db: DB,
+    ctx: Annotated[OrgContext, org_page(Permission.teams_manage)],
+    name: Annotated[str, Form(max_length=120)],
+    description: Annotated[str, Form(max_length=500)] = "",
 ) -> Any:
     here = f"/organizations/{ctx.organization_id}/teams"
     return await form_action(
-        db, lambda: teams.create(db, ctx, name=name, description=description), success=here, failure=here,
+        db,
+        lambda: teams.create(db, ctx, name=name, description=description),
+        success=here,
+        failure=here,
         notice=f"Team {name.strip()} created.",
     )
 
 
 @router.get("/organizations/{org_id}/teams/{team_id}")
 async def team_page(
-    team_id: uuid.UUID, request: Request, db: DB, principal: CurrentPrincipal,
+    team_id: uuid.UUID,
+    request: Request,
+    db: DB,
+    principal: CurrentPrincipal,
     ctx: Annotated[OrgContext, org_page(Permission.teams_view)],
 ) -> Any:
     team = await teams.get(db, ctx, team_id)
     return await page(
-        request, "team.html", db, principal, ctx=ctx, active="teams", title=team.name, team=team,
+        request,
+        "team.html",
+        db,
+        principal,
+        ctx=ctx,
+        active="teams",
+        title=team.name,
+        team=team,
         team_members=await teams.members_of(db, ctx, team),
     )
 
 
 @router.post("/organizations/{org_id}/teams/{team_id}")
 async def team_update(
-    team_id: uuid.UUID, db: DB, ctx: Annotated[OrgContext, org_page(Permission.teams_manage)],
-    name: Annotated[str, Form(max_length=120)], description: Annotated[str, Form(max_length=500)] = "",
+    team_id: uuid.UUID,
+    db: DB,
+    ctx: Annotated[OrgContext, org_page(Permission.teams_manage)],
+    name: Annotated[str, Form(max_length=120)],
+    description: Annotated[str, Form(max_length=500)] = "",
 ) -> Any:
     here = f"/organizations/{ctx.organization_id}/teams/{team_id}"
     return await form_action(
-        db, lambda: teams.update(db, ctx, team_id, name=name, description=description), success=here,
-        failure=here, notice="Team saved.",
+        db,
+        lambda: teams.update(db, ctx, team_id, name=name, description=description),
+        success=here,
+        failure=here,
+        notice="Team saved.",
     )
 
 
@@ -490,58 +658,91 @@ async def team_delete(
 
 @router.get("/organizations/{org_id}/workspaces")
 async def workspaces_page(
-    request: Request, db: DB, principal: CurrentPrincipal,
+    request: Request,
+    db: DB,
+    principal: CurrentPrincipal,
     ctx: Annotated[OrgContext, org_page(Permission.workspaces_view)],
 ) -> Any:
     return await page(
-        request, "workspaces.html", db, principal, ctx=ctx, active="workspaces", title="Workspaces",
+        request,
+        "workspaces.html",
+        db,
+        principal,
+        ctx=ctx,
+        active="workspaces",
+        title="Workspaces",
         rows=await workspaces.list(db, ctx),
     )
 
 
 @router.post("/organizations/{org_id}/workspaces")
 async def workspaces_create(
-    db: DB, ctx: Annotated[OrgContext, org_page(Permission.workspaces_manage)],
-    name: Annotated[str, Form(max_length=120)], description: Annotated[str, Form(max_length=500)] = "",
+    db: DB,
+    ctx: Annotated[OrgContext, org_page(Permission.workspaces_manage)],
+    name: Annotated[str, Form(max_length=120)],
+    description: Annotated[str, Form(max_length=500)] = "",
 ) -> Any:
     here = f"/organizations/{ctx.organization_id}/workspaces"
     return await form_action(
-        db, lambda: workspaces.create(db, ctx, name=name, description=description), success=here,
-        failure=here, notice=f"Workspace {name.strip()} created.",
+        db,
+        lambda: workspaces.create(db, ctx, name=name, description=description),
+        success=here,
+        failure=here,
+        notice=f"Workspace {name.strip()} created.",
     )
 
 
 @router.get("/organizations/{org_id}/workspaces/{workspace_id}")
 async def workspace_page(
-    workspace_id: uuid.UUID, request: Request, db: DB, principal: CurrentPrincipal,
+    workspace_id: uuid.UUID,
+    request: Request,
+    db: DB,
+    principal: CurrentPrincipal,
     ctx: Annotated[OrgContext, org_page(Permission.workspaces_view)],
 ) -> Any:
     workspace = await workspaces.get(db, ctx, workspace_id)
     return await page(
-        request, "workspace.html", db, principal, ctx=ctx, active="workspaces", title=workspace.name,
+        request,
+        "workspace.html",
+        db,
+        principal,
+        ctx=ctx,
+        active="workspaces",
+        title=workspace.name,
         workspace=workspace,
     )
 
 
 @router.post("/organizations/{org_id}/workspaces/{workspace_id}")
 async def workspace_update(
-    workspace_id: uuid.UUID, db: DB, ctx: Annotated[OrgContext, org_page(Permission.workspaces_manage)],
-    name: Annotated[str, Form(max_length=120)], description: Annotated[str, Form(max_length=500)] = "",
+    workspace_id: uuid.UUID,
+    db: DB,
+    ctx: Annotated[OrgContext, org_page(Permission.workspaces_manage)],
+    name: Annotated[str, Form(max_length=120)],
+    description: Annotated[str, Form(max_length=500)] = "",
 ) -> Any:
     here = f"/organizations/{ctx.organization_id}/workspaces/{workspace_id}"
     return await form_action(
-        db, lambda: workspaces.update(db, ctx, workspace_id, name=name, description=description),
-        success=here, failure=here, notice="Workspace saved.",
+        db,
+        lambda: workspaces.update(db, ctx, workspace_id, name=name, description=description),
+        success=here,
+        failure=here,
+        notice="Workspace saved.",
     )
 
 
 @router.post("/organizations/{org_id}/workspaces/{workspace_id}/{action}")
 async def workspace_transition(
-    workspace_id: uuid.UUID, action: str, db: DB,
+    workspace_id: uuid.UUID,
+    action: str,
+    db: DB,
     ctx: Annotated[OrgContext, org_page(Permission.workspaces_manage)],
 ) -> Any:
     here = f"/organizations/{ctx.organization_id}/workspaces/{workspace_id}"
     return await form_action(
-        db, lambda: workspaces.transition(db, ctx, workspace_id, action), success=here, failure=here,
+        db,
+        lambda: workspaces.transition(db, ctx, workspace_id, action),
+        success=here,
+        failure=here,
         notice="Workspace status changed.",
     )

@@ -40,7 +40,9 @@ NAV: list[tuple[str, str, str, str, Permission]] = [
 
 def nav_for(ctx: OrgContext) -> list[NavItem]:
     base = f"/organizations/{ctx.organization_id}"
-    return [NavItem(key, label, f"{base}/{path}", icon) for key, label, path, icon, perm in NAV if ctx.can(perm)]
+    return [
+        NavItem(key, label, f"{base}/{path}", icon) for key, label, path, icon, perm in NAV if ctx.can(perm)
+    ]
 
 
 def safe_next(target: str | None, default: str = "/") -> str:

@@ -29,7 +29,9 @@ async def list_workspaces(
 
 
 @router.post(
-    "/organizations/{org_id}/workspaces", response_model=schemas.Workspace, status_code=status.HTTP_201_CREATED
+    "/organizations/{org_id}/workspaces",
+    response_model=schemas.Workspace,
+    status_code=status.HTTP_201_CREATED,
 )
 async def create_workspace(body: schemas.WorkspaceCreate, ctx: Manager, db: DB) -> object:
     return await workspaces.create(db, ctx, name=body.name, description=body.description)
@@ -41,7 +43,9 @@ async def get_workspace(workspace_id: uuid.UUID, ctx: Viewer, db: DB) -> object:
 
 
 @router.patch("/organizations/{org_id}/workspaces/{workspace_id}", response_model=schemas.Workspace)
-async def update_workspace(workspace_id: uuid.UUID, body: schemas.WorkspaceUpdate, ctx: Manager, db: DB) -> object:
+async def update_workspace(
+    workspace_id: uuid.UUID, body: schemas.WorkspaceUpdate, ctx: Manager, db: DB
+) -> object:
     return await workspaces.update(db, ctx, workspace_id, **body.model_dump(exclude_unset=True))
 
 

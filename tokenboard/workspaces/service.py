@@ -23,7 +23,9 @@ PAST_TENSE = {"suspend": "suspended", "resume": "resumed", "archive": "archived"
 
 
 class WorkspaceService:
-    async def list(self, session: AsyncSession, ctx: OrgContext, status: str | None = None) -> list[Workspace]:
+    async def list(
+        self, session: AsyncSession, ctx: OrgContext, status: str | None = None
+    ) -> list[Workspace]:
         if status is not None and status not in {s.value for s in WorkspaceStatus}:
             raise BadRequest(f"Unknown status {status!r}.")
         return await repository.list_all(session, ctx.organization_id, status)

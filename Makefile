@@ -1,0 +1,56 @@
+# Tokenboard: the verbs people expect. Everything installs what it needs into .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+
+.PHONY: run serve demo migrate install install-test test test-fast lint format clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(STAMP)
+
+$(TEST_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(TEST_STAMP)
+
+install: $(STAMP)
+
+install-test: $(TEST_STAMP)
+	bash scripts/ensure-system-deps.sh
+
+## run: install, migrate, seed the demo organization, print a login and serve on http://127.0.0.1:8000
+run: $(STAMP)
+	$(BIN)/tokenboard demo --serve
+
+serve: $(STAMP)
+	$(BIN)/tokenboard serve
+
+demo: $(STAMP)
+	$(BIN)/tokenboard demo
+
+migrate: $(STAMP)
+	$(BIN)/tokenboard migrate
+
+## test: install everything (Python packages, Chromium) and run the whole suite on SQLite and PostgreSQL
+test: install-test
+	$(BIN)/ruff check tokenboard tests
+	$(BIN)/python -m pytest
+
+test-fast: install-test
+	$(BIN)/python -m pytest -m "not browser" -x
+
+lint: install-test
+	$(BIN)/ruff check tokenboard tests
+	$(BIN)/ruff format --check tokenboard tests
+	$(BIN)/mypy tokenboard
+
+format: install-test
+	$(BIN)/ruff format tokenboard tests
+	$(BIN)/ruff check --fix tokenboard tests
+
+clean:
+	rm -rf $(VENV) test-artifacts *.egg-info
