@@ -38,6 +38,7 @@ migrate: $(STAMP)
 ## test: install everything (Python packages, Chromium) and run the whole suite on SQLite and PostgreSQL
 test: install-test
 	$(BIN)/ruff check tokenboard tests
+	$(BIN)/mypy tokenboard
 	$(BIN)/python -m pytest
 
 test-fast: install-test

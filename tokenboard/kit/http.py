@@ -137,7 +137,7 @@ def error_response(
         return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
     from tokenboard.kit.templating import render
 
-    page = render(request, "error.html", {"status": status, "message": message, "error_type": type_}, status)
+    page: Response = render(request, "error.html", {"status": status, "message": message, "error_type": type_}, status)
     page.headers.update(headers)
     return page
 

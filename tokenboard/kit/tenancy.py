@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 from sqlalchemy import Select
 
-T = TypeVar("T", bound=tuple[Any, ...])
+S = TypeVar("S", bound=Select[Unpack[tuple[Any, ...]]])
 
 
-def scoped(statement: Select[T], model: Any, organization_id: uuid.UUID) -> Select[T]:
+def scoped(statement: S, model: Any, organization_id: uuid.UUID) -> S:
     """Restrict a select over a tenant-owned model to one organization."""
     return statement.where(model.organization_id == organization_id)

@@ -12,7 +12,7 @@ from tokenboard.audit.service import Actor
 from tokenboard.kit.deps import DB, AppMailer, AppSettings, Client
 from tokenboard.kit.routing import make_router
 from tokenboard.members import schemas
-from tokenboard.members.roles import Permission
+from tokenboard.members.roles import Permission, Role
 from tokenboard.members.service import MemberRow, NewInvitation, invitations, members
 from tokenboard.organizations.auth import OrgContext, require_org
 
@@ -31,7 +31,7 @@ def member_schema(row: MemberRow) -> schemas.Member:
         user_id=u.id,
         name=u.name,
         email=u.email,
-        role=m.role,  # type: ignore[arg-type]
+        role=Role(m.role),
         team_id=m.team_id,
         team_name=t.name if t else None,
         joined_at=m.joined_at,
@@ -114,7 +114,7 @@ async def preview_invitation(db: DB, token: Annotated[str, Query(min_length=1, m
         organization_id=found.organization.id,
         organization_name=found.organization.name,
         email=inv.email,
-        role=inv.role,  # type: ignore[arg-type]
+        role=Role(inv.role),
         invited_by=found.invited_by.name if found.invited_by else None,
         expires_at=inv.expires_at,
     )
@@ -126,5 +126,5 @@ async def accept_invitation(
 ) -> object:
     membership = await invitations.accept(db, body.token, principal.user, Actor.of(principal.user, client))
     return schemas.Joined(
-        organization_id=membership.organization_id, member_id=membership.id, role=membership.role
-    )  # type: ignore[arg-type]
+        organization_id=membership.organization_id, member_id=membership.id, role=Role(membership.role)
+    )

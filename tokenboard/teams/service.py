@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from dataclasses import dataclass
 
@@ -31,7 +32,7 @@ class TeamService:
             raise NotFound("No such team.")
         return team
 
-    async def members_of(self, session: AsyncSession, ctx: OrgContext, team: Team) -> list[User]:
+    async def members_of(self, session: AsyncSession, ctx: OrgContext, team: Team) -> builtins.list[User]:
         rows = await members_repository.list_members(session, ctx.organization_id)
         return [user for membership, user, _ in rows if membership.team_id == team.id]
 
