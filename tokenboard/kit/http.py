@@ -137,7 +137,8 @@ def error_response(
         return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
     from tokenboard.kit.templating import render
 
-    page: Response = render(request, "error.html", {"status": status, "message": message, "error_type": type_}, status)
+    context = {"status": status, "message": message, "error_type": type_}
+    page: Response = render(request, "error.html", context, status)
     page.headers.update(headers)
     return page
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, TypeVar, Unpack
+from typing import Any, TypeVar
 
 from sqlalchemy import Select
 
-S = TypeVar("S", bound=Select[Unpack[tuple[Any, ...]]])
+S = TypeVar("S", bound=Select[*tuple[Any, ...]])
 
 
 def scoped(statement: S, model: Any, organization_id: uuid.UUID) -> S:
