@@ -77,3 +77,20 @@ async def test_team_crud(factory: Factory) -> None:
         assert upd.json()["description"] == "CC 43"
         assert (await owner.delete(f"{base}/{t.json()['id']}")).status_code == 204
         assert (await owner.get(f"{base}/{t.json()['id']}")).status_code == 404
+
+
+async def test_concurrent_creates_with_one_name_give_one_workspace_and_a_conflict(factory: Factory) -> None:
+    import asyncio
+
+    setup = await factory.org_with_roles("Race Co")
+    clients = [await factory.client_for(setup.users[Role.admin]) for _ in range(4)]
+    try:
+        results = await asyncio.gather(
+            *(c.post(f"/api/v1/organizations/{setup.id}/workspaces", json={"name": "same-name"}) for c in clients)
+        )
+    finally:
+        for c in clients:
+            await c.aclose()
+    codes = sorted(r.status_code for r in results)
+    assert codes == [201, 409, 409, 409], codes
+    assert all(r.json()["error"]["type"] == "conflict" for r in results if r.status_code == 409)

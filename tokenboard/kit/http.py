@@ -14,6 +14,7 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -34,8 +35,18 @@ SECURITY_HEADERS = [
 ]
 
 
-class BodyTooLarge(Exception):
-    pass
+TOO_LARGE = "The request body is too large."
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """Raised when a body grows past the limit while it is read (a chunked body has no Content-Length).
+
+    An ``HTTPException`` so that FastAPI's body parsing lets it through: it turns any other exception raised
+    while reading the body into a 400 "error parsing the body". The handler below answers 413.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(status_code=413, detail=TOO_LARGE)
 
 
 class RequestGuardMiddleware:
@@ -53,7 +64,7 @@ class RequestGuardMiddleware:
         headers = dict(scope["headers"])
         declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
-            await _send_json(send, 413, "payload_too_large", "The request body is too large.")
+            await _send_json(send, 413, "payload_too_large", TOO_LARGE)
             return
         cookie_header = headers.get(b"cookie", b"").decode("latin-1")
         set_cookie: bytes | None = None
@@ -90,7 +101,7 @@ class RequestGuardMiddleware:
             await self.app(scope, guarded_receive, send_with_headers)
         except BodyTooLarge:
             if not response_started:
-                await _send_json(send, 413, "payload_too_large", "The request body is too large.")
+                await _send_json(send, 413, "payload_too_large", TOO_LARGE)
 
     def _cookie(self, value: str) -> bytes:
         secure = "; Secure" if self.secure_cookies else ""
@@ -162,12 +173,25 @@ def install_error_handlers(app: FastAPI) -> None:
             request, 422, "validation_error", "The request is not valid.", _validation_details(exc)
         )
 
+    @app.exception_handler(BodyTooLarge)
+    async def _body_too_large(request: Request, exc: BodyTooLarge) -> Response:
+        return error_response(request, 413, "payload_too_large", TOO_LARGE)
+
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         messages = {404: "Not found.", 405: "Method not allowed."}
         message = messages.get(exc.status_code, str(exc.detail))
         # Keep the exception's headers: a 405 must carry ``Allow`` (RFC 9110), a 401 ``WWW-Authenticate``.
         return error_response(request, exc.status_code, "http_error", message, headers=exc.headers)
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity_error(request: Request, exc: IntegrityError) -> Response:
+        # Services check uniqueness first; this answers the rare race where two requests pass that check
+        # together and the database's unique index refuses the second.
+        log.info("integrity error on %s %s: %s", request.method, request.url.path, exc.orig)
+        return error_response(
+            request, 409, "conflict", "This conflicts with a change made at the same time. Retry."
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -65,6 +65,8 @@ async def update_member(member_id: uuid.UUID, body: schemas.MemberUpdate, ctx: M
     if body.role is not None:
         await members.change_role(db, ctx, member_id, body.role.value)
     rows = [r for r in await members.list(db, ctx) if r.membership.id == member_id]
+    if not rows:  # an empty body checks nothing above: an unknown member must still be a 404
+        await members.get(db, ctx, member_id)  # raises the 404
     return member_schema(rows[0])
 
 
