@@ -90,7 +90,7 @@ def invitation_link(server: LiveServer, email: str) -> str:
     start = log.rfind(f"email to {email}")
     assert start >= 0, f"no invitation email to {email} in the server log:\n{log[-3000:]}"
     match = re.search(r"http://127\.0\.0\.1:\d+/invitations/accept\?token=tbi_[A-Za-z0-9_\-]+", log[start:])
-    assert match, f"no accept link after the email to {email}:\n{log[start:start + 2000]}"
+    assert match, f"no accept link after the email to {email}:\n{log[start : start + 2000]}"
     return match.group(0)
 
 
@@ -104,7 +104,7 @@ def test_signup_create_org_invite_accept_and_change_role(
     # -- context 1: sign up, create an organization, invite a member
     owner = new_context().new_page()  # type: ignore[operator]
     owner.goto(f"{server.url}/signup")
-    owner.fill("form[action='/signup'] input[name=name]", "Olivia Owner")
+    owner.fill("form[action='/signup'] input[name=name]", "Nora Newcomb")
     owner.fill("form[action='/signup'] input[name=email]", owner_email)
     owner.fill("form[action='/signup'] input[name=password]", PASSWORD)
     with owner.expect_navigation():
@@ -138,7 +138,9 @@ def test_signup_create_org_invite_accept_and_change_role(
     invitee = new_context().new_page()  # type: ignore[operator]
     invitee.goto(link)
     expect(invitee.locator("h1")).to_have_text("Invitation")
-    expect(invitee.locator("section.card")).to_contain_text(f"invited {invitee_email} to join {org_name} as member")
+    expect(invitee.locator("section.card")).to_contain_text(
+        f"invited {invitee_email} to join {org_name} as member"
+    )
     with invitee.expect_navigation():
         invitee.click("a:has-text('Sign up to accept')")
     expect(invitee).to_have_url(re.compile(r"/signup\?invitation=tbi_"))
@@ -171,6 +173,7 @@ def test_signup_create_org_invite_accept_and_change_role(
     expect(owner).to_have_url(at(server, f"/organizations/{org_id}/overview"))
     org_card = owner.locator("[data-card=organization]")
     expect(org_card).to_contain_text(org_name)
+    expect(org_card).to_contain_text("Nora Newcomb")
     expect(org_card.locator("#org-id")).to_have_text(org_id)
     expect(org_card.get_by_role("button", name="Copy organization ID")).to_have_text("Copy")
     expect(org_card.locator("[data-value=team-size]")).to_have_text("2")

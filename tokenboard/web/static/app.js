@@ -24,6 +24,8 @@
     if (message && !window.confirm(message)) { event.preventDefault(); }
   });
   document.addEventListener("change", function (event) {
+    const autosubmit = event.target.closest("form[data-autosubmit]");
+    if (autosubmit && event.target.matches("select")) { autosubmit.requestSubmit(); return; }
     if (event.target.matches("[data-org-switch]")) {
       const id = event.target.value;
       window.location.href = id ? "/organizations/" + id + "/overview" : "/organizations";
