@@ -86,7 +86,10 @@ async def test_concurrent_creates_with_one_name_give_one_workspace_and_a_conflic
     clients = [await factory.client_for(setup.users[Role.admin]) for _ in range(4)]
     try:
         results = await asyncio.gather(
-            *(c.post(f"/api/v1/organizations/{setup.id}/workspaces", json={"name": "same-name"}) for c in clients)
+            *(
+                c.post(f"/api/v1/organizations/{setup.id}/workspaces", json={"name": "same-name"})
+                for c in clients
+            )
         )
     finally:
         for c in clients:
