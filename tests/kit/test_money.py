@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tokenboard.kit.money import NANO_PER_USD, format_usd, money, parse_usd, to_nanousd, to_usd, usd_string
+
+
+def test_rounding_is_half_even_once() -> None:
+    assert to_nanousd(Decimal("0.0000000005")) == 0
+    assert to_nanousd(Decimal("0.0000000015")) == 2
+    assert to_nanousd(Decimal("0.0000000025")) == 2
+    assert to_nanousd(Decimal("1.23")) == 1_230_000_000
+
+
+def test_floats_are_refused() -> None:
+    with pytest.raises(TypeError):
+        to_nanousd(0.1)  # type: ignore[arg-type]
+
+
+def test_display() -> None:
+    assert format_usd(0) == "$0.00"
+    assert format_usd(1_234_500_000_000) == "$1,234.50"
+    assert format_usd(123_456) == "$0.00012"
+    assert format_usd(1_500) == "$0.000002"
+    assert format_usd(-2_500_000_000) == "-$2.50"
+    assert usd_string(123_456) == "0.000123456"
+    assert usd_string(5 * NANO_PER_USD) == "5.00"
+    assert money(1_000_000) == {"nanousd": 1_000_000, "usd": "0.001"}
+
+
+def test_parse() -> None:
+    assert parse_usd("$12.50") == 12_500_000_000
+    for bad in ("abc", "NaN", "Infinity", ""):
+        with pytest.raises(ValueError):
+            parse_usd(bad)
+
+
+@given(st.integers(min_value=-(10**15), max_value=10**15))
+def test_string_round_trip_is_exact(nanousd: int) -> None:
+    assert to_nanousd(to_usd(nanousd)) == nanousd
+    assert parse_usd(usd_string(nanousd)) == nanousd

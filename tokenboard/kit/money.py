@@ -1,0 +1,66 @@
+"""Money: every amount is an integer number of nano-USD. The only place prices become amounts.
+
+1 USD = 1_000_000_000 nano-USD. Prices per token are ``Decimal`` USD; a request's cost is computed from
+its token counts and rounded once, half-even, by :func:`to_nanousd`. Totals are exact integer sums.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from typing import TypedDict
+
+NANO_PER_USD = 1_000_000_000
+_NANO = Decimal(NANO_PER_USD)
+
+
+class MoneyOut(TypedDict):
+    """How the API shows an amount: the exact integer and a decimal string."""
+
+    nanousd: int
+    usd: str
+
+
+def to_nanousd(usd: Decimal) -> int:
+    """Round a USD amount to nano-USD, half-even. Refuses floats: they cannot hold money exactly."""
+    if isinstance(usd, float):
+        raise TypeError("money must be Decimal, never float")
+    return int((usd * _NANO).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
+def parse_usd(text: str) -> int:
+    """Parse an operator's or a form's USD amount such as ``"12.50"`` to nano-USD."""
+    try:
+        value = Decimal(text.strip().lstrip("$"))
+    except (InvalidOperation, AttributeError) as exc:
+        raise ValueError(f"{text!r} is not an amount in USD") from exc
+    if not value.is_finite():
+        raise ValueError(f"{text!r} is not an amount in USD")
+    return to_nanousd(value)
+
+
+def to_usd(nanousd: int) -> Decimal:
+    return Decimal(nanousd) / _NANO
+
+
+def usd_string(nanousd: int) -> str:
+    """The exact decimal value as a string, with no trailing zeros past two decimals: ``"0.000123"``."""
+    value = to_usd(nanousd).quantize(Decimal("0.000000001"))
+    text = f"{value:f}".rstrip("0")
+    whole, _, frac = text.partition(".")
+    return f"{whole}.{frac.ljust(2, '0')}"
+
+
+def format_usd(nanousd: int) -> str:
+    """For people: at least 2 decimals, up to 6 for small amounts, thousands separated: ``$1,234.50``."""
+    negative = nanousd < 0
+    value = to_usd(abs(nanousd))
+    decimals = 2
+    if value != 0 and value < 1:
+        # Show enough decimals for the first two significant digits, at most 6.
+        decimals = min(6, max(2, -value.adjusted() + 1))
+    rounded = value.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_EVEN)
+    return f"{'-' if negative else ''}${rounded:,.{decimals}f}"
+
+
+def money(nanousd: int) -> MoneyOut:
+    return {"nanousd": nanousd, "usd": usd_string(nanousd)}
