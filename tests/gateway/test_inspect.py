@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tokenboard.gateway.inspect import InspectionError, bound_output, find_forbidden_field
+
+
+@pytest.mark.parametrize(
+    ("body", "path"),
+    [
+        ({"model": "m", "base_url": "http://evil"}, "base_url"),
+        ({"model": "m", "extra_body": {"apiBase": "http://evil"}}, "extra_body.apiBase"),
+        (
+            {"messages": [{"role": "user", "content": "hi", "metadata": {"x": [{"API-KEY": "sk"}]}}]},
+            "messages[0].metadata.x[0].API-KEY",
+        ),
+        ({"provider": {"order": ["a"], "Authorization": "Bearer x"}}, "provider.Authorization"),
+        ({"extra_headers": {"x": "y"}}, "extra_headers"),
+    ],
+)
+def test_smuggled_upstreams_and_credentials_are_found_at_any_depth(body: dict[str, Any], path: str) -> None:
+    assert find_forbidden_field(body) == path
+
+
+def test_ordinary_content_passes_even_with_urls_in_it() -> None:
+    body = {
+        "model": "openai/gpt-4o",
+        "messages": [
+            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}
+        ],
+        "max_tokens": 10,
+    }
+    assert find_forbidden_field(body) is None
+
+
+def test_tool_schemas_may_name_any_argument() -> None:
+    body = {
+        "tools": [
+            {
+                "type": "function",
+                "function": {
+                    "name": "login",
+                    "parameters": {
+                        "type": "object",
+                        "properties": {"password": {"type": "string"}, "headers": {"type": "object"}},
+                    },
+                },
+            }
+        ]
+    }
+    assert find_forbidden_field(body) is None
+
+
+def test_deep_nesting_is_refused_not_crashed() -> None:
+    body: Any = "leaf"
+    for _ in range(200):
+        body = {"a": body}
+    with pytest.raises(InspectionError):
+        find_forbidden_field(body)
+
+
+def test_output_is_clamped_to_the_model_and_n_is_bounded() -> None:
+    body: dict[str, Any] = {"max_tokens": 10**9}
+    limits = bound_output(body, model_max_output=4096, token_keys=("max_tokens",), default_output=1024)
+    assert (limits.max_output_tokens, limits.clamped, body["max_tokens"]) == (4096, True, 4096)
+    assert (
+        bound_output(
+            {}, model_max_output=4096, token_keys=("max_tokens",), default_output=1024
+        ).max_output_tokens
+        == 1024
+    )
+    for hostile in ({"max_tokens": -1}, {"max_tokens": "10"}, {"max_tokens": True}, {"n": 1000}, {"n": 0}):
+        with pytest.raises(InspectionError):
+            bound_output(
+                dict(hostile), model_max_output=4096, token_keys=("max_tokens",), default_output=1024
+            )
+
+
+@given(
+    st.recursive(
+        st.none() | st.integers() | st.text(max_size=5),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+        max_leaves=30,
+    )
+)
+def test_inspection_never_crashes(body: Any) -> None:
+    try:
+        find_forbidden_field(body)
+    except InspectionError:
+        pass

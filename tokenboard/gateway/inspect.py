@@ -1,0 +1,121 @@
+"""Request inspection for the gateway: refuse smuggled upstream targets or credentials, bound the output.
+
+Pure functions over the parsed JSON body; no I/O. The gateway alone decides where a request goes and with
+which credentials, so any field that could name an upstream or carry a secret is refused, at any depth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+# Compared after lower-casing and removing "-" and "_": "base_url", "baseURL" and "base-url" all match.
+FORBIDDEN_KEYS = frozenset(
+    {
+        "baseurl",
+        "apibase",
+        "apiurl",
+        "upstream",
+        "upstreamurl",
+        "endpoint",
+        "endpointurl",
+        "host",
+        "proxy",
+        "apikey",
+        "xapikey",
+        "authorization",
+        "credentials",
+        "accesstoken",
+        "bearertoken",
+        "secret",
+        "password",
+        "headers",
+        "extraheaders",
+        "defaultheaders",
+    }
+)
+# JSON Schemas (tool parameters, structured output) describe data, they configure nothing: a tool may well
+# take a "password" or "headers" argument, so their subtrees are not searched.
+SCHEMA_KEYS = frozenset({"parameters", "inputschema", "jsonschema", "schema", "properties"})
+MAX_DEPTH = 64
+MAX_N = 8
+
+
+class InspectionError(ValueError):
+    """The body is refused; ``field`` says where."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _normalise(key: str) -> str:
+    return key.lower().replace("-", "").replace("_", "")
+
+
+def find_forbidden_field(body: Any) -> str | None:
+    """The dotted path of the first field that tries to choose an upstream or carry a credential."""
+    stack: list[tuple[Any, str, int]] = [(body, "", 0)]
+    while stack:
+        value, path, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise InspectionError(f"The request body nests deeper than {MAX_DEPTH} levels.", path or None)
+        if isinstance(value, Mapping):
+            for key, child in value.items():
+                child_path = f"{path}.{key}" if path else str(key)
+                normalised = _normalise(str(key))
+                if normalised in FORBIDDEN_KEYS:
+                    return child_path
+                if normalised not in SCHEMA_KEYS:
+                    stack.append((child, child_path, depth + 1))
+        elif isinstance(value, list):
+            for index, child in enumerate(value):
+                stack.append((child, f"{path}[{index}]", depth + 1))
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class OutputLimits:
+    max_output_tokens: int
+    n: int
+    clamped: bool
+
+
+def _positive_int(body: Mapping[str, Any], key: str) -> int | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InspectionError(f"{key} must be a whole number.", key)
+    if value < 1:
+        raise InspectionError(f"{key} must be at least 1.", key)
+    return value
+
+
+def bound_output(
+    body: dict[str, Any], *, model_max_output: int, token_keys: tuple[str, ...], default_output: int
+) -> OutputLimits:
+    """Clamp the requested output tokens to the model's maximum (rewriting the body) and refuse hostile ``n``.
+
+    The result bounds the request's maximum cost, which is what credits are reserved against.
+    """
+    requested = None
+    for key in token_keys:
+        value = _positive_int(body, key)
+        if value is not None:
+            requested = value if requested is None else min(requested, value)
+    clamped = False
+    if requested is None:
+        limit = min(default_output, model_max_output)
+    elif requested > model_max_output:
+        limit, clamped = model_max_output, True
+        for key in token_keys:
+            if key in body:
+                body[key] = model_max_output
+    else:
+        limit = requested
+    n = _positive_int(body, "n") or 1
+    if n > MAX_N:
+        raise InspectionError(f"n may be at most {MAX_N}.", "n")
+    return OutputLimits(max_output_tokens=limit, n=n, clamped=clamped)
