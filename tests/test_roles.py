@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.factories import Factory
-from tests.support.routes import API_BODIES, FORM_BODIES, all_routes, fill, ids_of
+from tests.support.routes import all_routes, body_for, fill, ids_of
 from tokenboard.members.roles import ROLE_PERMISSIONS, Permission, Role, can_grant
 
 ALL = {"owner", "admin", "billing_manager", "member"}
@@ -40,6 +40,13 @@ EXPECTED: dict[str, set[str]] = {
     "GET /api/v1/organizations/{org_id}/workspaces/{workspace_id}": ALL,
     "PATCH /api/v1/organizations/{org_id}/workspaces/{workspace_id}": ADMINS,
     "POST /api/v1/organizations/{org_id}/workspaces/{workspace_id}/{action}": ADMINS,
+    "GET /api/v1/organizations/{org_id}/api-keys": ALL,
+    "POST /api/v1/organizations/{org_id}/api-keys": ALL,
+    "DELETE /api/v1/organizations/{org_id}/api-keys/{key_id}": ADMINS | {"member"},
+    "GET /organizations/{org_id}/keys": ALL,
+    "POST /organizations/{org_id}/keys": ALL,
+    "POST /organizations/{org_id}/keys/{key_id}/revoke": ADMINS | {"member"},
+    "GET /api/v1/organizations/{org_id}/credits": {"owner", "admin", "billing_manager"},
     "GET /organizations/{org_id}": ALL,
     "GET /organizations/{org_id}/overview": ALL,
     "GET /organizations/{org_id}/settings": ADMINS,
@@ -65,6 +72,12 @@ EXPECTED: dict[str, set[str]] = {
     "POST /organizations/{org_id}/workspaces/{workspace_id}/{action}": ADMINS,
 }
 
+# Another member's key is hidden, not forbidden: members see only their own keys, so it is a 404.
+DENIED_AS_NOT_FOUND = {
+    "DELETE /api/v1/organizations/{org_id}/api-keys/{key_id}",
+    "POST /organizations/{org_id}/keys/{key_id}/revoke",
+}
+
 # Least privileged first, so a denial is checked before an allowed call changes anything.
 ORDER = [Role.member, Role.billing_manager, Role.admin, Role.owner]
 
@@ -82,18 +95,25 @@ async def test_role_table(route_key: str, factory: Factory) -> None:
     setup = await factory.org_with_roles("Roles Inc")
     target_user = await factory.user(name="Target")
     target = await factory.add_member(setup.organization, target_user, Role.member)
-    url = fill(path, ids_of(setup, target_member=target.id))
+    values = ids_of(setup, target_member=target.id)
+    url = fill(path, values)
     for role in ORDER:
         async with await factory.client_for(setup.users[role]) as client:
             if path.startswith("/api/"):
-                response = await client.request(method, url, json=API_BODIES.get(route_key))
+                response = await client.request(method, url, json=body_for(route_key, values, form=False))
             else:
-                response = await client.request(method, url, data=FORM_BODIES.get(route_key) or None)
+                response = await client.request(method, url, data=body_for(route_key, values, form=True))
         if role.value in EXPECTED[route_key]:
             assert response.status_code != 403, (role, route_key, response.text[:300])
             assert response.status_code < 500
         else:
-            assert response.status_code == 403, (role, route_key, response.status_code, response.text[:300])
+            denied = 404 if route_key in DENIED_AS_NOT_FOUND else 403
+            assert response.status_code == denied, (
+                role,
+                route_key,
+                response.status_code,
+                response.text[:300],
+            )
 
 
 def test_role_table_invariants() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from tests.support.factories import Factory, OrgSetup
-from tests.support.routes import API_BODIES, FORM_BODIES, RouteCase, all_routes, fill, ids_of
+from tests.support.routes import RouteCase, all_routes, body_for, fill, ids_of
 from tokenboard.members.roles import Role
 from tokenboard.models import AuditEvent, Membership
 
@@ -46,18 +46,24 @@ NOT_TENANT_SCOPED: dict[str, str] = {
     "POST /api/v1/announcements": "operators only, installation-wide",
     "DELETE /api/v1/announcements/{announcement_id}": "operators only, installation-wide",
     "GET /healthz": "no data",
+    "GET /api/v1/catalog/models": "installation-wide model catalog, no tenant data",
+    "GET /api/v1/admin/catalog/models": "installation-wide catalog, operators only",
+    "POST /api/v1/admin/catalog/models": "installation-wide catalog, operators only",
+    "POST /api/v1/admin/catalog/sync": "installation-wide catalog, operators only",
+    "PATCH /api/v1/admin/catalog/models/{provider}/{model:path}": "installation-wide catalog, operators only",
+    "GET /api/v1/admin/catalog/models/{provider}/{model:path}/prices": "installation-wide, operators only",
+    "POST /api/v1/admin/catalog/models/{provider}/{model:path}/prices": "installation-wide, operators only",
 }
 
 # Ids that belong to a user rather than an org: another user's token is a 404 too.
 USER_SCOPED = {"POST /account/tokens/{token_id}/revoke", "DELETE /api/v1/me/tokens/{token_id}"}
 
 
-async def _request(client: object, case: RouteCase, path: str) -> object:
+async def _request(client: object, case: RouteCase, path: str, values: dict[str, str]) -> object:
+    body = body_for(case.key, values, form=not case.is_api)
     if case.is_api:
-        body = API_BODIES.get(f"{case.method} {case.path}")
         return await client.request(case.method, path, json=body)  # type: ignore[attr-defined]
-    form = dict(FORM_BODIES.get(f"{case.method} {case.path}", {}))
-    return await client.request(case.method, path, data=form or None)  # type: ignore[attr-defined]
+    return await client.request(case.method, path, data=body)  # type: ignore[attr-defined]
 
 
 async def _counts(factory: Factory, victim: OrgSetup) -> tuple[int, int]:
@@ -92,7 +98,7 @@ async def test_every_route_refuses_another_orgs_ids(app: object, factory: Factor
     for role in Role:
         async with await factory.client_for(attacker.users[role]) as client:
             for case in scoped:
-                response = await _request(client, case, fill(case.path, values))
+                response = await _request(client, case, fill(case.path, values), values)
                 assert response.status_code == 404, (
                     role,
                     case.key,
@@ -149,6 +155,9 @@ def test_every_body_id_field_has_a_cross_org_case(app: object) -> None:
     covered = {
         ("PATCH /api/v1/organizations/{org_id}/members/{member_id}", "team_id"),
         ("POST /organizations/{org_id}/members/{member_id}/team", "team_id"),
+        # tests/api_keys/test_endpoints.py::test_keys_only_in_active_workspaces_of_the_org
+        ("POST /api/v1/organizations/{org_id}/api-keys", "workspace_id"),
+        ("POST /organizations/{org_id}/keys", "workspace_id"),
     }
     found = set()
     for route in api_routes(app.routes):  # type: ignore[attr-defined]

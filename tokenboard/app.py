@@ -14,12 +14,17 @@ from redis.asyncio import Redis
 from tokenboard import __version__
 from tokenboard.accounts.endpoints import router as accounts_router
 from tokenboard.announcements.endpoints import router as announcements_router
+from tokenboard.api_keys.endpoints import router as api_keys_router
+from tokenboard.catalog.endpoints import admin_router as catalog_admin_router
+from tokenboard.catalog.endpoints import router as catalog_router
+from tokenboard.catalog.service import CatalogCache
 from tokenboard.config import Environment, Settings, get_settings
 from tokenboard.kit.csrf import verify_csrf
 from tokenboard.kit.db import create_engine, create_sessionmaker
 from tokenboard.kit.email import Mailer
 from tokenboard.kit.http import RequestGuardMiddleware, install_error_handlers
 from tokenboard.kit.ratelimit import FailureCounter, MemoryFailureCounter, RedisFailureCounter
+from tokenboard.ledger.endpoints import router as ledger_router
 from tokenboard.members.endpoints import router as members_router
 from tokenboard.organizations.endpoints import router as organizations_router
 from tokenboard.teams.endpoints import router as teams_router
@@ -37,6 +42,10 @@ API_ROUTERS = [
     teams_router,
     workspaces_router,
     announcements_router,
+    api_keys_router,
+    ledger_router,
+    catalog_router,
+    catalog_admin_router,
 ]
 
 
@@ -70,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     counter: FailureCounter = RedisFailureCounter(redis) if redis is not None else MemoryFailureCounter()
     app.state.failure_counter = counter
     app.state.redis = redis
+    app.state.catalog_cache = CatalogCache()
 
     install_error_handlers(app)
     for router in API_ROUTERS:

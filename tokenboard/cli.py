@@ -208,6 +208,182 @@ def announce(
     console.print(f"[green]Published[/green] {item.kind}: {item.title}")
 
 
+credits_app = typer.Typer(help="Credits: grant and inspect an organization's balance.", no_args_is_help=True)
+app.add_typer(credits_app, name="credits")
+
+
+@credits_app.command("grant")
+def credits_grant(
+    org: Annotated[str, typer.Option("--org", help="Organization id.")],
+    amount: Annotated[str, typer.Option(help="Amount in USD, e.g. 25 or 12.50.")],
+    memo: Annotated[str, typer.Option(help="Why the credits were granted.")] = "operator grant",
+) -> None:
+    """Grant credits to an organization (purchases come with billing)."""
+    import uuid as _uuid
+
+    from tokenboard.kit.money import format_usd, parse_usd
+    from tokenboard.kit.uow import run_in_unit_of_work
+    from tokenboard.ledger.service import EntryKind, ledger
+    from tokenboard.organizations import repository as org_repository
+
+    try:
+        org_id = _uuid.UUID(org)
+        nanousd = parse_usd(amount)
+    except ValueError as exc:
+        raise _fail(str(exc) if "USD" in str(exc) else f"{org!r} is not an organization id.") from exc
+    if nanousd <= 0:
+        raise _fail("The amount must be more than zero.")
+
+    async def work(session):  # type: ignore[no-untyped-def]
+        if await org_repository.get(session, org_id) is None:
+            return None
+        await ledger.post(
+            session, org_id, kind=EntryKind.grant, amount_nanousd=nanousd, memo=memo, actor_label="cli"
+        )
+        return await ledger.balance(session, org_id)
+
+    balance = asyncio.run(run_in_unit_of_work(_settings(), work))
+    if balance is None:
+        raise _fail(f"No organization {org_id}.")
+    console.print(
+        f"[green]Granted {format_usd(nanousd)}[/green]; balance {format_usd(balance.balance_nanousd)}, "
+        f"available {format_usd(balance.available_nanousd)}"
+    )
+
+
+@credits_app.command("balance")
+def credits_balance(org: Annotated[str, typer.Option("--org", help="Organization id.")]) -> None:
+    """Show an organization's balance, reserved and available credits."""
+    import uuid as _uuid
+
+    from tokenboard.kit.money import format_usd
+    from tokenboard.kit.uow import run_in_unit_of_work
+    from tokenboard.ledger.service import ledger
+
+    try:
+        org_id = _uuid.UUID(org)
+    except ValueError as exc:
+        raise _fail(f"{org!r} is not an organization id.") from exc
+    balance = asyncio.run(run_in_unit_of_work(_settings(), lambda s: ledger.balance(s, org_id)))
+    console.print(
+        f"balance {format_usd(balance.balance_nanousd)}, reserved {format_usd(balance.reserved_nanousd)}, "
+        f"available {format_usd(balance.available_nanousd)}"
+    )
+
+
+catalog_app = typer.Typer(help="Model catalog: prices and facts of every model.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+
+
+def _price_spec(
+    input_: str, output: str, cached: str | None, write_5m: str | None, write_1h: str | None
+) -> dict[str, str]:
+    optional = {"cached_input_read": cached, "cache_write_5m": write_5m, "cache_write_1h": write_1h}
+    return {"input": input_, "output": output} | {k: v for k, v in optional.items() if v is not None}
+
+
+def _catalog_prices(spec: dict[str, str]):  # type: ignore[no-untyped-def]
+    from decimal import InvalidOperation
+
+    from tokenboard.catalog.reference import prices_from_spec
+
+    try:
+        return prices_from_spec(spec)
+    except (InvalidOperation, ValueError) as exc:
+        raise _fail("Prices are USD per million tokens, such as 2.50 or 0.075, never negative.") from exc
+
+
+@catalog_app.command("sync")
+def catalog_sync() -> None:
+    """Load or refresh the catalog from genai-prices and the curated facts (safe to run again)."""
+    from tokenboard.catalog.service import catalog
+    from tokenboard.kit.uow import run_in_unit_of_work
+
+    with console.status("Syncing the model catalog…"):
+        report = asyncio.run(run_in_unit_of_work(_settings(), catalog.sync))
+    console.print(
+        f"[green]Catalog synced[/green] from genai-prices {report.genai_prices_version}: "
+        f"{report.models_added} models added, {report.models_updated} updated, "
+        f"{report.prices_added} prices added, {report.scheduled_prices_removed} scheduled prices withdrawn"
+    )
+
+
+@catalog_app.command("set-price")
+def catalog_set_price(
+    model: Annotated[str, typer.Argument(help="provider/model, e.g. openai/gpt-4o.")],
+    input_: Annotated[str, typer.Option("--input", help="USD per million input tokens.")],
+    output: Annotated[str, typer.Option("--output", help="USD per million output tokens.")],
+    cached: Annotated[
+        str | None, typer.Option("--cached", help="USD per million cached input tokens.")
+    ] = None,
+    cache_write_5m: Annotated[
+        str | None, typer.Option("--cache-write-5m", help="USD per million 5-minute cache-write tokens.")
+    ] = None,
+    cache_write_1h: Annotated[
+        str | None, typer.Option("--cache-write-1h", help="USD per million 1-hour cache-write tokens.")
+    ] = None,
+    from_date: Annotated[
+        str | None, typer.Option("--from", help="First day (YYYY-MM-DD, UTC) the price applies; default now.")
+    ] = None,
+    note: Annotated[str | None, typer.Option(help="Why (a contract, a discount).")] = None,
+) -> None:
+    """Override a model's price from now (or a future day); past prices never change."""
+    from datetime import UTC, datetime
+
+    from tokenboard.catalog.service import catalog
+    from tokenboard.kit.db import utcnow
+    from tokenboard.kit.errors import TokenboardError
+    from tokenboard.kit.uow import run_in_unit_of_work
+
+    prices = _catalog_prices(_price_spec(input_, output, cached, cache_write_5m, cache_write_1h))
+    start = None
+    if from_date is not None:
+        try:
+            start = datetime.strptime(from_date, "%Y-%m-%d").replace(tzinfo=UTC)
+        except ValueError as exc:
+            raise _fail(f"{from_date!r} is not a date such as 2026-12-01.") from exc
+        start = max(start, utcnow())
+
+    async def work(session):  # type: ignore[no-untyped-def]
+        return await catalog.set_price(session, model, prices, effective_from=start, note=note)
+
+    try:
+        row = asyncio.run(run_in_unit_of_work(_settings(), work))
+    except TokenboardError as exc:
+        raise _fail(exc.message) from exc
+    console.print(f"[green]Price set[/green] for {model} from {row.effective_from:%Y-%m-%d %H:%M} UTC")
+
+
+@catalog_app.command("add-model")
+def catalog_add_model(
+    model: Annotated[str, typer.Argument(help="provider/model, e.g. local/llama-3.3-70b.")],
+    input_: Annotated[str | None, typer.Option("--input", help="USD per million input tokens.")] = None,
+    output: Annotated[str | None, typer.Option("--output", help="USD per million output tokens.")] = None,
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    context_length: Annotated[int | None, typer.Option(help="Context window in tokens.")] = None,
+    disabled: Annotated[bool, typer.Option("--disabled", help="Add it switched off.")] = False,
+) -> None:
+    """Add a model the reference lacks (self-hosted, new); give --input and --output to price it."""
+    from tokenboard.catalog.service import catalog
+    from tokenboard.kit.errors import TokenboardError
+    from tokenboard.kit.uow import run_in_unit_of_work
+
+    if (input_ is None) != (output is None):
+        raise _fail("Give both --input and --output, or neither (the gateway refuses unpriced models).")
+    prices = _catalog_prices(_price_spec(input_, output, None, None, None)) if input_ and output else None
+
+    async def work(session):  # type: ignore[no-untyped-def]
+        return await catalog.add_model(
+            session, model, name=name, context_length=context_length, enabled=not disabled, prices=prices
+        )
+
+    try:
+        asyncio.run(run_in_unit_of_work(_settings(), work))
+    except TokenboardError as exc:
+        raise _fail(exc.message) from exc
+    console.print(f"[green]Added[/green] {model}{'' if prices else ' (unpriced)'}")
+
+
 def _describe_db(settings: Settings) -> str:
     if settings.is_sqlite:
         return f"SQLite at {settings.sqlite_path()}"

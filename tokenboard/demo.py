@@ -10,6 +10,7 @@ from tokenboard.accounts import repository as accounts_repository
 from tokenboard.accounts.service import accounts
 from tokenboard.announcements.service import AnnouncementKind, announcements
 from tokenboard.audit.service import Actor, audit
+from tokenboard.catalog.service import catalog
 from tokenboard.kit.context import ClientInfo
 from tokenboard.kit.security import hash_password
 from tokenboard.members import repository as members_repository
@@ -69,6 +70,7 @@ def demo_email(handle: str) -> str:
 
 async def seed_demo(session: AsyncSession) -> DemoResult:
     """Create the demo organization, or reset the demo passwords if it is already there."""
+    await catalog.sync(session)  # the model catalog and its prices, so the demo can price usage
     logins = [DemoLogin(demo_email(handle), role) for _, handle, role, _ in PEOPLE]
     owner = await accounts_repository.get_user_by_email(session, demo_email("owner"))
     if owner is not None and owner.last_organization_id is not None:

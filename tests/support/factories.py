@@ -23,7 +23,7 @@ from tokenboard.kit.db import utcnow
 from tokenboard.kit.security import hash_password, hash_token, new_token, sign
 from tokenboard.members.roles import Role
 from tokenboard.members.service import INVITATION_PREFIX
-from tokenboard.models import Invitation, Membership, Organization, Team, User, Workspace
+from tokenboard.models import ApiKey, Invitation, Membership, Organization, Team, User, Workspace
 from tokenboard.organizations.service import organizations
 
 T = TypeVar("T")
@@ -46,6 +46,8 @@ class OrgSetup:
     workspace: Workspace
     invitation: Invitation
     invitation_token: str
+    api_key: ApiKey
+    api_key_secret: str
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -133,7 +135,23 @@ class Factory:
         team = await self.team(org)
         workspace = await self.workspace(org)
         invitation, token = await self.invitation(org, f"invitee-{uuid.uuid4().hex[:6]}@example.com")
-        return OrgSetup(org, users, memberships, team, workspace, invitation, token)
+        key, secret = await self.api_key(org, workspace, users[Role.member])
+        return OrgSetup(org, users, memberships, team, workspace, invitation, token, key, secret)
+
+    async def api_key(
+        self, org: Organization, workspace: Workspace, user: User, allowed_models: list[str] | None = None
+    ) -> tuple[ApiKey, str]:
+        secret = new_token("tb_")
+        key = ApiKey(
+            organization_id=org.id,
+            workspace_id=workspace.id,
+            user_id=user.id,
+            name=f"key {next(_counter)}",
+            key_hash=hash_token(secret),
+            key_hint=secret[:7] + "…",
+            allowed_models=allowed_models,
+        )
+        return await self.run(lambda s: self._add(s, key)), secret
 
     async def session_token(self, user: User) -> str:
         new = await self.run(

@@ -13,7 +13,7 @@ from fastapi.routing import APIRoute
 from tests.support.factories import OrgSetup
 from tokenboard.members.roles import Role
 
-PARAM = re.compile(r"{(\w+)}")
+PARAM = re.compile(r"{(\w+)(?::\w+)?}")  # {name} or {name:path}
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,10 @@ def ids_of(
         "team_id": str(setup.team.id),
         "workspace_id": str(setup.workspace.id),
         "invitation_id": str(setup.invitation.id),
+        "key_id": str(setup.api_key.id),
         "action": "suspend",
+        "provider": "openai",
+        "model": "gpt-4o",
     }
     if token_id is not None:
         values["token_id"] = str(token_id)
@@ -100,6 +103,11 @@ API_BODIES: dict[str, dict[str, object]] = {
     "POST /api/v1/me/password": {"current_password": "x", "new_password": "another long one"},
     "POST /api/v1/me/tokens": {"name": "t"},
     "POST /api/v1/invitations/accept": {"token": "tbi_nope"},
+    "POST /api/v1/admin/catalog/models": {"id": "local/llama-test", "prices": {"input": "1", "output": "2"}},
+    "POST /api/v1/admin/catalog/sync": {},
+    "PATCH /api/v1/admin/catalog/models/{provider}/{model:path}": {"enabled": False},
+    "POST /api/v1/admin/catalog/models/{provider}/{model:path}/prices": {"input": "2.00", "output": "8.00"},
+    "POST /api/v1/organizations/{org_id}/api-keys": {"workspace_id": "<workspace_id>", "name": "k"},
 }
 
 FORM_BODIES: dict[str, dict[str, str]] = {
@@ -119,4 +127,16 @@ FORM_BODIES: dict[str, dict[str, str]] = {
     "POST /account/password": {"current_password": "x", "new_password": "another long one"},
     "POST /account/tokens": {"name": "t"},
     "POST /invitations/accept": {"token": "tbi_nope"},
+    "POST /organizations/{org_id}/keys": {"name": "k", "workspace_id": "<workspace_id>"},
 }
+
+
+def body_for(key: str, values: dict[str, str], *, form: bool) -> dict[str, object] | None:
+    """The route's valid body with ``<name>`` placeholders replaced by ids of the org under test."""
+    template = (FORM_BODIES if form else API_BODIES).get(key)
+    if template is None:
+        return None
+    return {
+        k: values[v[1:-1]] if isinstance(v, str) and v.startswith("<") and v.endswith(">") else v
+        for k, v in template.items()
+    }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from tests.support.factories import Factory
-from tests.support.routes import API_BODIES, FORM_BODIES, all_routes, fill, ids_of
+from tests.support.routes import all_routes, body_for, fill, ids_of
 from tokenboard.members.roles import Role
 
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
@@ -25,9 +25,11 @@ async def test_every_unsafe_route_needs_a_csrf_token(app: object, factory: Facto
                 url = fill(case.path, values)
                 headers = {"X-CSRF-Token": forged} if forged else {}
                 if case.is_api:
-                    r = await client.request(case.method, url, json=API_BODIES.get(case.key), headers=headers)
+                    r = await client.request(
+                        case.method, url, json=body_for(case.key, values, form=False), headers=headers
+                    )
                 else:
-                    form = dict(FORM_BODIES.get(case.key, {}))
+                    form = dict(body_for(case.key, values, form=True) or {})
                     if forged:
                         form["csrf_token"] = forged
                     r = await client.request(case.method, url, data=form or None)

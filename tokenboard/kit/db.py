@@ -7,9 +7,10 @@ import time
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from decimal import Decimal, localcontext
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import DateTime, MetaData, Numeric, String, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -60,6 +61,44 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class ExactDecimal(TypeDecorator[Decimal]):
+    """A Decimal stored exactly, up to 24 decimal places (per-token prices such as 0.000000075).
+
+    ``NUMERIC(38, 24)`` on PostgreSQL; decimal text on SQLite, whose NUMERIC would round through a float.
+    A value with more decimals is refused rather than silently rounded.
+    """
+
+    impl = Numeric(38, 24)
+    cache_ok = True
+    SCALE = 24
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(64))
+        return dialect.type_descriptor(Numeric(38, self.SCALE, asdecimal=True))
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, Decimal) or not value.is_finite():
+            raise TypeError(f"ExactDecimal needs a finite Decimal, not {value!r}")
+        with localcontext() as ctx:
+            ctx.prec = 80
+            exact = value.quantize(Decimal(1).scaleb(-self.SCALE))
+        if exact != value:
+            raise ValueError(f"{value} has more than {self.SCALE} decimal places")
+        return f"{exact:f}" if dialect.name == "sqlite" else exact
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        if isinstance(value, Decimal):
+            return value
+        if isinstance(value, str):
+            return Decimal(value)
+        raise TypeError(f"ExactDecimal read back {value!r}, which is not exact")
 
 
 class Base(DeclarativeBase):

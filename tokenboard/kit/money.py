@@ -7,7 +7,8 @@ its token counts and rounded once, half-even, by :func:`to_nanousd`. Totals are 
 from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-from typing import TypedDict
+
+from typing_extensions import TypedDict
 
 NANO_PER_USD = 1_000_000_000
 _NANO = Decimal(NANO_PER_USD)

@@ -33,12 +33,20 @@ class Permission(StrEnum):
     audit_view = "audit.view"
     billing_view = "billing.view"
     seats_manage = "seats.manage"
+    keys_use = "keys.use"
+    keys_manage_all = "keys.manage_all"
 
 
 # Higher rank may grant any role up to its own rank, never above it.
 ROLE_RANK: dict[Role, int] = {Role.member: 1, Role.billing_manager: 2, Role.admin: 3, Role.owner: 4}
 
-_EVERYONE = {Permission.org_view, Permission.members_view, Permission.teams_view, Permission.workspaces_view}
+_EVERYONE = {
+    Permission.org_view,
+    Permission.members_view,
+    Permission.teams_view,
+    Permission.workspaces_view,
+    Permission.keys_use,
+}
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.owner: frozenset(Permission),
@@ -52,6 +60,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.workspaces_manage,
             Permission.audit_view,
             Permission.billing_view,
+            Permission.keys_manage_all,
         }
     ),
     Role.billing_manager: frozenset(_EVERYONE | {Permission.billing_view, Permission.seats_manage}),

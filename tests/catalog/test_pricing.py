@@ -1,0 +1,366 @@
+"""Cost golden tests, exact to the nano-USD, computed by hand from the providers' published prices.
+
+Each case is also priced by genai-prices' own ``calc_price``; the two must agree after rounding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import genai_prices
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tokenboard.catalog.pricing import (
+    Prices,
+    PriceTier,
+    TokenUsage,
+    UsageError,
+    anthropic_usage,
+    compute_cost,
+    gemini_usage,
+    openai_usage,
+    openrouter_cost,
+)
+from tokenboard.catalog.reference import load_reference
+from tokenboard.kit.money import to_nanousd
+
+NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
+
+
+def reference_prices(model_id: str, when: datetime = NOW) -> Prices:
+    provider = model_id.split("/", 1)[0]
+    model = next(m for m in load_reference([provider]).models if m.id == model_id)
+    return [prices for start, prices in model.schedule if start <= when][-1]
+
+
+def genai_nanousd(model_id: str, usage: TokenUsage) -> int:
+    """genai-prices' price for the same usage; its input and output counts include cache and reasoning."""
+    provider, model = model_id.split("/", 1)
+    counts = {
+        "input_tokens": usage.total_input_tokens,
+        "cache_read_tokens": usage.cached_input_tokens,
+        "cache_write_tokens": usage.cache_write_5m_tokens + usage.cache_write_1h_tokens,
+        "cache_write_1h_tokens": usage.cache_write_1h_tokens,
+        "output_tokens": usage.total_output_tokens,
+    }
+    result = genai_prices.calc_price(
+        genai_prices.Usage(**counts), model, provider_id=provider, genai_request_timestamp=NOW
+    )
+    return to_nanousd(result.total_price)
+
+
+def cost(model_id: str, usage: TokenUsage) -> int:
+    ours = compute_cost(reference_prices(model_id), usage).total_nanousd
+    assert ours == genai_nanousd(model_id, usage), "genai-prices disagrees"
+    return ours
+
+
+# --- OpenAI: prompt tokens include cached ones, completion tokens include reasoning -----------------
+
+
+def test_openai_chat_with_cached_tokens() -> None:
+    usage = openai_usage(
+        {
+            "prompt_tokens": 12_345,
+            "completion_tokens": 2_000,
+            "prompt_tokens_details": {"cached_tokens": 4_096, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0},
+        }
+    )
+    # gpt-4o-mini: $0.15 input, $0.075 cached, $0.60 output per million tokens.
+    # 8,249 x 0.15 + 4,096 x 0.075 + 2,000 x 0.60 = 1237.35 + 307.2 + 1200 = 2744.55 micro-USD
+    assert cost("openai/gpt-4o-mini", usage) == 2_744_550
+
+
+def test_openai_reasoning_tokens_are_part_of_completion_tokens() -> None:
+    usage = openai_usage(
+        {
+            "prompt_tokens": 10_000,
+            "completion_tokens": 5_000,
+            "prompt_tokens_details": {"cached_tokens": 3_000},
+            "completion_tokens_details": {"reasoning_tokens": 4_000},
+        }
+    )
+    assert usage.plain_output_tokens == 1_000 and usage.reasoning_tokens == 4_000
+    # o4-mini: $1.10 input, $0.275 cached, $4.40 output (reasoning at the output price).
+    # 7,000 x 1.1 + 3,000 x 0.275 + 1,000 x 4.4 + 4,000 x 4.4 = 7700 + 825 + 4400 + 17600 micro-USD
+    breakdown = compute_cost(reference_prices("openai/o4-mini"), usage)
+    assert breakdown.total_nanousd == 30_525_000 == cost("openai/o4-mini", usage)
+    assert [(line.kind, line.quantity) for line in breakdown.lines] == [
+        ("input", 7_000),
+        ("cached_input_read", 3_000),
+        ("output", 1_000),
+        ("reasoning", 4_000),
+    ]
+    assert [line.amount_nanousd for line in breakdown.lines] == [7_700_000, 825_000, 4_400_000, 17_600_000]
+
+
+def test_openai_responses_api_shape() -> None:
+    usage = openai_usage(
+        {
+            "input_tokens": 10_000,
+            "input_tokens_details": {"cached_tokens": 3_000},
+            "output_tokens": 5_000,
+            "output_tokens_details": {"reasoning_tokens": 4_000},
+        }
+    )
+    assert compute_cost(reference_prices("openai/o4-mini"), usage).total_nanousd == 30_525_000
+
+
+def test_deepseek_cache_hits_in_the_openai_shape() -> None:
+    usage = openai_usage({"prompt_tokens": 1_000, "prompt_cache_hit_tokens": 600, "completion_tokens": 10})
+    assert usage.cached_input_tokens == 600 and usage.uncached_input_tokens == 400
+
+
+# --- Anthropic: input excludes cache reads and writes; 5-minute and 1-hour writes priced apart -----------
+
+
+def test_anthropic_cache_reads_and_5m_and_1h_writes() -> None:
+    usage = anthropic_usage(
+        {
+            "input_tokens": 1_234,
+            "cache_read_input_tokens": 5_678,
+            "cache_creation_input_tokens": 2_022,
+            "cache_creation": {"ephemeral_5m_input_tokens": 910, "ephemeral_1h_input_tokens": 1_112},
+            "output_tokens": 1_314,
+        }
+    )
+    assert usage.total_input_tokens == 1_234 + 5_678 + 2_022
+    # claude-3-5-haiku: $0.80 input, $0.08 cache read, $1 5m write, $1.60 1h write, $4 output.
+    # 987.2 + 454.24 + 910 + 1779.2 + 5256 = 9386.64 micro-USD
+    assert cost("anthropic/claude-3-5-haiku-latest", usage) == 9_386_640
+
+
+def test_anthropic_without_the_cache_creation_split_writes_5_minutes() -> None:
+    usage = anthropic_usage(
+        {"input_tokens": 1_500, "cache_read_input_tokens": 20_000, "cache_creation_input_tokens": 8_000}
+    )
+    assert usage.cache_write_5m_tokens == 8_000 and usage.cache_write_1h_tokens == 0
+    # claude-sonnet-4: 1,500 x 3 + 20,000 x 0.3 + 8,000 x 3.75 = 4500 + 6000 + 30000 micro-USD
+    assert cost("anthropic/claude-sonnet-4-0", usage) == 40_500_000
+
+
+# --- Gemini: the prompt count includes cached content; thoughts are counted apart --------------------------
+
+
+def test_gemini_thinking_tokens_are_extra_output() -> None:
+    usage = gemini_usage(
+        {
+            "promptTokenCount": 10_000,
+            "cachedContentTokenCount": 6_000,
+            "candidatesTokenCount": 1_200,
+            "thoughtsTokenCount": 3_400,
+            "totalTokenCount": 14_600,
+        }
+    )
+    assert usage.total_output_tokens == 4_600
+    # gemini-2.5-flash: $0.30 input, $0.03 cached, $2.50 output (thoughts too).
+    # 4,000 x 0.3 + 6,000 x 0.03 + 1,200 x 2.5 + 3,400 x 2.5 = 1200 + 180 + 3000 + 8500 micro-USD
+    assert cost("google/gemini-2.5-flash", usage) == 12_880_000
+
+
+# --- Long-context tiers: chosen by the request's total input tokens -------------------------------------
+
+
+def test_gemini_25_pro_at_and_above_200k_input_tokens() -> None:
+    at = gemini_usage(
+        {
+            "promptTokenCount": 200_000,
+            "cachedContentTokenCount": 50_000,
+            "candidatesTokenCount": 1_000,
+            "thoughtsTokenCount": 2_000,
+        }
+    )
+    # Base: 150,000 x 1.25 + 50,000 x 0.125 + 3,000 x 10 = 187500 + 6250 + 30000 micro-USD
+    assert cost("google/gemini-2.5-pro", at) == 223_750_000
+    above = gemini_usage(
+        {
+            "promptTokenCount": 200_001,
+            "cachedContentTokenCount": 50_000,
+            "candidatesTokenCount": 1_000,
+            "thoughtsTokenCount": 2_000,
+        }
+    )
+    # Over 200k every token costs the tier price: 150,001 x 2.5 + 50,000 x 0.25 + 3,000 x 15
+    breakdown = compute_cost(reference_prices("google/gemini-2.5-pro"), above)
+    assert breakdown.total_nanousd == 432_502_500 == cost("google/gemini-2.5-pro", above)
+    assert breakdown.tier_above_input_tokens == 200_000
+
+
+def test_anthropic_tier_counts_cached_input_towards_the_threshold() -> None:
+    usage = anthropic_usage(
+        {"input_tokens": 150_000, "cache_read_input_tokens": 60_000, "output_tokens": 1_000}
+    )
+    # 210,000 input tokens in all, over 200k: 150,000 x 6 + 60,000 x 0.6 + 1,000 x 22.5 micro-USD
+    assert cost("anthropic/claude-sonnet-4-5", usage) == 958_500_000
+    below = anthropic_usage(
+        {"input_tokens": 140_000, "cache_read_input_tokens": 60_000, "output_tokens": 1_000}
+    )
+    # 200,000 exactly is not above: 140,000 x 3 + 60,000 x 0.3 + 1,000 x 15
+    assert cost("anthropic/claude-sonnet-4-5", below) == 453_000_000
+
+
+# --- Per-request fee ---------------------------------------------------------------------------------------
+
+
+def test_per_request_fee_is_added_once() -> None:
+    prices = reference_prices("simulated/reasoning")
+    assert prices.per_request == Decimal("0.0001")
+    usage = TokenUsage(input_tokens=1_000, output_tokens=500)
+    # 1,000 x $2/M + 500 x $8/M + $0.0001 = 0.002 + 0.004 + 0.0001 USD
+    breakdown = compute_cost(prices, usage)
+    assert breakdown.total_nanousd == 6_100_000
+    assert breakdown.lines[-1].kind == "request" and breakdown.lines[-1].amount_nanousd == 100_000
+
+
+# --- OpenRouter: its reported cost is authoritative ---------------------------------------------------------
+
+
+def test_openrouter_reported_cost() -> None:
+    usage = {"prompt_tokens": 194, "completion_tokens": 2, "cost": 0.00014, "is_byok": False}
+    assert openrouter_cost(usage).total_nanousd == 140_000
+
+
+def test_openrouter_byok_adds_the_upstream_cost() -> None:
+    usage = {
+        "cost": 0.0000019,
+        "is_byok": True,
+        "cost_details": {"upstream_inference_cost": 0.000038},
+    }
+    breakdown = openrouter_cost(usage)
+    assert breakdown.total_nanousd == 39_900
+    assert [line.kind for line in breakdown.lines] == ["openrouter_reported", "upstream_inference_byok"]
+    assert openrouter_cost({**usage, "is_byok": False}, byok=True).total_nanousd == 39_900
+    with pytest.raises(UsageError):
+        openrouter_cost({"cost": 0.1, "is_byok": True})
+    with pytest.raises(UsageError):
+        openrouter_cost({"prompt_tokens": 3})
+
+
+def test_openrouter_sub_nano_amounts_round_half_even() -> None:
+    assert openrouter_cost({"cost": "0.0000000015"}).total_nanousd == 2
+    assert openrouter_cost({"cost": "0.0000000025"}).total_nanousd == 2
+    assert openrouter_cost({"cost": 1e-9}).total_nanousd == 1
+
+
+# --- Rounding once, and refusals ---------------------------------------------------------------------------
+
+
+def test_the_total_is_rounded_once_not_line_by_line() -> None:
+    prices = Prices(input=Decimal("0.0000000025"), output=Decimal("0.0000000025"))
+    breakdown = compute_cost(prices, TokenUsage(input_tokens=1, output_tokens=1))
+    assert [line.amount_nanousd for line in breakdown.lines] == [2, 2]  # 2.5 each, half-even, display only
+    assert breakdown.total_nanousd == 5
+
+
+def test_impossible_usage_is_refused() -> None:
+    with pytest.raises(UsageError):
+        openai_usage({"prompt_tokens": 10, "prompt_tokens_details": {"cached_tokens": 11}})
+    with pytest.raises(UsageError):
+        openai_usage({"completion_tokens": 1, "completion_tokens_details": {"reasoning_tokens": 2}})
+    with pytest.raises(UsageError):
+        anthropic_usage({"input_tokens": -1})
+    with pytest.raises(UsageError):
+        gemini_usage({"promptTokenCount": 1.5})
+    with pytest.raises(ValueError):
+        Prices(input=Decimal(-1), output=Decimal(0))
+
+
+def test_missing_cache_prices_fall_back_to_input_like_genai_prices() -> None:
+    # gpt-4o-2024-05-13 has no cached price: cached tokens pay full input.
+    usage = openai_usage({"prompt_tokens": 1_000, "prompt_tokens_details": {"cached_tokens": 400}})
+    assert cost("openai/gpt-4o-2024-05-13", usage) == 5_000_000
+
+
+# --- Properties ---------------------------------------------------------------------------------------------
+
+price = st.decimals(min_value=0, max_value=Decimal("0.001"), places=12, allow_nan=False, allow_infinity=False)
+optional_price = st.none() | price
+count = st.integers(min_value=0, max_value=5_000_000)
+
+
+@st.composite
+def priced(draw: st.DrawFn) -> Prices:
+    base = Prices(
+        input=draw(price),
+        output=draw(price),
+        cached_input_read=draw(optional_price),
+        cache_write_5m=draw(optional_price),
+        cache_write_1h=draw(optional_price),
+        reasoning=draw(optional_price),
+        per_request=draw(price),
+    )
+    if not draw(st.booleans()):
+        return base
+    # Long-context tiers cost more, as every provider publishes them.
+    bump = draw(price)
+    tier = PriceTier(
+        above_input_tokens=draw(st.integers(min_value=0, max_value=1_000_000)),
+        input=base.input + bump,
+        output=base.output + bump,
+    )
+    return replace(base, tiers=(tier,))
+
+
+@st.composite
+def usages(draw: st.DrawFn) -> TokenUsage:
+    return TokenUsage(
+        input_tokens=draw(count),
+        cached_input_tokens=draw(count),
+        cache_write_5m_tokens=draw(count),
+        cache_write_1h_tokens=draw(count),
+        output_tokens=draw(count),
+        reasoning_tokens=draw(count),
+    )
+
+
+FIELDS = (
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_write_5m_tokens",
+    "cache_write_1h_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+)
+
+
+@given(priced(), usages(), st.sampled_from(FIELDS), st.integers(min_value=1, max_value=1_000_000))
+def test_cost_is_never_negative_and_grows_with_every_count(
+    prices: Prices, usage: TokenUsage, field: str, more: int
+) -> None:
+    before = compute_cost(prices, usage)
+    counts = {f: getattr(usage, f) for f in FIELDS} | {field: getattr(usage, field) + more}
+    after = compute_cost(prices, TokenUsage(**counts))
+    assert before.total_nanousd >= 0
+    assert after.total_nanousd >= before.total_nanousd
+
+
+@given(priced(), usages())
+def test_the_total_is_the_rounded_sum_of_the_lines(prices: Prices, usage: TokenUsage) -> None:
+    breakdown = compute_cost(prices, usage)
+    exact = sum((line.amount_usd for line in breakdown.lines), Decimal(0))
+    assert breakdown.total_usd == exact
+    assert breakdown.total_nanousd == to_nanousd(exact)
+    for line in breakdown.lines:
+        assert line.amount_usd == line.unit_price_usd * line.quantity
+
+
+@given(usages())
+def test_counting_conventions_agree_on_the_same_request(usage: TokenUsage) -> None:
+    """The same request reported OpenAI-style (inclusive) or Anthropic-style (exclusive) costs the same."""
+    prices = reference_prices("simulated/reasoning")
+    inclusive = TokenUsage(
+        input_tokens=usage.input_tokens + usage.cache_tokens,
+        cached_input_tokens=usage.cached_input_tokens,
+        cache_write_5m_tokens=usage.cache_write_5m_tokens,
+        cache_write_1h_tokens=usage.cache_write_1h_tokens,
+        output_tokens=usage.output_tokens + usage.reasoning_tokens,
+        reasoning_tokens=usage.reasoning_tokens,
+        input_includes_cache=True,
+        output_includes_reasoning=True,
+    )
+    assert compute_cost(prices, inclusive) == compute_cost(prices, usage)

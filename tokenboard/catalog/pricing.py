@@ -1,0 +1,374 @@
+"""Prices and the cost of one request. Pure: no I/O, fast enough for the gateway hot path.
+
+A request's cost is the sum, over each kind of token, of ``tokens x price per token`` in exact ``Decimal``
+USD, rounded once, half-even, to integer nano-USD by :func:`tokenboard.kit.money.to_nanousd`. The lines are
+shown for display; only the total is an amount.
+
+Providers count tokens differently; the normalizers below turn each provider's usage object into one
+:class:`TokenUsage` that records the counts as reported *and* how the provider counts them:
+
+- OpenAI (chat and responses, and OpenAI-compatible APIs such as Mistral and DeepSeek): prompt tokens
+  include cached tokens; completion tokens include reasoning tokens.
+- Anthropic messages: ``input_tokens`` excludes cache reads and cache writes; 5-minute and 1-hour cache
+  writes are priced apart.
+- Gemini: ``promptTokenCount`` includes ``cachedContentTokenCount``; ``thoughtsTokenCount`` is separate
+  from ``candidatesTokenCount``.
+- OpenRouter: its reported ``usage.cost`` is authoritative (see :func:`openrouter_cost`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation, localcontext
+from typing import Any
+
+from tokenboard.kit.money import to_nanousd
+
+# Enough digits that no product or sum is ever rounded before the one rounding to nano-USD.
+_PRECISION = 80
+_ZERO = Decimal(0)
+
+
+class UsageError(ValueError):
+    """A usage object that cannot be priced: negative or non-integer counts, parts larger than the whole."""
+
+
+@dataclass(frozen=True, slots=True)
+class PriceTier:
+    """Long-context prices: they apply to every token of a request whose total input exceeds the threshold.
+
+    A ``None`` price keeps the base price of that kind.
+    """
+
+    above_input_tokens: int
+    input: Decimal | None = None
+    output: Decimal | None = None
+    cached_input_read: Decimal | None = None
+    cache_write_5m: Decimal | None = None
+    cache_write_1h: Decimal | None = None
+    reasoning: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Prices:
+    """USD per token for each kind of token, plus a fee per request.
+
+    ``None`` means "priced like": cached reads and 5-minute cache writes like input, 1-hour cache writes like
+    5-minute ones, reasoning like output. Tiers are sorted by threshold; the highest one exceeded applies.
+    """
+
+    input: Decimal
+    output: Decimal
+    cached_input_read: Decimal | None = None
+    cache_write_5m: Decimal | None = None
+    cache_write_1h: Decimal | None = None
+    reasoning: Decimal | None = None
+    per_request: Decimal = _ZERO
+    tiers: tuple[PriceTier, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("input", "output", "cached_input_read", "cache_write_5m", "cache_write_1h", "reasoning"):
+            _check_price(name, getattr(self, name))
+        _check_price("per_request", self.per_request)
+        for tier in self.tiers:
+            if tier.above_input_tokens < 0:
+                raise ValueError("a tier threshold cannot be negative")
+            for name in ("input", "output", "cached_input_read", "cache_write_5m", "cache_write_1h"):
+                _check_price(name, getattr(tier, name))
+        thresholds = [tier.above_input_tokens for tier in self.tiers]
+        if thresholds != sorted(set(thresholds)):
+            raise ValueError("tiers must have distinct thresholds in ascending order")
+
+    def rates(self, total_input_tokens: int) -> Rates:
+        """The price of each kind for a request with this many input tokens in all (cached ones included)."""
+        input_, output = self.input, self.output
+        cached, write_5m, write_1h, reasoning = (
+            self.cached_input_read,
+            self.cache_write_5m,
+            self.cache_write_1h,
+            self.reasoning,
+        )
+        applied: int | None = None
+        for tier in reversed(self.tiers):
+            if total_input_tokens > tier.above_input_tokens:
+                applied = tier.above_input_tokens
+                input_ = tier.input if tier.input is not None else input_
+                output = tier.output if tier.output is not None else output
+                cached = tier.cached_input_read if tier.cached_input_read is not None else cached
+                write_5m = tier.cache_write_5m if tier.cache_write_5m is not None else write_5m
+                write_1h = tier.cache_write_1h if tier.cache_write_1h is not None else write_1h
+                reasoning = tier.reasoning if tier.reasoning is not None else reasoning
+                break
+        write_5m = write_5m if write_5m is not None else input_
+        return Rates(
+            input=input_,
+            cached_input_read=cached if cached is not None else input_,
+            cache_write_5m=write_5m,
+            cache_write_1h=write_1h if write_1h is not None else write_5m,
+            output=output,
+            reasoning=reasoning if reasoning is not None else output,
+            per_request=self.per_request,
+            tier_above_input_tokens=applied,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Rates:
+    """Prices resolved for one request: every kind has a price, the tier is chosen."""
+
+    input: Decimal
+    cached_input_read: Decimal
+    cache_write_5m: Decimal
+    cache_write_1h: Decimal
+    output: Decimal
+    reasoning: Decimal
+    per_request: Decimal
+    tier_above_input_tokens: int | None
+
+
+def _check_price(name: str, value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, Decimal) or not value.is_finite() or value < 0:
+        raise ValueError(f"price {name} must be a finite, non-negative Decimal, not {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUsage:
+    """Token counts as the provider reported them, and how that provider counts them.
+
+    With ``input_includes_cache`` the input count contains the cached reads and the cache writes (OpenAI,
+    Gemini); without it they are extra (Anthropic). With ``output_includes_reasoning`` the output count
+    contains the reasoning tokens (OpenAI); without it they are extra (Gemini thoughts).
+    """
+
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_5m_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    input_includes_cache: bool = False
+    output_includes_reasoning: bool = False
+    requests: int = 1
+
+    def __post_init__(self) -> None:
+        for name in (
+            "input_tokens",
+            "cached_input_tokens",
+            "cache_write_5m_tokens",
+            "cache_write_1h_tokens",
+            "output_tokens",
+            "reasoning_tokens",
+            "requests",
+        ):
+            value = getattr(self, name)
+            if type(value) is not int or value < 0:
+                raise UsageError(f"{name} must be a non-negative integer, not {value!r}")
+        if self.input_includes_cache and self.input_tokens < self.cache_tokens:
+            raise UsageError(
+                f"cached and cache-write tokens ({self.cache_tokens}) exceed the input tokens "
+                f"({self.input_tokens}) that include them"
+            )
+        if self.output_includes_reasoning and self.output_tokens < self.reasoning_tokens:
+            raise UsageError(
+                f"reasoning tokens ({self.reasoning_tokens}) exceed the output tokens "
+                f"({self.output_tokens}) that include them"
+            )
+
+    @property
+    def cache_tokens(self) -> int:
+        return self.cached_input_tokens + self.cache_write_5m_tokens + self.cache_write_1h_tokens
+
+    @property
+    def uncached_input_tokens(self) -> int:
+        """Input tokens billed at the plain input price."""
+        if self.input_includes_cache:
+            return self.input_tokens - self.cache_tokens
+        return self.input_tokens
+
+    @property
+    def total_input_tokens(self) -> int:
+        """Every input token of the request, cached or not: what long-context tiers are chosen by."""
+        return self.uncached_input_tokens + self.cache_tokens
+
+    @property
+    def plain_output_tokens(self) -> int:
+        """Output tokens billed at the plain output price (reasoning apart)."""
+        if self.output_includes_reasoning:
+            return self.output_tokens - self.reasoning_tokens
+        return self.output_tokens
+
+    @property
+    def total_output_tokens(self) -> int:
+        return self.plain_output_tokens + self.reasoning_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class CostLine:
+    """One kind of token: ``quantity x unit_price_usd = amount_usd`` (exact), and that amount rounded."""
+
+    kind: str
+    quantity: int
+    unit_price_usd: Decimal
+    amount_usd: Decimal
+
+    @property
+    def amount_nanousd(self) -> int:
+        """For display only: the total is rounded once from the exact amounts, not from these."""
+        with localcontext() as ctx:
+            ctx.prec = _PRECISION
+            return to_nanousd(self.amount_usd)
+
+
+@dataclass(frozen=True, slots=True)
+class CostBreakdown:
+    lines: tuple[CostLine, ...]
+    total_usd: Decimal
+    total_nanousd: int
+    tier_above_input_tokens: int | None = None
+
+
+def compute_cost(prices: Prices, usage: TokenUsage) -> CostBreakdown:
+    """The cost of one request: exact Decimal lines, summed, rounded once to nano-USD."""
+    rates = prices.rates(usage.total_input_tokens)
+    quantities = (
+        ("input", usage.uncached_input_tokens, rates.input),
+        ("cached_input_read", usage.cached_input_tokens, rates.cached_input_read),
+        ("cache_write_5m", usage.cache_write_5m_tokens, rates.cache_write_5m),
+        ("cache_write_1h", usage.cache_write_1h_tokens, rates.cache_write_1h),
+        ("output", usage.plain_output_tokens, rates.output),
+        ("reasoning", usage.reasoning_tokens, rates.reasoning),
+        ("request", usage.requests if rates.per_request else 0, rates.per_request),
+    )
+    with localcontext() as ctx:
+        ctx.prec = _PRECISION
+        lines = tuple(
+            CostLine(kind, quantity, price, price * quantity)
+            for kind, quantity, price in quantities
+            if quantity
+        )
+        total = sum((line.amount_usd for line in lines), _ZERO)
+        return CostBreakdown(lines, total, to_nanousd(total), rates.tier_above_input_tokens)
+
+
+# --- Usage normalizers: one per provider usage shape ---------------------------------------------------
+
+
+def _count(data: Mapping[str, Any] | None, *keys: str) -> int:
+    """The first present count among ``keys``; absent or null is 0."""
+    if not data:
+        return 0
+    for key in keys:
+        value = data.get(key)
+        if value is None:
+            continue
+        if type(value) is not int or value < 0:
+            raise UsageError(f"usage field {key!r} must be a non-negative integer, not {value!r}")
+        return value
+    return 0
+
+
+def _details(data: Mapping[str, Any], *keys: str) -> Mapping[str, Any] | None:
+    for key in keys:
+        value = data.get(key)
+        if isinstance(value, Mapping):
+            return value
+    return None
+
+
+def openai_usage(usage: Mapping[str, Any]) -> TokenUsage:
+    """OpenAI chat completions or responses ``usage`` (and OpenAI-compatible APIs: Mistral, DeepSeek, ...).
+
+    ``prompt_tokens`` includes ``prompt_tokens_details.cached_tokens``; ``completion_tokens`` includes
+    ``completion_tokens_details.reasoning_tokens``. The responses API names them ``input_tokens`` /
+    ``output_tokens`` with ``*_details`` alike. DeepSeek reports cache hits as ``prompt_cache_hit_tokens``.
+    """
+    input_details = _details(usage, "prompt_tokens_details", "input_tokens_details")
+    output_details = _details(usage, "completion_tokens_details", "output_tokens_details")
+    cached = _count(input_details, "cached_tokens") or _count(usage, "prompt_cache_hit_tokens")
+    return TokenUsage(
+        input_tokens=_count(usage, "prompt_tokens", "input_tokens"),
+        cached_input_tokens=cached,
+        output_tokens=_count(usage, "completion_tokens", "output_tokens"),
+        reasoning_tokens=_count(output_details, "reasoning_tokens"),
+        input_includes_cache=True,
+        output_includes_reasoning=True,
+    )
+
+
+def anthropic_usage(usage: Mapping[str, Any]) -> TokenUsage:
+    """Anthropic messages ``usage``: ``input_tokens`` excludes cache reads and cache writes.
+
+    ``cache_creation`` splits the writes into ``ephemeral_5m_input_tokens`` and ``ephemeral_1h_input_tokens``
+    (priced apart); without it, every ``cache_creation_input_tokens`` is a 5-minute write.
+    """
+    creation = _details(usage, "cache_creation")
+    if creation is not None:
+        write_5m = _count(creation, "ephemeral_5m_input_tokens")
+        write_1h = _count(creation, "ephemeral_1h_input_tokens")
+    else:
+        write_5m, write_1h = _count(usage, "cache_creation_input_tokens"), 0
+    return TokenUsage(
+        input_tokens=_count(usage, "input_tokens"),
+        cached_input_tokens=_count(usage, "cache_read_input_tokens"),
+        cache_write_5m_tokens=write_5m,
+        cache_write_1h_tokens=write_1h,
+        output_tokens=_count(usage, "output_tokens"),
+        input_includes_cache=False,
+        output_includes_reasoning=True,
+    )
+
+
+def gemini_usage(usage_metadata: Mapping[str, Any]) -> TokenUsage:
+    """Gemini ``usageMetadata``: the prompt count includes cached content; thoughts are counted apart.
+
+    Tool-use prompt tokens are input tokens too.
+    """
+    prompt = _count(usage_metadata, "promptTokenCount") + _count(usage_metadata, "toolUsePromptTokenCount")
+    return TokenUsage(
+        input_tokens=prompt,
+        cached_input_tokens=_count(usage_metadata, "cachedContentTokenCount"),
+        output_tokens=_count(usage_metadata, "candidatesTokenCount"),
+        reasoning_tokens=_count(usage_metadata, "thoughtsTokenCount"),
+        input_includes_cache=True,
+        output_includes_reasoning=False,
+    )
+
+
+def _usd(value: object, field: str) -> Decimal:
+    """A reported USD amount. A JSON number arrives as a float: read its shortest decimal text instead."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
+        raise UsageError(f"{field} must be a number, not {value!r}")
+    try:
+        amount = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
+    except InvalidOperation as exc:
+        raise UsageError(f"{field} must be a number, not {value!r}") from exc
+    if not amount.is_finite() or amount < 0:
+        raise UsageError(f"{field} must be a finite, non-negative amount, not {value!r}")
+    return amount
+
+
+def openrouter_cost(usage: Mapping[str, Any], *, byok: bool | None = None) -> CostBreakdown:
+    """The cost OpenRouter reports for a request: authoritative, we do not recompute it from tokens.
+
+    ``usage.cost`` is what OpenRouter charged the account. With bring-your-own-key (``usage.is_byok``, or
+    ``byok=True``) the upstream provider bills the key owner as well: ``cost_details.upstream_inference_cost``
+    is added, so the total is everything the request cost.
+    """
+    if usage.get("cost") is None:
+        raise UsageError("OpenRouter usage has no reported cost")
+    is_byok = bool(usage.get("is_byok")) if byok is None else byok
+    amounts = [("openrouter_reported", _usd(usage["cost"], "usage.cost"))]
+    if is_byok:
+        details = _details(usage, "cost_details") or {}
+        upstream = details.get("upstream_inference_cost")
+        if upstream is None:
+            raise UsageError("a bring-your-own-key OpenRouter usage has no upstream_inference_cost")
+        amounts.append(("upstream_inference_byok", _usd(upstream, "upstream_inference_cost")))
+    with localcontext() as ctx:
+        ctx.prec = _PRECISION
+        lines = tuple(CostLine(kind, 1, amount, amount) for kind, amount in amounts)
+        total = sum((amount for _, amount in amounts), _ZERO)
+        return CostBreakdown(lines, total, to_nanousd(total))

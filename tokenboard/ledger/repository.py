@@ -1,0 +1,119 @@
+"""SQL for the credit ledger. The conditional UPDATEs here are what keep money correct under concurrency."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tokenboard.kit.db import utcnow
+from tokenboard.kit.tenancy import scoped
+from tokenboard.models import CreditAccount, CreditEntry, CreditReservation
+
+
+async def ensure_account(session: AsyncSession, org_id: uuid.UUID) -> None:
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(CreditAccount).values(
+        organization_id=org_id, balance_nanousd=0, reserved_nanousd=0, updated_at=utcnow()
+    )
+    await session.execute(stmt.on_conflict_do_nothing(index_elements=["organization_id"]))
+
+
+async def get_account(session: AsyncSession, org_id: uuid.UUID) -> CreditAccount | None:
+    stmt = (
+        select(CreditAccount)
+        .where(CreditAccount.organization_id == org_id)
+        .execution_options(populate_existing=True)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def add_to_balance(session: AsyncSession, org_id: uuid.UUID, amount: int) -> None:
+    await session.execute(
+        update(CreditAccount)
+        .where(CreditAccount.organization_id == org_id)
+        .values(balance_nanousd=CreditAccount.balance_nanousd + amount, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def try_hold(session: AsyncSession, org_id: uuid.UUID, amount: int) -> bool:
+    """Hold ``amount`` only if that much is available. Atomic: one conditional UPDATE on the account row."""
+    result = await session.execute(
+        update(CreditAccount)
+        .where(
+            CreditAccount.organization_id == org_id,
+            CreditAccount.balance_nanousd - CreditAccount.reserved_nanousd >= amount,
+        )
+        .values(reserved_nanousd=CreditAccount.reserved_nanousd + amount, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def unhold(session: AsyncSession, org_id: uuid.UUID, amount: int) -> None:
+    await session.execute(
+        update(CreditAccount)
+        .where(CreditAccount.organization_id == org_id)
+        .values(reserved_nanousd=CreditAccount.reserved_nanousd - amount, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def mark_reservation(
+    session: AsyncSession, org_id: uuid.UUID, request_id: str, *, to_state: str, settled: int | None = None
+) -> int | None:
+    """Move a held reservation to ``to_state`` exactly once; returns its held amount, or None if not held."""
+    result = await session.execute(
+        update(CreditReservation)
+        .where(
+            CreditReservation.organization_id == org_id,
+            CreditReservation.request_id == request_id,
+            CreditReservation.state == "held",
+        )
+        .values(state=to_state, settled_nanousd=settled)
+        .returning(CreditReservation.amount_nanousd)
+        .execution_options(synchronize_session=False)
+    )
+    row = result.first()
+    return int(row[0]) if row else None
+
+
+async def expired_holds(session: AsyncSession, now: datetime, limit: int) -> list[CreditReservation]:
+    stmt = (
+        select(CreditReservation)
+        .where(CreditReservation.state == "held", CreditReservation.expires_at < now)
+        .order_by(CreditReservation.expires_at)
+        .limit(limit)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+async def find_entry(session: AsyncSession, org_id: uuid.UUID, external_id: str) -> CreditEntry | None:
+    stmt = scoped(select(CreditEntry), CreditEntry, org_id).where(CreditEntry.external_id == external_id)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def sum_entries(session: AsyncSession, org_id: uuid.UUID) -> int:
+    stmt = scoped(select(func.coalesce(func.sum(CreditEntry.amount_nanousd), 0)), CreditEntry, org_id)
+    return int(await session.scalar(stmt) or 0)
+
+
+async def sum_held(session: AsyncSession, org_id: uuid.UUID) -> int:
+    stmt = scoped(
+        select(func.coalesce(func.sum(CreditReservation.amount_nanousd), 0)), CreditReservation, org_id
+    ).where(CreditReservation.state == "held")
+    return int(await session.scalar(stmt) or 0)
+
+
+async def list_entries(session: AsyncSession, org_id: uuid.UUID, limit: int) -> list[CreditEntry]:
+    stmt = (
+        scoped(select(CreditEntry), CreditEntry, org_id)
+        .order_by(CreditEntry.created_at.desc(), CreditEntry.id.desc())
+        .limit(limit)
+    )
+    return list((await session.execute(stmt)).scalars())

@@ -1,0 +1,199 @@
+"""The credit ledger: append-only entries, a derived balance, and reserve-then-settle for requests.
+
+A request reserves its estimated maximum cost before it is forwarded, settles to its actual cost when the
+response ends, or releases the reservation on failure. Reservations left by a process that died expire and
+are released by :meth:`LedgerService.release_expired`. Every external event (a request id, a payment event
+id) is applied at most once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tokenboard.kit.db import utcnow
+from tokenboard.kit.errors import BadRequest, TokenboardError
+from tokenboard.kit.money import format_usd
+from tokenboard.ledger import repository
+from tokenboard.models import CreditEntry, CreditReservation
+
+DEFAULT_HOLD = timedelta(minutes=15)
+
+
+class EntryKind(StrEnum):
+    grant = "grant"
+    purchase = "purchase"
+    promotion = "promotion"
+    consumption = "consumption"
+    adjustment = "adjustment"
+    expiry = "expiry"
+    refund = "refund"
+
+
+class InsufficientCredits(TokenboardError):
+    status_code = 402
+    type = "insufficient_credits"
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    balance_nanousd: int
+    reserved_nanousd: int
+
+    @property
+    def available_nanousd(self) -> int:
+        return self.balance_nanousd - self.reserved_nanousd
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    entry: CreditEntry | None
+    applied: bool
+
+
+class LedgerService:
+    async def balance(self, session: AsyncSession, org_id: uuid.UUID) -> Balance:
+        account = await repository.get_account(session, org_id)
+        if account is None:
+            return Balance(0, 0)
+        return Balance(account.balance_nanousd, account.reserved_nanousd)
+
+    async def post(
+        self,
+        session: AsyncSession,
+        org_id: uuid.UUID,
+        *,
+        kind: EntryKind,
+        amount_nanousd: int,
+        memo: str = "",
+        external_id: str | None = None,
+        actor_label: str = "system",
+    ) -> Settlement:
+        """Append one entry and move the balance with it. A repeated ``external_id`` changes nothing."""
+        if kind in (EntryKind.grant, EntryKind.purchase, EntryKind.promotion) and amount_nanousd <= 0:
+            raise BadRequest("A grant must be a positive amount.")
+        if kind in (EntryKind.consumption, EntryKind.expiry, EntryKind.refund) and amount_nanousd > 0:
+            raise BadRequest(f"A {kind.value} entry must not be positive.")
+        if external_id is not None and (
+            existing := await repository.find_entry(session, org_id, external_id)
+        ):
+            return Settlement(entry=existing, applied=False)
+        await repository.ensure_account(session, org_id)
+        entry = CreditEntry(
+            organization_id=org_id,
+            kind=kind.value,
+            amount_nanousd=amount_nanousd,
+            external_id=external_id,
+            memo=memo[:500],
+            actor_label=actor_label,
+        )
+        try:
+            async with session.begin_nested():
+                session.add(entry)
+                await session.flush()
+        except IntegrityError:
+            # The same external event landed concurrently and committed first: it applies once, not twice.
+            existing = await repository.find_entry(session, org_id, external_id or "")
+            if external_id is None or existing is None:
+                raise
+            return Settlement(entry=existing, applied=False)
+        await repository.add_to_balance(session, org_id, amount_nanousd)
+        return Settlement(entry=entry, applied=True)
+
+    async def reserve(
+        self,
+        session: AsyncSession,
+        org_id: uuid.UUID,
+        *,
+        request_id: str,
+        amount_nanousd: int,
+        hold_for: timedelta = DEFAULT_HOLD,
+        now: datetime | None = None,
+    ) -> CreditReservation:
+        """Hold the estimated maximum cost of a request, or refuse with 402 when it is not available."""
+        if amount_nanousd < 0:
+            raise BadRequest("A reservation cannot be negative.")
+        await repository.ensure_account(session, org_id)
+        if not await repository.try_hold(session, org_id, amount_nanousd):
+            available = await self.balance(session, org_id)
+            raise InsufficientCredits(
+                f"Not enough credits: this request may cost up to {format_usd(amount_nanousd)} and "
+                f"{format_usd(max(available.available_nanousd, 0))} is available. Add credits to continue."
+            )
+        now = now or utcnow()
+        reservation = CreditReservation(
+            organization_id=org_id,
+            request_id=request_id,
+            amount_nanousd=amount_nanousd,
+            created_at=now,
+            expires_at=now + hold_for,
+        )
+        session.add(reservation)
+        await session.flush()
+        return reservation
+
+    async def settle(
+        self, session: AsyncSession, org_id: uuid.UUID, *, request_id: str, cost_nanousd: int, memo: str = ""
+    ) -> Settlement:
+        """Replace the hold with the actual cost, exactly once per request id.
+
+        A request whose reservation already expired is still billed (its cost is real); only the hold
+        release is skipped, since expiry released it.
+        """
+        if cost_nanousd < 0:
+            raise BadRequest("A cost cannot be negative.")
+        held = await repository.mark_reservation(
+            session, org_id, request_id, to_state="settled", settled=cost_nanousd
+        )
+        if held is not None:
+            await repository.unhold(session, org_id, held)
+        return await self.post(
+            session,
+            org_id,
+            kind=EntryKind.consumption,
+            amount_nanousd=-cost_nanousd,
+            external_id=f"request:{request_id}",
+            memo=memo,
+        )
+
+    async def release(self, session: AsyncSession, org_id: uuid.UUID, *, request_id: str) -> bool:
+        """Give back a request's hold (the request failed before costing anything). At most once."""
+        held = await repository.mark_reservation(session, org_id, request_id, to_state="released")
+        if held is None:
+            return False
+        await repository.unhold(session, org_id, held)
+        return True
+
+    async def release_expired(
+        self, session: AsyncSession, *, now: datetime | None = None, limit: int = 500
+    ) -> int:
+        """Release holds whose process never settled them (it crashed or was killed)."""
+        released = 0
+        for reservation in await repository.expired_holds(session, now or utcnow(), limit):
+            if await self.release(session, reservation.organization_id, request_id=reservation.request_id):
+                released += 1
+        return released
+
+    async def check_invariants(self, session: AsyncSession, org_id: uuid.UUID) -> None:
+        """The balance equals the sum of entries and the reserved total the sum of held reservations."""
+        account = await repository.get_account(session, org_id)
+        entries = await repository.sum_entries(session, org_id)
+        held = await repository.sum_held(session, org_id)
+        balance = account.balance_nanousd if account else 0
+        reserved = account.reserved_nanousd if account else 0
+        if balance != entries or reserved != held:
+            raise AssertionError(
+                f"ledger out of step for {org_id}: balance {balance} vs entries {entries}, "
+                f"reserved {reserved} vs held {held}"
+            )
+
+    async def entries(self, session: AsyncSession, org_id: uuid.UUID, limit: int = 50) -> list[CreditEntry]:
+        return await repository.list_entries(session, org_id, limit)
+
+
+ledger = LedgerService()
