@@ -53,5 +53,10 @@ format: install-test
 	$(BIN)/ruff format tokenboard tests
 	$(BIN)/ruff check --fix tokenboard tests
 
+## bench: the gateway overhead benchmark (loopback, about 5 minutes; figures into docs/benchmarks.md)
+.PHONY: bench
+bench: install-test
+	$(BIN)/python bench/gateway/run.py
+
 clean:
 	rm -rf $(VENV) test-artifacts *.egg-info

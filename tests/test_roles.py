@@ -70,6 +70,14 @@ EXPECTED: dict[str, set[str]] = {
     "GET /organizations/{org_id}/workspaces/{workspace_id}": ALL,
     "POST /organizations/{org_id}/workspaces/{workspace_id}": ADMINS,
     "POST /organizations/{org_id}/workspaces/{workspace_id}/{action}": ADMINS,
+    "GET /api/v1/organizations/{org_id}/model-access": ALL,
+    "PUT /api/v1/organizations/{org_id}/model-access/providers/{provider_id}": ADMINS,
+    "PUT /api/v1/organizations/{org_id}/model-access/models/{model:path}": ADMINS,
+    "PUT /api/v1/organizations/{org_id}/model-access/default-model": ADMINS,
+    "GET /organizations/{org_id}/models": ALL,
+    "POST /organizations/{org_id}/model-access/providers/{provider_id}": ADMINS,
+    "POST /organizations/{org_id}/model-access/models/{model:path}": ADMINS,
+    "POST /organizations/{org_id}/model-access/default-model": ADMINS,
 }
 
 # Another member's key is hidden, not forbidden: members see only their own keys, so it is a 404.

@@ -46,6 +46,10 @@ NOT_TENANT_SCOPED: dict[str, str] = {
     "POST /api/v1/announcements": "operators only, installation-wide",
     "DELETE /api/v1/announcements/{announcement_id}": "operators only, installation-wide",
     "GET /healthz": "no data",
+    "POST /v1/chat/completions": "gateway: the API key alone decides the org (tests/gateway)",
+    "POST /v1/messages": "gateway: the API key alone decides the org (tests/gateway)",
+    "POST /v1/embeddings": "gateway: the API key alone decides the org (tests/gateway)",
+    "GET /v1/models": "gateway: lists what the API key may use (tests/gateway)",
     "GET /api/v1/catalog/models": "installation-wide model catalog, no tenant data",
     "GET /api/v1/admin/catalog/models": "installation-wide catalog, operators only",
     "POST /api/v1/admin/catalog/models": "installation-wide catalog, operators only",
@@ -158,6 +162,10 @@ def test_every_body_id_field_has_a_cross_org_case(app: object) -> None:
         # tests/api_keys/test_endpoints.py::test_keys_only_in_active_workspaces_of_the_org
         ("POST /api/v1/organizations/{org_id}/api-keys", "workspace_id"),
         ("POST /organizations/{org_id}/keys", "workspace_id"),
+        # A catalog model id: installation-wide, no tenant data to reach. The default must be a model the
+        # org allows: tests/model_access/test_service.py::test_default_model_must_be_allowed_and_priced
+        ("PUT /api/v1/organizations/{org_id}/model-access/default-model", "model_id"),
+        ("POST /organizations/{org_id}/model-access/default-model", "model_id"),
     }
     found = set()
     for route in api_routes(app.routes):  # type: ignore[attr-defined]

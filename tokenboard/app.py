@@ -19,6 +19,11 @@ from tokenboard.catalog.endpoints import admin_router as catalog_admin_router
 from tokenboard.catalog.endpoints import router as catalog_router
 from tokenboard.catalog.service import CatalogCache
 from tokenboard.config import Environment, Settings, get_settings
+from tokenboard.gateway.endpoints import router as gateway_router
+from tokenboard.gateway.keys import KeyCache
+from tokenboard.gateway.metering import UsageWriter
+from tokenboard.gateway.service import Gateway
+from tokenboard.gateway.upstreams import UpstreamPool
 from tokenboard.kit.csrf import verify_csrf
 from tokenboard.kit.db import create_engine, create_sessionmaker
 from tokenboard.kit.email import Mailer
@@ -26,6 +31,8 @@ from tokenboard.kit.http import RequestGuardMiddleware, install_error_handlers
 from tokenboard.kit.ratelimit import FailureCounter, MemoryFailureCounter, RedisFailureCounter
 from tokenboard.ledger.endpoints import router as ledger_router
 from tokenboard.members.endpoints import router as members_router
+from tokenboard.model_access.cache import ModelAccessCache, session_info
+from tokenboard.model_access.endpoints import router as model_access_router
 from tokenboard.organizations.endpoints import router as organizations_router
 from tokenboard.teams.endpoints import router as teams_router
 from tokenboard.web.routes import router as web_router
@@ -46,6 +53,7 @@ API_ROUTERS = [
     ledger_router,
     catalog_router,
     catalog_admin_router,
+    model_access_router,
 ]
 
 
@@ -59,6 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        await app.state.gateway.aclose()
+        await app.state.upstreams.aclose()
         if redis is not None:
             await redis.aclose()
         await engine.dispose()
@@ -80,8 +90,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.failure_counter = counter
     app.state.redis = redis
     app.state.catalog_cache = CatalogCache()
+    app.state.model_access_cache = ModelAccessCache(app.state.catalog_cache)
+    # Every session of this app can reach the cache, so a committed policy change invalidates it.
+    app.state.sessionmaker.configure(info=session_info(app.state.model_access_cache))
+    app.state.key_cache = KeyCache()
+    app.state.upstreams = UpstreamPool(settings.upstreams)
+    app.state.usage_writer = UsageWriter(app.state.sessionmaker)
+    app.state.gateway = Gateway(
+        settings=settings,
+        sessionmaker=app.state.sessionmaker,
+        keys=app.state.key_cache,
+        catalog=app.state.catalog_cache,
+        upstreams=app.state.upstreams,
+        writer=app.state.usage_writer,
+    )
 
+    app.state.gateway.policy = getattr(app.state, "model_access_cache", None)
     install_error_handlers(app)
+    app.include_router(gateway_router)
     for router in API_ROUTERS:
         app.include_router(router)
     app.include_router(web_router, include_in_schema=False)

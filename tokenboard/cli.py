@@ -117,6 +117,13 @@ def demo(
             title="Tokenboard demo" + ("" if result.created else " (already there; passwords reset)"),
         )
     )
+    console.print(f"Gateway key for the demo owner (shown once): [bold]{result.api_key}[/bold]")
+    console.print("Try the gateway (simulated provider) with:")
+    body = '{"model": "simulated/fast", "messages": [{"role": "user", "content": "Hello"}]}'
+    print(
+        f"curl {url}/v1/chat/completions -H 'Authorization: Bearer {result.api_key}' "
+        f"-H 'content-type: application/json' -d '{body}'"
+    )
     if serve_after:
         serve(host=None, port=None, migrate_first=False, workers=1)
 

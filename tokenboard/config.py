@@ -7,7 +7,7 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -20,6 +20,39 @@ class Environment(StrEnum):
 def _default_secret() -> str:
     # A development fallback only: production refuses to start without an explicit secret.
     return secrets.token_urlsafe(32)
+
+
+class UpstreamKind(StrEnum):
+    openai = "openai"
+    anthropic = "anthropic"
+    openrouter = "openrouter"
+    openai_compatible = "openai_compatible"
+    simulated = "simulated"
+
+
+DEFAULT_BASE_URLS = {
+    UpstreamKind.openai: "https://api.openai.com/v1",
+    UpstreamKind.anthropic: "https://api.anthropic.com/v1",
+    UpstreamKind.openrouter: "https://openrouter.ai/api/v1",
+    UpstreamKind.simulated: "http://simulated.invalid/v1",
+}
+
+
+class UpstreamConfig(BaseModel):
+    """One provider the gateway forwards to. Its credentials are only ever sent to ``base_url``."""
+
+    kind: UpstreamKind
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    timeout_seconds: float = Field(120.0, gt=0)
+    connect_timeout_seconds: float = Field(10.0, gt=0)
+    latency_scale: float = Field(1.0, ge=0, description="Simulated provider only: 0 answers at once.")
+
+    def api_root(self) -> str:
+        url = self.base_url or DEFAULT_BASE_URLS.get(self.kind)
+        if not url:
+            raise ValueError(f"an upstream of kind {self.kind.value} needs a base_url")
+        return url.rstrip("/")
 
 
 class Settings(BaseSettings):
@@ -51,6 +84,14 @@ class Settings(BaseSettings):
     smtp_starttls: bool = Field(True, description="Use STARTTLS with the SMTP server.")
     mail_from: str = Field("Tokenboard <noreply@localhost>", description="Sender of outgoing email.")
     max_body_bytes: int = Field(1_048_576, description="Largest request body accepted, in bytes.")
+    upstreams: dict[str, UpstreamConfig] = Field(
+        default_factory=lambda: {"simulated": UpstreamConfig(kind=UpstreamKind.simulated)},
+        description="Providers the gateway forwards to, as JSON: name -> {kind, base_url, api_key, ...}.",
+    )
+    gateway_default_max_output_tokens: int = Field(
+        4096, ge=1, description="Output tokens reserved for when a request sets no maximum."
+    )
+    gateway_rate_limit_per_minute: int = Field(600, ge=1, description="Requests per minute per API key.")
 
     @property
     def is_sqlite(self) -> bool:

@@ -9,10 +9,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tokenboard.accounts import repository as accounts_repository
 from tokenboard.accounts.service import accounts
 from tokenboard.announcements.service import AnnouncementKind, announcements
+from tokenboard.api_keys.service import api_keys
 from tokenboard.audit.service import Actor, audit
 from tokenboard.catalog.service import catalog
 from tokenboard.kit.context import ClientInfo
 from tokenboard.kit.security import hash_password
+from tokenboard.ledger.service import EntryKind, ledger
 from tokenboard.members import repository as members_repository
 from tokenboard.members.roles import Role
 from tokenboard.models import Membership, Organization, User
@@ -25,6 +27,8 @@ from tokenboard.workspaces.service import workspaces
 DEMO_PASSWORD = "tokenboard-demo"
 DEMO_DOMAIN = "demo.tokenboard.dev"
 DEMO_ORG = "Acme AI Lab"
+DEMO_KEY_NAME = "demo key"
+DEMO_CREDITS_NANOUSD = 25 * 1_000_000_000
 DEMO_CLIENT = ClientInfo(ip_address="127.0.0.1", user_agent="tokenboard demo")
 
 PEOPLE: list[tuple[str, str, Role, str | None]] = [
@@ -60,6 +64,7 @@ class DemoLogin:
 @dataclass(frozen=True)
 class DemoResult:
     organization: Organization
+    api_key: str
     logins: list[DemoLogin]
     created: bool
 
@@ -80,7 +85,7 @@ async def seed_demo(session: AsyncSession) -> DemoResult:
                 user.password_hash = hash_password(DEMO_PASSWORD)
         org = await org_repository.get(session, owner.last_organization_id)
         if org is not None:
-            return DemoResult(org, logins, created=False)
+            return DemoResult(org, await _demo_key(session, org, owner), logins, created=False)
 
     users: dict[str, User] = {}
     for name, handle, _, _ in PEOPLE:
@@ -140,4 +145,25 @@ async def seed_demo(session: AsyncSession) -> DemoResult:
         created_by=None,
     )
     await session.flush()
-    return DemoResult(org, logins, created=True)
+    await ledger.post(
+        session,
+        org.id,
+        kind=EntryKind.grant,
+        amount_nanousd=DEMO_CREDITS_NANOUSD,
+        memo="demo credits",
+        external_id="demo:initial-credits",
+    )
+    return DemoResult(org, await _demo_key(session, org, owner), logins, created=True)
+
+
+async def _demo_key(session: AsyncSession, org: Organization, owner: User) -> str:
+    """A fresh gateway key for the demo owner (keys are shown once, so each demo run makes a new one)."""
+    membership = await members_repository.get_member_by_user(session, org.id, owner.id)
+    assert membership is not None
+    ctx = OrgContext(organization=org, membership=membership, user=owner, client=DEMO_CLIENT)
+    for row in await api_keys.list(session, ctx):
+        if row.key.name == DEMO_KEY_NAME and row.key.revoked_at is None and row.user.id == owner.id:
+            await api_keys.revoke(session, ctx, row.key.id)
+    workspace = next(w for w in await workspaces.list(session, ctx, "active") if w.name == "web-app")
+    new = await api_keys.create(session, ctx, workspace_id=workspace.id, name=DEMO_KEY_NAME)
+    return new.secret

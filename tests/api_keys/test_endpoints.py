@@ -94,5 +94,7 @@ async def test_keys_page_shows_the_secret_once(factory: Factory) -> None:
         assert created.status_code == 201
         secret = re.search(r'<code id="new-key">(tb_[^<]+)</code>', created.text)
         assert secret
+        assert f'api_key="{secret.group(1)}"' in created.text  # the quick start uses the new key
         later = await member.get(f"/organizations/{setup.id}/keys", headers=html)
         assert secret.group(1) not in later.text and "from page" in later.text
+        assert 'base_url="http://testserver/v1"' in later.text

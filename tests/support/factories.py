@@ -24,6 +24,7 @@ from tokenboard.kit.security import hash_password, hash_token, new_token, sign
 from tokenboard.members.roles import Role
 from tokenboard.members.service import INVITATION_PREFIX
 from tokenboard.models import ApiKey, Invitation, Membership, Organization, Team, User, Workspace
+from tokenboard.organizations.auth import OrgContext
 from tokenboard.organizations.service import organizations
 
 T = TypeVar("T")
@@ -188,6 +189,15 @@ class Factory:
 
     def csrf_token(self) -> str:
         return sign(self.app.state.settings.secret_key, "csrf:" + CSRF_VALUE)
+
+    @staticmethod
+    async def org_context(session: AsyncSession, org: Organization, user: User) -> OrgContext:
+        """``user`` acting in ``org`` within ``session``, as a route's ``require_org`` would give it."""
+        organization = await session.get(Organization, org.id)
+        member = await session.get(User, user.id)
+        assert organization is not None and member is not None
+        membership = await Factory._membership_of(session, organization, member)
+        return OrgContext(organization=organization, membership=membership, user=member, client=TEST_CLIENT)
 
     @staticmethod
     async def _add(session: AsyncSession, obj: T) -> T:

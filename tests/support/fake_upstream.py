@@ -617,6 +617,9 @@ class FakeUpstream:
         self.base_url = ""
         self.requests: list[RecordedRequest] = []
         self.disconnects = 0
+        # Applied when a request carries no x-fake-behaviour header: for clients (such as a gateway) that
+        # do not pass the test's headers through.
+        self.default_behaviour: str | None = None
         self.app = Starlette(
             routes=[
                 Route("/v1/chat/completions", self._handler("openai", _chat), methods=["POST"]),
@@ -629,6 +632,7 @@ class FakeUpstream:
     def reset(self) -> None:
         self.requests.clear()
         self.disconnects = 0
+        self.default_behaviour = None
 
     def wait_for_disconnects(self, count: int = 1, timeout: float = 5.0) -> bool:
         deadline = time.monotonic() + timeout
@@ -678,7 +682,9 @@ class FakeUpstream:
             self.disconnects += 1
 
         try:
-            record.behaviour = behaviour = behaviour_for(body, headers.get(BEHAVIOUR_HEADER))
+            record.behaviour = behaviour = behaviour_for(
+                body, headers.get(BEHAVIOUR_HEADER) or self.default_behaviour
+            )
         except ValueError as exc:
             return _Playback(_error_plan(provider, 400, Behaviour(), reply_headers, str(exc)), on_disconnect)
         try:

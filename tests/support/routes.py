@@ -68,6 +68,7 @@ def ids_of(
         "action": "suspend",
         "provider": "openai",
         "model": "gpt-4o",
+        "provider_id": "openai",
     }
     if token_id is not None:
         values["token_id"] = str(token_id)
@@ -108,6 +109,9 @@ API_BODIES: dict[str, dict[str, object]] = {
     "PATCH /api/v1/admin/catalog/models/{provider}/{model:path}": {"enabled": False},
     "POST /api/v1/admin/catalog/models/{provider}/{model:path}/prices": {"input": "2.00", "output": "8.00"},
     "POST /api/v1/organizations/{org_id}/api-keys": {"workspace_id": "<workspace_id>", "name": "k"},
+    "PUT /api/v1/organizations/{org_id}/model-access/providers/{provider_id}": {"enabled": False},
+    "PUT /api/v1/organizations/{org_id}/model-access/models/{model:path}": {"enabled": False},
+    "PUT /api/v1/organizations/{org_id}/model-access/default-model": {"model_id": "openai/gpt-4o"},
 }
 
 FORM_BODIES: dict[str, dict[str, str]] = {
@@ -128,6 +132,9 @@ FORM_BODIES: dict[str, dict[str, str]] = {
     "POST /account/tokens": {"name": "t"},
     "POST /invitations/accept": {"token": "tbi_nope"},
     "POST /organizations/{org_id}/keys": {"name": "k", "workspace_id": "<workspace_id>"},
+    "POST /organizations/{org_id}/model-access/providers/{provider_id}": {"enabled": "false"},
+    "POST /organizations/{org_id}/model-access/models/{model:path}": {"enabled": "false"},
+    "POST /organizations/{org_id}/model-access/default-model": {"model_id": "openai/gpt-4o"},
 }
 
 

@@ -17,7 +17,8 @@ async def test_every_unsafe_route_needs_a_csrf_token(app: object, factory: Facto
         "token_id": "00000000-0000-7000-8000-000000000000",
         "announcement_id": "00000000-0000-7000-8000-000000000000",
     }
-    unsafe = [r for r in all_routes(app) if r.method in UNSAFE]  # type: ignore[arg-type]
+    # The gateway (/v1/...) authenticates by API key only and never reads cookies: nothing to forge there.
+    unsafe = [r for r in all_routes(app) if r.method in UNSAFE and not r.path.startswith("/v1/")]  # type: ignore[arg-type]
     assert len(unsafe) >= 35
     for forged in (None, "not-the-token"):
         async with await factory.client_for(setup.users[Role.owner], csrf=False) as client:

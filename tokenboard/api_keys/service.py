@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tokenboard.api_keys import repository
 from tokenboard.audit.service import audit
+from tokenboard.gateway.invalidation import forget_keys
 from tokenboard.kit.db import utcnow
 from tokenboard.kit.errors import BadRequest, Conflict, NotFound
 from tokenboard.kit.money import usd_string
@@ -116,6 +117,7 @@ class ApiKeyService:
         if key.revoked_at is not None:
             return key
         key.revoked_at = utcnow()
+        forget_keys(session)
         audit.record(
             session,
             organization_id=ctx.organization_id,

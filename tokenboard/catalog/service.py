@@ -99,6 +99,8 @@ class CatalogEntry:
     context_length: int | None
     starts: tuple[datetime, ...]
     prices: tuple[Prices | None, ...]
+    # The provider's data policy, for the organizations that refuse providers training on prompts.
+    provider_trains_on_prompts: bool | None = None
 
     def price_at(self, when: datetime) -> Prices | None:
         index = bisect.bisect_right(self.starts, when) - 1
@@ -153,6 +155,10 @@ class CatalogCache:
         entries = self._entries
         return entries.get(model_id) if entries is not None else None
 
+    def entries(self) -> Iterable[CatalogEntry]:
+        """Every model, enabled or not; nothing when the cache is not loaded."""
+        return self._entries.values() if self._entries is not None else ()
+
     def prices_at(self, model_id: str, when: datetime) -> Prices | None:
         """``None`` when the model is unknown, disabled or unpriced: the gateway refuses those."""
         entry = self.get(model_id)
@@ -203,7 +209,8 @@ class SyncReport:
     changed_models: list[str] = field(default_factory=list)
 
 
-def _matches(view: ModelView, f: ModelFilters) -> bool:
+def matches(view: ModelView, f: ModelFilters) -> bool:
+    """Whether a model passes the filters (the catalog's and the model access listing's)."""
     provider, model, prices = view.provider, view.model, view.prices
     checks = (
         f.include_disabled or model.enabled,
@@ -374,6 +381,15 @@ class CatalogService:
         session.add(row)
         return row
 
+    async def list_providers(self, session: AsyncSession) -> list[CatalogProvider]:
+        return await repository.list_providers(session)
+
+    async def get_provider(self, session: AsyncSession, provider_id: str) -> CatalogProvider:
+        provider = await repository.get_provider(session, provider_id)
+        if provider is None:
+            raise NotFound(f"No provider {provider_id!r} in the catalog.")
+        return provider
+
     async def get_model(self, session: AsyncSession, model_id: str) -> CatalogModel:
         model = await repository.get_model(session, model_id)
         if model is None:
@@ -479,11 +495,18 @@ class CatalogService:
     async def snapshot(self, session: AsyncSession) -> dict[str, CatalogEntry]:
         """Every model with its merged price timeline, for :class:`CatalogCache`."""
         rows_by_model = await _prices_by_model(session)
+        trains = {p.id: p.trains_on_prompts for p in await repository.list_providers(session)}
         entries = {}
         for model in await repository.list_models(session):
             starts, prices = _timeline(rows_by_model.get(model.id, []))
             entries[model.id] = CatalogEntry(
-                model.id, model.provider_id, model.enabled, model.context_length, starts, prices
+                model.id,
+                model.provider_id,
+                model.enabled,
+                model.context_length,
+                starts,
+                prices,
+                provider_trains_on_prompts=trains.get(model.provider_id),
             )
         return entries
 
@@ -503,7 +526,7 @@ class CatalogService:
                 price_source=in_force.source if in_force else None,
                 price_effective_from=in_force.effective_from if in_force else None,
             )
-            if _matches(view, filters):
+            if matches(view, filters):
                 views.append(view)
         return views
 

@@ -68,7 +68,8 @@ class RequestGuardMiddleware:
             return
         cookie_header = headers.get(b"cookie", b"").decode("latin-1")
         set_cookie: bytes | None = None
-        if f"{CSRF_COOKIE}=" not in cookie_header:
+        # The gateway (/v1/...) never uses cookies: no CSRF cookie there.
+        if f"{CSRF_COOKIE}=" not in cookie_header and not scope["path"].startswith("/v1/"):
             value = new_csrf_cookie()
             scope.setdefault("state", {})["csrf_cookie"] = value
             set_cookie = self._cookie(value)

@@ -26,6 +26,7 @@ class UnitOfWorkRoute(APIRoute):
         async def run_in_unit_of_work(request: Request) -> Response:
             async with request.app.state.sessionmaker() as session:
                 request.state.db = session
+                session.info["app_state"] = request.app.state
                 try:
                     response = await handler(request)
                 except BaseException:

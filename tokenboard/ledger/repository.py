@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -117,3 +117,38 @@ async def list_entries(session: AsyncSession, org_id: uuid.UUID, limit: int) -> 
         .limit(limit)
     )
     return list((await session.execute(stmt)).scalars())
+
+
+async def mark_many(
+    session: AsyncSession, keys: list[tuple[uuid.UUID, str]], *, to_state: str
+) -> list[tuple[uuid.UUID, int]]:
+    """Move each still-held reservation among ``keys`` to ``to_state``; returns (org, held amount) of each."""
+    if not keys:
+        return []
+    result = await session.execute(
+        update(CreditReservation)
+        .where(
+            tuple_(CreditReservation.organization_id, CreditReservation.request_id).in_(keys),
+            CreditReservation.state == "held",
+        )
+        .values(state=to_state)
+        .returning(CreditReservation.organization_id, CreditReservation.amount_nanousd)
+        .execution_options(synchronize_session=False)
+    )
+    return [(org, int(amount)) for org, amount in result]
+
+
+async def insert_entries_once(
+    session: AsyncSession, rows: list[dict[str, object]]
+) -> list[tuple[uuid.UUID, int]]:
+    """Insert the entries whose (org, external id) is not in the ledger yet; returns the ones inserted."""
+    if not rows:
+        return []
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = (
+        insert(CreditEntry)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["organization_id", "external_id"])
+        .returning(CreditEntry.organization_id, CreditEntry.amount_nanousd)
+    )
+    return [(org, int(amount)) for org, amount in await session.execute(stmt)]

@@ -16,7 +16,7 @@ from enum import StrEnum
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tokenboard.kit.db import utcnow
+from tokenboard.kit.db import utcnow, uuid7
 from tokenboard.kit.errors import BadRequest, TokenboardError
 from tokenboard.kit.money import format_usd
 from tokenboard.ledger import repository
@@ -118,8 +118,12 @@ class LedgerService:
         """Hold the estimated maximum cost of a request, or refuse with 402 when it is not available."""
         if amount_nanousd < 0:
             raise BadRequest("A reservation cannot be negative.")
-        await repository.ensure_account(session, org_id)
-        if not await repository.try_hold(session, org_id, amount_nanousd):
+        # The account row exists once the org has had any credits; create it only when the hold misses.
+        held = await repository.try_hold(session, org_id, amount_nanousd)
+        if not held:
+            await repository.ensure_account(session, org_id)
+            held = await repository.try_hold(session, org_id, amount_nanousd)
+        if not held:
             available = await self.balance(session, org_id)
             raise InsufficientCredits(
                 f"Not enough credits: this request may cost up to {format_usd(amount_nanousd)} and "
@@ -160,6 +164,54 @@ class LedgerService:
             external_id=f"request:{request_id}",
             memo=memo,
         )
+
+    async def settle_many(
+        self,
+        session: AsyncSession,
+        *,
+        settle: list[tuple[uuid.UUID, str, int, str]],
+        release: list[tuple[uuid.UUID, str]],
+    ) -> int:
+        """Settle (org, request id, cost, memo) and release (org, request id) in a few statements per batch.
+
+        The same rules as :meth:`settle` and :meth:`release`: each hold is let go once, each request is
+        billed once (its consumption entry is unique on ``request:<id>``). Returns the entries written.
+        """
+        unhold: dict[uuid.UUID, int] = {}
+        for state, keys in (
+            ("settled", [(org, rid) for org, rid, _, _ in settle]),
+            ("released", release),
+        ):
+            for org, amount in await repository.mark_many(session, keys, to_state=state):
+                unhold[org] = unhold.get(org, 0) + amount
+        for org, amount in unhold.items():
+            await repository.unhold(session, org, amount)
+        now = utcnow()
+        rows: list[dict[str, object]] = []
+        for org, rid, cost, memo in settle:
+            if cost < 0:
+                raise BadRequest("A cost cannot be negative.")
+            rows.append(
+                {
+                    "organization_id": org,
+                    "id": uuid7(),
+                    "kind": EntryKind.consumption.value,
+                    "amount_nanousd": -cost,
+                    "external_id": f"request:{rid}",
+                    "memo": memo[:500],
+                    "actor_label": "gateway",
+                    "created_at": now,
+                }
+            )
+        for org_id in {org for org, _, _, _ in settle}:
+            await repository.ensure_account(session, org_id)
+        spent: dict[uuid.UUID, int] = {}
+        inserted = await repository.insert_entries_once(session, rows)
+        for org, amount in inserted:
+            spent[org] = spent.get(org, 0) + amount
+        for org, amount in spent.items():
+            await repository.add_to_balance(session, org, amount)
+        return len(inserted)
 
     async def release(self, session: AsyncSession, org_id: uuid.UUID, *, request_id: str) -> bool:
         """Give back a request's hold (the request failed before costing anything). At most once."""

@@ -35,6 +35,8 @@ class Permission(StrEnum):
     seats_manage = "seats.manage"
     keys_use = "keys.use"
     keys_manage_all = "keys.manage_all"
+    models_view = "models.view"
+    models_manage = "models.manage"
 
 
 # Higher rank may grant any role up to its own rank, never above it.
@@ -46,6 +48,7 @@ _EVERYONE = {
     Permission.teams_view,
     Permission.workspaces_view,
     Permission.keys_use,
+    Permission.models_view,
 }
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -61,6 +64,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.audit_view,
             Permission.billing_view,
             Permission.keys_manage_all,
+            Permission.models_manage,
         }
     ),
     Role.billing_manager: frozenset(_EVERYONE | {Permission.billing_view, Permission.seats_manage}),

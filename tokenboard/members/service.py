@@ -13,6 +13,7 @@ from tokenboard.accounts import repository as accounts_repository
 from tokenboard.accounts.service import normalize_email
 from tokenboard.audit.service import Actor, audit
 from tokenboard.config import Settings
+from tokenboard.gateway.invalidation import forget_keys
 from tokenboard.kit.db import utcnow
 from tokenboard.kit.email import Mailer, OutgoingEmail
 from tokenboard.kit.errors import BadRequest, Conflict, Gone, NotFound, PermissionDenied
@@ -166,6 +167,7 @@ class MemberService:
         )
         await session.delete(membership)
         await accounts_repository.delete_sessions_of_user(session, user.id)
+        forget_keys(session)
         await session.flush()
 
 

@@ -13,9 +13,12 @@ from tokenboard.models.credit_reservation import CreditReservation
 from tokenboard.models.invitation import Invitation
 from tokenboard.models.membership import Membership
 from tokenboard.models.model_price import ModelPrice
+from tokenboard.models.org_model_access import OrgModelAccess
+from tokenboard.models.org_provider_access import OrgProviderAccess
 from tokenboard.models.organization import Organization
 from tokenboard.models.personal_access_token import PersonalAccessToken
 from tokenboard.models.team import Team
+from tokenboard.models.usage_event import UsageEvent
 from tokenboard.models.user import User
 from tokenboard.models.user_session import UserSession
 from tokenboard.models.workspace import Workspace, WorkspaceStatus
@@ -34,9 +37,12 @@ __all__ = [
     "Invitation",
     "Membership",
     "ModelPrice",
+    "OrgModelAccess",
+    "OrgProviderAccess",
     "Organization",
     "PersonalAccessToken",
     "Team",
+    "UsageEvent",
     "User",
     "UserSession",
     "Workspace",

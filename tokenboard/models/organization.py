@@ -17,3 +17,6 @@ class Organization(IdMixin, TimestampMixin, Base):
     opt_out_training_providers: Mapped[bool] = mapped_column(default=True)
     usage_analytics_enabled: Mapped[bool] = mapped_column(default=True)
     lock_version: Mapped[int] = mapped_column(default=0)
+    # A catalog model id. No foreign key: the catalog is installation-wide and the model access service
+    # checks the id; keeping the column plain lets it be added without rebuilding the table on SQLite.
+    default_model_id: Mapped[str | None] = mapped_column(String(200), default=None)

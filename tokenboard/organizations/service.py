@@ -11,6 +11,7 @@ from tokenboard.announcements.service import announcements
 from tokenboard.audit.service import Actor, audit
 from tokenboard.kit.errors import BadRequest, Conflict
 from tokenboard.members.roles import Permission, Role
+from tokenboard.model_access.cache import invalidate_after_commit
 from tokenboard.models import Announcement, AuditEvent, Membership, Organization, User, WorkspaceStatus
 from tokenboard.organizations import repository
 from tokenboard.organizations.auth import OrgContext
@@ -143,6 +144,8 @@ class OrganizationService:
                 before={k: before[k] for k in changed},
                 after={k: after[k] for k in changed},
             )
+            if "opt_out_training_providers" in changed:
+                invalidate_after_commit(session, org.id)  # the gateway refuses or allows at once
         await session.flush()
         return org
 

@@ -7,6 +7,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tokenboard.audit.service import audit
+from tokenboard.gateway.invalidation import forget_keys
 from tokenboard.kit.db import utcnow
 from tokenboard.kit.errors import BadRequest, Conflict, NotFound
 from tokenboard.models import Workspace, WorkspaceStatus
@@ -105,6 +106,7 @@ class WorkspaceService:
         if current not in allowed_from:
             raise Conflict(f"A {current.value} workspace cannot be {PAST_TENSE[action]}.")
         workspace.status = target.value
+        forget_keys(session)
         workspace.updated_at = utcnow()
         audit.record(
             session,

@@ -1,0 +1,291 @@
+"""The gateway end to end: official SDKs -> live gateway -> fake provider on loopback, on both databases."""
+
+from __future__ import annotations
+
+import asyncio
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+from tests.gateway.conftest import (
+    UPSTREAM_ANTHROPIC_KEY,
+    UPSTREAM_OPENAI_KEY,
+    USD,
+    LiveGateway,
+    seed,
+    wait_for_events,
+)
+from tests.support.factories import Factory
+from tests.support.fake_upstream import FakeUpstream, expected_usage
+from tokenboard.catalog.pricing import anthropic_usage, compute_cost, openai_usage
+from tokenboard.kit.db import utcnow
+from tokenboard.ledger.service import ledger
+
+CHAT = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello to the gateway"}]}
+
+
+async def _prices(factory: Factory, model_id: str) -> object:
+    from tokenboard.catalog.service import CatalogCache
+
+    cache = CatalogCache()
+    await factory.run(cache.load)
+    entry = cache.get(model_id)
+    assert entry is not None
+    return entry.price_at(utcnow())
+
+
+async def _balance(factory: Factory, org_id: object) -> object:
+    return await factory.run(lambda s: ledger.balance(s, org_id))
+
+
+async def test_openai_sdk_chat_is_forwarded_metered_and_billed(
+    factory: Factory, live_gateway: LiveGateway, upstream: FakeUpstream
+) -> None:
+    tenant = await seed(factory)
+    client = openai.AsyncOpenAI(base_url=live_gateway.v1, api_key=tenant.key)
+    raw = await client.chat.completions.with_raw_response.create(**CHAT, max_tokens=50)
+    completion = raw.parse()
+    assert completion.choices[0].message.content
+    assert completion.model == "openai/gpt-4o-mini"
+    assert float(raw.headers["x-tokenboard-overhead-ms"]) >= 0
+    await client.close()
+    sent = upstream.requests[-1]
+    assert sent.api_key == UPSTREAM_OPENAI_KEY and tenant.key not in str(sent.headers)
+    assert sent.body["model"] == "gpt-4o-mini"
+    events = await wait_for_events(factory, tenant.setup.id, 1)
+    event = events[0]
+    usage = expected_usage("chat", {**CHAT, "max_tokens": 50})
+    expected = compute_cost(await _prices(factory, "openai/gpt-4o-mini"), openai_usage(usage)).total_nanousd
+    assert event.cost_nanousd == expected > 0
+    assert (event.input_tokens + event.cached_input_tokens, event.output_tokens) == (
+        usage["prompt_tokens"],
+        usage["completion_tokens"],
+    )
+    assert (
+        event.api_key_id == tenant.setup.api_key.id and event.status_code == 200 and not event.usage_estimated
+    )
+    balance = await _balance(factory, tenant.setup.id)
+    assert balance.balance_nanousd == 100 * USD - expected and balance.reserved_nanousd == 0
+    await factory.run(lambda s: ledger.check_invariants(s, tenant.setup.id))
+
+
+async def test_openai_stream_asks_upstream_for_usage_and_hides_it_unless_asked(
+    factory: Factory, live_gateway: LiveGateway, upstream: FakeUpstream
+) -> None:
+    tenant = await seed(factory)
+    client = openai.AsyncOpenAI(base_url=live_gateway.v1, api_key=tenant.key)
+    chunks = [c async for c in await client.chat.completions.create(**CHAT, stream=True)]
+    assert all(c.usage is None for c in chunks) and "".join(
+        c.choices[0].delta.content or "" for c in chunks if c.choices
+    )
+    assert upstream.requests[-1].body["stream_options"] == {"include_usage": True}
+    with_usage = [
+        c
+        async for c in await client.chat.completions.create(
+            **CHAT, stream=True, stream_options={"include_usage": True}
+        )
+    ]
+    assert with_usage[-1].usage is not None and with_usage[-1].usage.completion_tokens > 0
+    await client.close()
+    events = await wait_for_events(factory, tenant.setup.id, 2)
+    assert all(e.stream and e.cost_nanousd > 0 and not e.usage_estimated for e in events)
+
+
+async def test_anthropic_sdk_messages_stream_and_not(
+    factory: Factory, live_gateway: LiveGateway, upstream: FakeUpstream
+) -> None:
+    tenant = await seed(factory)
+    client = anthropic.AsyncAnthropic(base_url=live_gateway.url, api_key=tenant.key)
+    body = {
+        "model": "anthropic/claude-haiku-4-5",
+        "max_tokens": 64,
+        "messages": [{"role": "user", "content": "Hi"}],
+    }
+    message = await client.messages.create(**body)
+    assert message.content[0].text and message.usage.output_tokens > 0
+    assert upstream.requests[-1].api_key == UPSTREAM_ANTHROPIC_KEY
+    async with client.messages.stream(**body) as stream:
+        final = await stream.get_final_message()
+    assert final.usage.output_tokens > 0
+    await client.close()
+    events = await wait_for_events(factory, tenant.setup.id, 2)
+    prices = await _prices(factory, "anthropic/claude-haiku-4-5")
+    usage = expected_usage("messages", {**body, "model": "claude-haiku-4-5"})
+    expected = compute_cost(prices, anthropic_usage(usage)).total_nanousd
+    assert [e.cost_nanousd for e in events] == [expected, expected]
+
+
+async def test_embeddings_and_models(factory: Factory, live_gateway: LiveGateway) -> None:
+    tenant = await seed(factory, allowed_models=["openai/text-embedding-3-small", "simulated/fast"])
+    client = openai.AsyncOpenAI(base_url=live_gateway.v1, api_key=tenant.key)
+    result = await client.embeddings.create(model="openai/text-embedding-3-small", input=["one", "two"])
+    assert len(result.data) == 2 and result.usage.prompt_tokens > 0
+    models = [m.id async for m in client.models.list()]
+    assert models == ["openai/text-embedding-3-small", "simulated/fast"]
+    await client.close()
+    events = await wait_for_events(factory, tenant.setup.id, 1)
+    assert events[0].route == "embeddings" and events[0].cost_nanousd > 0
+
+
+async def test_refusals_in_each_apis_format(
+    factory: Factory, live_gateway: LiveGateway, upstream: FakeUpstream
+) -> None:
+    tenant = await seed(factory, allowed_models=["openai/gpt-4o-mini"])
+    async with httpx.AsyncClient(base_url=live_gateway.url) as http:
+
+        def auth(key: str = tenant.key) -> dict[str, str]:
+            return {"authorization": f"Bearer {key}"}
+
+        cases = [
+            ({}, CHAT, 401),
+            (auth("tb_not-a-key"), CHAT, 401),
+            (auth(), {**CHAT, "model": "gpt-4o-mini"}, 404),
+            (auth(), {**CHAT, "model": "openai/no-such-model"}, 404),
+            (auth(), {**CHAT, "model": "simulated/fast"}, 403),
+            (auth(), {**CHAT, "base_url": "http://169.254.169.254"}, 400),
+            (auth(), {**CHAT, "extra_body": {"api_key": "sk-mine"}}, 400),
+            (auth(), {**CHAT, "n": 500}, 400),
+            (auth(), {**CHAT, "max_tokens": -5}, 400),
+        ]
+        for headers, body, status in cases:
+            r = await http.post("/v1/chat/completions", json=body, headers=headers)
+            assert r.status_code == status, (body, r.text)
+            assert set(r.json()["error"]) >= {"message", "type"}
+        anthropic_refusal = await http.post(
+            "/v1/messages",
+            json={"model": "anthropic/claude-haiku-4-5", "max_tokens": 5, "messages": []},
+            headers={"x-api-key": tenant.key, "anthropic-version": "2023-06-01"},
+        )
+        assert anthropic_refusal.status_code == 403
+        assert (
+            anthropic_refusal.json()["type"] == "error"
+            and anthropic_refusal.json()["error"]["type"] == "permission_error"
+        )
+    assert upstream.requests == [], "a refused request must never reach the provider"
+    balance = await _balance(factory, tenant.setup.id)
+    assert balance.reserved_nanousd == 0 and balance.balance_nanousd == 100 * USD
+
+
+async def test_revocation_and_suspension_take_effect_on_the_next_request(
+    factory: Factory, live_gateway: LiveGateway
+) -> None:
+    from tokenboard.members.roles import Role
+
+    tenant = await seed(factory)
+    client = openai.AsyncOpenAI(base_url=live_gateway.v1, api_key=tenant.key, max_retries=0)
+    assert (await client.chat.completions.create(**CHAT)).choices
+    token = await factory.personal_token(tenant.setup.users[Role.owner])
+    # The change goes through the live app, as a person would make it, so its caches hear of it.
+    async with httpx.AsyncClient(
+        base_url=live_gateway.url, headers={"authorization": f"Bearer {token}"}
+    ) as owner:
+        r = await owner.post(
+            f"/api/v1/organizations/{tenant.setup.id}/workspaces/{tenant.setup.workspace.id}/suspend"
+        )
+        assert r.status_code == 200
+        with pytest.raises(openai.PermissionDeniedError, match="suspended"):
+            await client.chat.completions.create(**CHAT)
+        await owner.post(
+            f"/api/v1/organizations/{tenant.setup.id}/workspaces/{tenant.setup.workspace.id}/resume"
+        )
+        assert (await client.chat.completions.create(**CHAT)).choices
+        revoke = await owner.delete(
+            f"/api/v1/organizations/{tenant.setup.id}/api-keys/{tenant.setup.api_key.id}"
+        )
+        assert revoke.status_code == 204
+        with pytest.raises(openai.AuthenticationError):
+            await client.chat.completions.create(**CHAT)
+    await client.close()
+
+
+async def test_no_credits_is_402(factory: Factory, live_gateway: LiveGateway) -> None:
+    tenant = await seed(factory, credits_usd=0)
+    client = openai.AsyncOpenAI(base_url=live_gateway.v1, api_key=tenant.key, max_retries=0)
+    with pytest.raises(openai.APIStatusError) as refused:
+        await client.chat.completions.create(**CHAT)
+    assert refused.value.status_code == 402 and "Add credits" in refused.value.message
+    await client.close()
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "status"),
+    [("error=500", 502), ("error=429", 429), ("malformed", 502), ("delay_ms=5000", 504), ("error=400", 400)],
+)
+async def test_upstream_failures_are_clean_and_release_the_hold(
+    behaviour: str, status: int, factory: Factory, live_gateway: LiveGateway, upstream: FakeUpstream
+) -> None:
+    tenant = await seed(factory)
+    upstream.default_behaviour = behaviour
+    async with httpx.AsyncClient(base_url=live_gateway.url, timeout=20) as http:
+        r = await http.post(
+            "/v1/chat/completions", json=CHAT, headers={"authorization": f"Bearer {tenant.key}"}
+        )
+    assert r.status_code == status, r.text
+    assert "error" in r.json() and "Traceback" not in r.text and "fake" not in r.text.lower()
+    events = await wait_for_events(factory, tenant.setup.id, 1)
+    assert events[0].status_code >= 400 and events[0].cost_nanousd == 0
+    balance = await _balance(factory, tenant.setup.id)
+    assert (balance.balance_nanousd, balance.reserved_nanousd) == (100 * USD, 0)
+
+
+async def test_a_client_that_leaves_mid_stream_is_still_billed_once(
+    factory: Factory, live_gateway: LiveGateway, upstream: FakeUpstream
+) -> None:
+    tenant = await seed(factory)
+    upstream.default_behaviour = "chunks=30,interval_ms=20"
+    async with httpx.AsyncClient(base_url=live_gateway.url, timeout=20) as http:
+        async with http.stream(
+            "POST",
+            "/v1/chat/completions",
+            json={**CHAT, "stream": True},
+            headers={"authorization": f"Bearer {tenant.key}"},
+        ) as response:
+            assert response.status_code == 200
+            read = 0
+            async for _ in response.aiter_lines():
+                read += 1
+                if read == 4:
+                    break
+    events = await wait_for_events(factory, tenant.setup.id, 1, within=15)
+    assert len(events) == 1
+    event = events[0]
+    assert event.cancelled and event.cost_nanousd > 0
+    # The gateway read the upstream on to its final usage chunk: the real count, not an estimate.
+    usage = expected_usage("chat", {**CHAT, "stream": True}, "chunks=30,interval_ms=20")
+    assert not event.usage_estimated and event.output_tokens == usage["completion_tokens"]
+    await asyncio.sleep(0.5)
+    assert len(await wait_for_events(factory, tenant.setup.id, 2, within=0.5)) == 1
+    balance = await _balance(factory, tenant.setup.id)
+    assert balance.balance_nanousd == 100 * USD - event.cost_nanousd and balance.reserved_nanousd == 0
+
+
+async def test_fifty_concurrent_requests_never_overspend(factory: Factory, live_gateway: LiveGateway) -> None:
+    tenant = await seed(factory, credits_usd=0)
+    from tokenboard.ledger.service import EntryKind
+
+    # Worth about three requests at their reserved maximum (the default output allowance of 4096 tokens).
+    prices = await _prices(factory, "simulated/fast")
+    from tokenboard.catalog.pricing import TokenUsage
+
+    one = compute_cost(prices, TokenUsage(input_tokens=60, output_tokens=4096)).total_nanousd
+    await factory.run(lambda s: ledger.post(s, tenant.setup.id, kind=EntryKind.grant, amount_nanousd=3 * one))
+    body = {"model": "simulated/fast", "messages": [{"role": "user", "content": "hi"}]}
+    async with httpx.AsyncClient(base_url=live_gateway.url, timeout=30) as http:
+        results = await asyncio.gather(
+            *(
+                http.post(
+                    "/v1/chat/completions", json=body, headers={"authorization": f"Bearer {tenant.key}"}
+                )
+                for _ in range(50)
+            )
+        )
+    codes = [r.status_code for r in results]
+    assert set(codes) <= {200, 402} and 402 in codes and 200 in codes
+    events = await wait_for_events(factory, tenant.setup.id, codes.count(200))
+    spent = sum(e.cost_nanousd for e in events)
+    balance = await _balance(factory, tenant.setup.id)
+    assert balance.balance_nanousd == 3 * one - spent >= 0
+    assert balance.reserved_nanousd == 0
+    await factory.run(lambda s: ledger.check_invariants(s, tenant.setup.id))

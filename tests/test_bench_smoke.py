@@ -1,0 +1,26 @@
+"""The gateway benchmark still runs: ``bench/gateway/run.py --smoke`` end to end (a handful of requests).
+
+It starts its own upstream and ``tokenboard serve`` on loopback with a temporary SQLite database, so it
+needs none of the suite's database fixtures and runs once, whatever the backends.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_gateway_benchmark_smoke() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "gateway" / "run.py"), "--smoke"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    assert "## Gateway overhead" in done.stdout
+    assert "every request metered" in done.stdout

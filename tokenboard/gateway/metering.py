@@ -1,0 +1,162 @@
+"""Usage events written in batches off the request path, settling each request's credits exactly once.
+
+The gateway hands a finished request to :class:`UsageWriter`; a background task writes up to ``max_batch``
+events per transaction (or whatever arrived within ``max_delay``). An event is idempotent on its
+(organization, request id): a retried write inserts nothing and bills nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tokenboard.kit.db import utcnow, uuid7
+from tokenboard.ledger.service import ledger
+from tokenboard.models import ApiKey, UsageEvent
+
+log = logging.getLogger("tokenboard.metering")
+
+
+@dataclass
+class UsageRecord:
+    organization_id: uuid.UUID
+    request_id: str
+    provider_id: str
+    model_id: str
+    route: str
+    stream: bool
+    status_code: int
+    reserved: bool
+    user_id: uuid.UUID | None = None
+    api_key_id: uuid.UUID | None = None
+    workspace_id: uuid.UUID | None = None
+    team_id: uuid.UUID | None = None
+    error_type: str | None = None
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_5m_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_nanousd: int = 0
+    usage_estimated: bool = False
+    cancelled: bool = False
+    latency_ms: int = 0
+    time_to_first_token_ms: int | None = None
+    gateway_overhead_ms: float = 0.0
+    feature: str | None = None
+    tool: str | None = None
+    integration: str | None = None
+    conversation_id: str | None = None
+    message_id: str | None = None
+    attachments: list[dict[str, Any]] | None = None
+    created_at: datetime = field(default_factory=utcnow)
+
+    def row(self) -> dict[str, Any]:
+        values = asdict(self)
+        values.pop("reserved")
+        values["id"] = uuid7()
+        values["source"] = "gateway"
+        return values
+
+
+async def write_batch(session: AsyncSession, records: list[UsageRecord]) -> int:
+    """Insert the events, settle or release each request's credits once. Returns how many were new."""
+    if not records:
+        return 0
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = (
+        insert(UsageEvent)
+        .values([r.row() for r in records])
+        .on_conflict_do_nothing(index_elements=["organization_id", "request_id"])
+        .returning(UsageEvent.organization_id, UsageEvent.request_id)
+    )
+    inserted = {(org, rid) for org, rid in await session.execute(stmt)}
+    last_used: dict[tuple[uuid.UUID, uuid.UUID], datetime] = {}
+    settle: list[tuple[uuid.UUID, str, int, str]] = []
+    release: list[tuple[uuid.UUID, str]] = []
+    for record in records:
+        if (record.organization_id, record.request_id) not in inserted:
+            continue  # already written by an earlier attempt: never billed twice
+        if record.status_code < 400 or record.cost_nanousd > 0:
+            memo = f"{record.model_id} via {record.route}"
+            settle.append((record.organization_id, record.request_id, record.cost_nanousd, memo))
+        elif record.reserved:
+            release.append((record.organization_id, record.request_id))
+        if record.api_key_id is not None:
+            last_used[(record.organization_id, record.api_key_id)] = record.created_at
+    await ledger.settle_many(session, settle=settle, release=release)
+    for (org_id, key_id), at in last_used.items():
+        await session.execute(
+            update(ApiKey)
+            .where(ApiKey.organization_id == org_id, ApiKey.id == key_id)
+            .values(last_used_at=at)
+            .execution_options(synchronize_session=False)
+        )
+    return len(inserted)
+
+
+class UsageWriter:
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], *, max_batch: int = 500, max_delay: float = 0.05
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._queue: asyncio.Queue[UsageRecord] = asyncio.Queue()
+        self._max_batch = max_batch
+        self._max_delay = max_delay
+        self._task: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.written = 0
+
+    def submit(self, record: UsageRecord) -> None:
+        self._idle.clear()
+        self._queue.put_nowait(record)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while not self._queue.empty():
+            batch = [await self._queue.get()]
+            deadline = asyncio.get_running_loop().time() + self._max_delay
+            while len(batch) < self._max_batch:
+                timeout = deadline - asyncio.get_running_loop().time()
+                if timeout <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(self._queue.get(), timeout))
+                except TimeoutError:
+                    break
+            await self._write(batch)
+        self._idle.set()
+
+    async def _write(self, batch: list[UsageRecord]) -> None:
+        for attempt in range(5):
+            try:
+                async with self._sessionmaker() as session:
+                    self.written += await write_batch(session, batch)
+                    await session.commit()
+                return
+            except Exception:  # the database may be briefly unavailable: retry, the write is idempotent
+                log.exception("writing %d usage events failed (attempt %d)", len(batch), attempt + 1)
+                await asyncio.sleep(0.2 * 2**attempt)
+        log.error(
+            "dropping %d usage events after repeated failures: %s", len(batch), [r.request_id for r in batch]
+        )
+
+    async def drain(self) -> None:
+        """Wait until everything submitted so far is written (tests, shutdown)."""
+        await self._idle.wait()
+        if self._task is not None:
+            with contextlib.suppress(Exception):
+                await self._task

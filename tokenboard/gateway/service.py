@@ -1,0 +1,646 @@
+"""The gateway: one admission chain for every route, forwarding, stream relay and metering.
+
+Admission runs on in-memory caches (keys, catalog, org policy); the only database work before forwarding
+is the credit reservation. Usage is read from the upstream's response (the gateway asks for it in streams),
+priced per token kind and handed to the batch writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from tokenboard.catalog.pricing import (
+    Prices,
+    TokenUsage,
+    UsageError,
+    anthropic_usage,
+    compute_cost,
+    openai_usage,
+)
+from tokenboard.catalog.service import CatalogCache
+from tokenboard.config import Settings
+from tokenboard.gateway.errors import GatewayError
+from tokenboard.gateway.inspect import InspectionError, bound_output, find_forbidden_field
+from tokenboard.gateway.keys import KeyCache, KeyInfo
+from tokenboard.gateway.metering import UsageRecord, UsageWriter
+from tokenboard.gateway.upstreams import ANTHROPIC_FORMAT, EMBEDDINGS, OPENAI_FORMAT, Upstream, UpstreamPool
+from tokenboard.kit.db import utcnow
+from tokenboard.ledger.service import InsufficientCredits, ledger
+from tokenboard.models import WorkspaceStatus
+
+KEY_PREFIX = "tb_"
+DRAIN_SECONDS = 60.0
+DRAIN_BYTES = 50 * 1024 * 1024
+MAX_ERROR_BODY = 64 * 1024
+STREAM_QUEUE = 256
+DEFAULT_MODEL_MAX_OUTPUT = 128_000
+ATTRIBUTION_HEADERS = {
+    "feature": "x-tokenboard-feature",
+    "tool": "x-tokenboard-tool",
+    "integration": "x-tokenboard-integration",
+    "conversation_id": "x-tokenboard-conversation-id",
+    "message_id": "x-tokenboard-message-id",
+}
+ATTACHMENT_TYPES = {"image_url", "input_image", "image", "document", "file", "input_file", "input_audio"}
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    name: str  # chat, messages, embeddings
+    api_format: str  # openai or anthropic
+    upstream_path: str
+    kinds: frozenset[Any]
+    token_keys: tuple[str, ...]
+
+
+CHAT = Route("chat", "openai", "/chat/completions", OPENAI_FORMAT, ("max_tokens", "max_completion_tokens"))
+MESSAGES = Route("messages", "anthropic", "/messages", ANTHROPIC_FORMAT, ("max_tokens",))
+EMBED = Route("embeddings", "openai", "/embeddings", EMBEDDINGS, ())
+
+
+class RateLimiter:
+    """A sliding one-minute window per key, in memory (several instances share counts through Redis later)."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._hits: dict[uuid.UUID, deque[float]] = {}
+
+    def allow(self, key_id: uuid.UUID, now: float) -> int | None:
+        """None when allowed, else the seconds to wait."""
+        hits = self._hits.setdefault(key_id, deque())
+        while hits and hits[0] <= now - 60:
+            hits.popleft()
+        if len(hits) >= self.per_minute:
+            return max(1, int(60 - (now - hits[0])) + 1)
+        hits.append(now)
+        return None
+
+
+@dataclass
+class Admitted:
+    """A request that passed admission, with everything metering needs."""
+
+    request_id: str
+    key: KeyInfo
+    model_id: str
+    provider_id: str
+    upstream_model: str
+    upstream: Upstream
+    prices: Prices
+    body: dict[str, Any]
+    route: Route
+    stream: bool
+    client_wants_usage: bool
+    started: float
+    attribution: dict[str, str | None]
+    attachments: list[dict[str, Any]] | None
+    reserved: bool = False
+    pre_upstream_ms: float = 0.0
+    usage: dict[str, int] = field(default_factory=dict)
+
+
+def _trim(value: str | None, size: int) -> str | None:
+    return value[:size] if value else None
+
+
+def find_attachments(body: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """Files and images in the messages, with their size and a rough share of the prompt tokens."""
+    found: list[dict[str, Any]] = []
+    for message in body.get("messages") or []:
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, list):
+            continue
+        for part in content:
+            if not isinstance(part, dict) or part.get("type") not in ATTACHMENT_TYPES:
+                continue
+            size = len(json.dumps(part, separators=(",", ":")))
+            found.append({"type": part["type"], "bytes": size, "estimated_tokens": size // 4})
+    return found or None
+
+
+class Gateway:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        keys: KeyCache,
+        catalog: CatalogCache,
+        upstreams: UpstreamPool,
+        writer: UsageWriter,
+        policy: Any = None,
+    ) -> None:
+        self.settings = settings
+        self.sessionmaker = sessionmaker
+        self.keys = keys
+        self.catalog = catalog
+        self.upstreams = upstreams
+        self.writer = writer
+        self.policy = policy
+        self.limiter = RateLimiter(settings.gateway_rate_limit_per_minute)
+        self.background: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------------ admission
+
+    async def admit(self, request: Request, route: Route, body: dict[str, Any]) -> Admitted:
+        started = time.perf_counter()
+        key = await self._key(request)
+        if key.workspace_status != WorkspaceStatus.active.value:
+            raise GatewayError(
+                403, f"The workspace {key.workspace_name} is {key.workspace_status}; its keys are refused."
+            )
+        if not key.member_active:
+            raise GatewayError(403, "The owner of this key is no longer a member of the organization.")
+        model_id = body.get("model")
+        if not isinstance(model_id, str) or not model_id:
+            raise GatewayError(400, "Name the model, as provider/model (for example openai/gpt-4o).")
+        provider_id, _, upstream_model = model_id.partition("/")
+        if not upstream_model:
+            raise GatewayError(404, f"Unknown model {model_id!r}: model names look like provider/model.")
+        if not self.catalog.loaded:
+            async with self.sessionmaker() as session:
+                await self.catalog.ensure_loaded(session)
+        entry = self.catalog.get(model_id)
+        if entry is None or not entry.enabled:
+            raise GatewayError(
+                404, f"Unknown model {model_id!r}. GET /v1/models lists the models you may use."
+            )
+        prices = entry.price_at(utcnow())
+        if prices is None:
+            raise GatewayError(404, f"The model {model_id!r} has no price, so it is refused (never free).")
+        upstream = self.upstreams.get(provider_id)
+        if upstream is None:
+            raise GatewayError(404, f"The provider {provider_id!r} is not configured on this gateway.")
+        if upstream.kind not in route.kinds:
+            raise GatewayError(
+                400,
+                f"{model_id} cannot be called through /v1/{route.name}; use the route of its provider's API.",
+            )
+        if key.allowed_models is not None and model_id not in key.allowed_models:
+            raise GatewayError(403, f"This key may not use {model_id}; it is restricted to other models.")
+        if self.policy is not None:
+            async with self.sessionmaker() as session:
+                await self.policy.ensure_org(session, key.organization_id)
+            refusal = self.policy.decide(key.organization_id, model_id)
+            if refusal is not None:
+                raise GatewayError(refusal.status, refusal.message)
+        try:
+            forbidden = find_forbidden_field(body)
+            if forbidden is not None:
+                raise GatewayError(
+                    400,
+                    f"The field {forbidden!r} is refused: "
+                    "the gateway chooses the upstream and its credentials.",
+                )
+            limits = bound_output(
+                body,
+                model_max_output=entry.context_length or DEFAULT_MODEL_MAX_OUTPUT,
+                token_keys=route.token_keys,
+                default_output=self.settings.gateway_default_max_output_tokens,
+            )
+        except InspectionError as exc:
+            raise GatewayError(400, str(exc)) from exc
+        wait = self.limiter.allow(key.key_id, time.monotonic())
+        if wait is not None:
+            raise GatewayError(429, "Rate limit reached for this key. Retry shortly.", retry_after=wait)
+        stream = bool(body.get("stream")) and route.name != "embeddings"
+        admitted = Admitted(
+            request_id=uuid.uuid4().hex,
+            key=key,
+            model_id=model_id,
+            provider_id=provider_id,
+            upstream_model=upstream_model,
+            upstream=upstream,
+            prices=prices,
+            body=body,
+            route=route,
+            stream=stream,
+            client_wants_usage=bool((body.get("stream_options") or {}).get("include_usage")),
+            started=started,
+            attribution={
+                name: _trim(request.headers.get(header), 200 if "id" in name else 100)
+                for name, header in ATTRIBUTION_HEADERS.items()
+            },
+            attachments=find_attachments(body),
+        )
+        estimate = self._estimate(admitted, len(json.dumps(body)), limits.max_output_tokens * limits.n)
+        try:
+            async with self.sessionmaker() as session:
+                await ledger.reserve(
+                    session, key.organization_id, request_id=admitted.request_id, amount_nanousd=estimate
+                )
+                await session.commit()
+        except InsufficientCredits as exc:
+            raise GatewayError(402, exc.message) from exc
+        admitted.reserved = True
+        return admitted
+
+    async def _key(self, request: Request) -> KeyInfo:
+        header = request.headers.get("authorization", "")
+        secret = (
+            header[7:].strip()
+            if header.lower().startswith("bearer ")
+            else request.headers.get("x-api-key", "")
+        )
+        if not secret:
+            raise GatewayError(401, "Send your Tokenboard API key as a Bearer token (or x-api-key).")
+        if not secret.startswith(KEY_PREFIX) or len(secret) > 200:
+            raise GatewayError(401, "That is not a Tokenboard API key (they start with tb_).")
+        found, info = self.keys.peek(secret)
+        if not found:
+            async with self.sessionmaker() as session:
+                info = await self.keys.resolve(session, secret)
+        if info is None or info.revoked:
+            raise GatewayError(401, "The API key is not valid or was revoked.")
+        return info
+
+    @staticmethod
+    def _estimate(admitted: Admitted, body_chars: int, max_output: int) -> int:
+        """The most this request can cost: every character of the body a token (generous), full output."""
+        prompt = max(1, body_chars // 3)
+        usage = TokenUsage(
+            input_tokens=prompt, output_tokens=max_output if admitted.route.name != "embeddings" else 0
+        )
+        return compute_cost(admitted.prices, usage).total_nanousd
+
+    async def models_for(self, request: Request) -> list[str]:
+        """Every priced model this key may use right now, on a configured provider."""
+        key = await self._key(request)
+        if not self.catalog.loaded:
+            async with self.sessionmaker() as session:
+                await self.catalog.ensure_loaded(session)
+        if self.policy is not None:
+            async with self.sessionmaker() as session:
+                await self.policy.ensure_org(session, key.organization_id)
+        now = utcnow()
+        allowed = []
+        for entry in self.catalog.entries():
+            if (
+                not entry.enabled
+                or self.upstreams.get(entry.provider_id) is None
+                or entry.price_at(now) is None
+            ):
+                continue
+            if key.allowed_models is not None and entry.model_id not in key.allowed_models:
+                continue
+            if (
+                self.policy is not None
+                and self.policy.decide(key.organization_id, entry.model_id) is not None
+            ):
+                continue
+            allowed.append(entry.model_id)
+        return sorted(allowed)
+
+    # ------------------------------------------------------------------ forwarding
+
+    def _upstream_request(self, admitted: Admitted) -> httpx.Request:
+        body = dict(admitted.body)
+        body["model"] = admitted.upstream_model
+        if admitted.stream and admitted.route.api_format == "openai":
+            body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+        headers = {"content-type": "application/json", "accept": "application/json"}
+        headers.update(admitted.upstream.auth_headers(admitted.route.api_format))
+        return admitted.upstream.client.build_request(
+            "POST", admitted.route.upstream_path, content=json.dumps(body).encode(), headers=headers
+        )
+
+    async def forward(self, admitted: Admitted) -> Response:
+        admitted.pre_upstream_ms = (time.perf_counter() - admitted.started) * 1000
+        upstream_started = time.perf_counter()
+        try:
+            response = await admitted.upstream.client.send(self._upstream_request(admitted), stream=True)
+        except httpx.TimeoutException as exc:
+            self._meter_failure(admitted, 504, "upstream_timeout")
+            raise GatewayError(504, "The provider did not answer in time.") from exc
+        except httpx.HTTPError as exc:
+            self._meter_failure(admitted, 502, "upstream_unreachable")
+            raise GatewayError(502, "The provider could not be reached.") from exc
+        if response.status_code >= 400:
+            await self._refuse_upstream_error(admitted, response)
+        if admitted.stream:
+            return self._relay_stream(admitted, response, upstream_started)
+        return await self._complete(admitted, response, upstream_started)
+
+    async def _read_bounded(self, response: httpx.Response, limit: int) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > limit:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _refuse_upstream_error(self, admitted: Admitted, response: httpx.Response) -> None:
+        try:
+            raw = await self._read_bounded(response, MAX_ERROR_BODY)
+        except httpx.HTTPError:
+            raw = b""
+        finally:
+            await response.aclose()
+        status = response.status_code
+        message = ""
+        with contextlib.suppress(ValueError, AttributeError, TypeError):
+            error = json.loads(raw).get("error")
+            message = str(error.get("message", "")) if isinstance(error, dict) else ""
+        self._meter_failure(admitted, status, f"upstream_{status}")
+        if status == 429:
+            retry = response.headers.get("retry-after")
+            raise GatewayError(
+                429,
+                "The provider is rate limiting. Retry shortly.",
+                retry_after=int(retry) if retry and retry.isdigit() else 1,
+            )
+        if status in (400, 404, 413, 422):
+            detail = f": {message[:500]}" if message else "."
+            raise GatewayError(400, f"The provider refused the request{detail}")
+        raise GatewayError(502, f"The provider failed (status {status}).")
+
+    async def _complete(
+        self, admitted: Admitted, response: httpx.Response, upstream_started: float
+    ) -> Response:
+        try:
+            raw = await self._read_bounded(response, 64 * 1024 * 1024)
+        except httpx.TimeoutException as exc:
+            self._meter_failure(admitted, 504, "upstream_timeout")
+            raise GatewayError(504, "The provider stopped answering.") from exc
+        except httpx.HTTPError as exc:
+            self._meter_failure(admitted, 502, "upstream_broken")
+            raise GatewayError(502, "The provider's response broke off.") from exc
+        finally:
+            await response.aclose()
+        upstream_ms = (time.perf_counter() - upstream_started) * 1000
+        try:
+            payload = json.loads(raw)
+            if not isinstance(payload, dict):
+                raise ValueError("not an object")
+        except ValueError as exc:
+            self._meter_failure(admitted, 502, "upstream_malformed")
+            raise GatewayError(502, "The provider sent a malformed response.") from exc
+        usage = payload.get("usage")
+        estimated = not isinstance(usage, dict)
+        token_usage = self._usage(admitted, usage if isinstance(usage, dict) else {})
+        if estimated:
+            token_usage = self._estimated_usage(admitted, json.dumps(payload))
+        payload["model"] = admitted.model_id
+        overhead = (time.perf_counter() - admitted.started) * 1000 - upstream_ms
+        self._meter(
+            admitted,
+            token_usage,
+            status=200,
+            estimated=estimated,
+            cancelled=False,
+            ttft_ms=None,
+            overhead_ms=overhead,
+        )
+        return JSONResponse(payload, headers=self._headers(admitted, overhead))
+
+    def _relay_stream(
+        self, admitted: Admitted, response: httpx.Response, upstream_started: float
+    ) -> Response:
+        """Relay an upstream stream through a bounded queue.
+
+        A pump task reads the upstream and the response generator writes to the client. If the client leaves,
+        the pump keeps reading (bounded in time and bytes) until the upstream reports its usage, so the
+        request is billed on the provider's own count; only if that never comes is the usage estimated and
+        flagged.
+        """
+        overhead = admitted.pre_upstream_ms  # waiting for the upstream's headers is the provider's time
+        state: dict[str, Any] = {"ttft": None, "text_chars": 0, "done": False}
+        queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=STREAM_QUEUE)
+        client_gone = asyncio.Event()
+
+        async def pump() -> None:
+            read = 0
+            deadline: float | None = None
+            try:
+                async for line in response.aiter_lines():
+                    forward = self._observe(admitted, line, state)
+                    if state["ttft"] is None and state["text_chars"]:
+                        state["ttft"] = (time.perf_counter() - admitted.started) * 1000
+                    if client_gone.is_set():
+                        read += len(line)
+                        deadline = deadline or time.monotonic() + DRAIN_SECONDS
+                        if state["done"] or read > DRAIN_BYTES or time.monotonic() > deadline:
+                            break
+                        continue
+                    if forward is not None:
+                        await queue.put(forward)
+            except Exception:  # a broken upstream stream ends the relay; usage so far is estimated
+                state["broken"] = True
+            finally:
+                with contextlib.suppress(Exception):
+                    await response.aclose()
+                with contextlib.suppress(asyncio.QueueFull):
+                    queue.put_nowait(None)
+                self._finish_stream(admitted, state, cancelled=client_gone.is_set(), overhead=overhead)
+
+        task = asyncio.get_running_loop().create_task(pump())
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+        async def relay() -> AsyncIterator[bytes]:
+            finished = False
+            try:
+                while True:
+                    line = await queue.get()
+                    if line is None:
+                        finished = True
+                        return
+                    yield (line + "\n").encode()
+            finally:
+                if not finished:
+                    client_gone.set()
+                    while not queue.empty():  # unblock the pump if it waits on a full queue
+                        queue.get_nowait()
+
+        return StreamingResponse(
+            relay(), media_type="text/event-stream", headers=self._headers(admitted, overhead)
+        )
+
+    def _observe(self, admitted: Admitted, line: str, state: dict[str, Any]) -> str | None:
+        """Read usage out of one SSE line; return the line to forward (None to drop it)."""
+        if not line.startswith("data:"):
+            return line
+        data = line[5:].strip()
+        if data == "[DONE]":
+            state["done"] = True
+            return line
+        try:
+            event = json.loads(data)
+        except ValueError:
+            state["malformed"] = True
+            return None
+        if not isinstance(event, dict):
+            return line
+        usage = admitted.usage
+        if admitted.route.api_format == "openai":
+            for choice in event.get("choices") or []:
+                delta = choice.get("delta") or {} if isinstance(choice, dict) else {}
+                content = delta.get("content") if isinstance(delta, dict) else None
+                if isinstance(content, str):
+                    state["text_chars"] += len(content)
+            if isinstance(event.get("usage"), dict):
+                state["usage"] = event["usage"]
+                if not admitted.client_wants_usage and not event.get("choices"):
+                    return None
+            if "model" in event:
+                event["model"] = admitted.model_id
+                return "data: " + json.dumps(event, separators=(",", ":"))
+            return line
+        kind = event.get("type")
+        if kind == "message_start":
+            message_usage = (event.get("message") or {}).get("usage") or {}
+            for name, value in message_usage.items():
+                if isinstance(value, int):
+                    usage[name] = max(usage.get(name, 0), value)
+                elif isinstance(value, dict):
+                    for sub, count in value.items():
+                        if isinstance(count, int):
+                            usage[f"cache_creation.{sub}"] = max(usage.get(f"cache_creation.{sub}", 0), count)
+        elif kind == "message_delta":
+            for name, value in (event.get("usage") or {}).items():
+                if isinstance(value, int):
+                    usage[name] = max(usage.get(name, 0), value)
+        elif kind == "content_block_delta":
+            text = (event.get("delta") or {}).get("text")
+            if isinstance(text, str):
+                state["text_chars"] += len(text)
+        elif kind == "message_stop":
+            state["done"] = True
+        return line
+
+    def _finish_stream(
+        self, admitted: Admitted, state: dict[str, Any], *, cancelled: bool, overhead: float
+    ) -> None:
+        if admitted.route.api_format == "openai":
+            raw_usage = state.get("usage")
+        else:
+            raw_usage = self._anthropic_usage_dict(admitted.usage) if admitted.usage else None
+        estimated = raw_usage is None or (
+            admitted.route.api_format == "anthropic" and "output_tokens" not in admitted.usage
+        )
+        if raw_usage is not None and not estimated:
+            token_usage = self._usage(admitted, raw_usage)
+        else:
+            token_usage = self._estimated_usage(admitted, "x" * state["text_chars"])
+        status = 502 if state.get("broken") or state.get("malformed") else 200
+        self._meter(
+            admitted,
+            token_usage,
+            status=status,
+            estimated=estimated,
+            cancelled=cancelled,
+            ttft_ms=state["ttft"],
+            overhead_ms=overhead,
+            error_type="upstream_broken" if status == 502 else None,
+        )
+
+    @staticmethod
+    def _anthropic_usage_dict(flat: dict[str, int]) -> dict[str, Any]:
+        usage: dict[str, Any] = {k: v for k, v in flat.items() if "." not in k}
+        creation = {k.split(".", 1)[1]: v for k, v in flat.items() if k.startswith("cache_creation.")}
+        if creation:
+            usage["cache_creation"] = creation
+        return usage
+
+    def _usage(self, admitted: Admitted, usage: dict[str, Any]) -> TokenUsage:
+        try:
+            if admitted.route.api_format == "anthropic":
+                return anthropic_usage(usage)
+            return openai_usage(usage)
+        except (UsageError, TypeError, ValueError):
+            return self._estimated_usage(admitted, "")
+
+    def _estimated_usage(self, admitted: Admitted, output_text: str) -> TokenUsage:
+        prompt = max(1, len(json.dumps(admitted.body)) // 4)
+        return TokenUsage(input_tokens=prompt, output_tokens=len(output_text) // 4)
+
+    # ------------------------------------------------------------------ metering
+
+    def _meter(
+        self,
+        admitted: Admitted,
+        usage: TokenUsage,
+        *,
+        status: int,
+        estimated: bool,
+        cancelled: bool,
+        ttft_ms: float | None,
+        overhead_ms: float,
+        error_type: str | None = None,
+    ) -> None:
+        cost = compute_cost(admitted.prices, usage).total_nanousd
+        key = admitted.key
+        self.writer.submit(
+            UsageRecord(
+                organization_id=key.organization_id,
+                request_id=admitted.request_id,
+                provider_id=admitted.provider_id,
+                model_id=admitted.model_id,
+                route=admitted.route.name,
+                stream=admitted.stream,
+                status_code=status,
+                reserved=admitted.reserved,
+                user_id=key.user_id,
+                api_key_id=key.key_id,
+                workspace_id=key.workspace_id,
+                team_id=key.team_id,
+                error_type=error_type,
+                input_tokens=usage.uncached_input_tokens,
+                cached_input_tokens=usage.cached_input_tokens,
+                cache_write_5m_tokens=usage.cache_write_5m_tokens,
+                cache_write_1h_tokens=usage.cache_write_1h_tokens,
+                output_tokens=usage.plain_output_tokens,
+                reasoning_tokens=usage.reasoning_tokens,
+                cost_nanousd=cost,
+                usage_estimated=estimated,
+                cancelled=cancelled,
+                latency_ms=int((time.perf_counter() - admitted.started) * 1000),
+                time_to_first_token_ms=int(ttft_ms) if ttft_ms is not None else None,
+                gateway_overhead_ms=round(overhead_ms, 3),
+                attachments=admitted.attachments,
+                feature=admitted.attribution["feature"],
+                tool=admitted.attribution["tool"],
+                integration=admitted.attribution["integration"],
+                conversation_id=admitted.attribution["conversation_id"],
+                message_id=admitted.attribution["message_id"],
+            )
+        )
+
+    def _meter_failure(self, admitted: Admitted, status: int, error_type: str) -> None:
+        self._meter(
+            admitted,
+            TokenUsage(),
+            status=status,
+            estimated=False,
+            cancelled=False,
+            ttft_ms=None,
+            overhead_ms=admitted.pre_upstream_ms,
+            error_type=error_type,
+        )
+
+    @staticmethod
+    def _headers(admitted: Admitted, overhead_ms: float) -> dict[str, str]:
+        return {
+            "x-tokenboard-request-id": admitted.request_id,
+            "x-tokenboard-overhead-ms": f"{overhead_ms:.3f}",
+        }
+
+    async def aclose(self) -> None:
+        if self.background:
+            await asyncio.gather(*self.background, return_exceptions=True)
+        await self.writer.drain()

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tokenboard.kit.db import Base, utcnow, uuid7
+
+
+class UsageEvent(Base):
+    """One metered request: who, what, how much and how. Idempotent on (organization, request id)."""
+
+    __tablename__ = "usage_events"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "request_id"),
+        Index("ix_usage_events_org_created", "organization_id", "created_at"),
+        Index("ix_usage_events_org_conversation", "organization_id", "conversation_id"),
+    )
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
+    request_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    source: Mapped[str] = mapped_column(String(20), default="gateway")
+    user_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    workspace_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    team_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    provider_id: Mapped[str] = mapped_column(String(80))
+    model_id: Mapped[str] = mapped_column(String(200))
+    route: Mapped[str] = mapped_column(String(20))
+    stream: Mapped[bool] = mapped_column(default=False)
+    status_code: Mapped[int] = mapped_column(default=200)
+    error_type: Mapped[str | None] = mapped_column(String(60), default=None)
+    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cached_input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cache_write_5m_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cache_write_1h_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    reasoning_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost_nanousd: Mapped[int] = mapped_column(BigInteger, default=0)
+    usage_estimated: Mapped[bool] = mapped_column(default=False)
+    cancelled: Mapped[bool] = mapped_column(default=False)
+    latency_ms: Mapped[int] = mapped_column(default=0)
+    time_to_first_token_ms: Mapped[int | None] = mapped_column(default=None)
+    gateway_overhead_ms: Mapped[float] = mapped_column(default=0.0)
+    feature: Mapped[str | None] = mapped_column(String(100), default=None)
+    tool: Mapped[str | None] = mapped_column(String(100), default=None)
+    integration: Mapped[str | None] = mapped_column(String(100), default=None)
+    conversation_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    message_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    attachments: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, default=None)
