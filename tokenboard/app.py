@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.gateway.start()
         yield
         await app.state.gateway.aclose()
         await app.state.upstreams.aclose()

@@ -289,3 +289,147 @@ async def test_fifty_concurrent_requests_never_overspend(factory: Factory, live_
     assert balance.balance_nanousd == 3 * one - spent >= 0
     assert balance.reserved_nanousd == 0
     await factory.run(lambda s: ledger.check_invariants(s, tenant.setup.id))
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "estimated", "status"),
+    [
+        ("usage=missing", True, 200),
+        ("usage=zero", True, 200),
+        ("usage=duplicate", False, 200),
+        ("usage=late", False, 200),
+        ("cut", True, 502),
+        ("malformed", False, 502),  # one event unreadable, the usage still arrives: billed on it
+    ],
+)
+async def test_odd_upstream_streams_are_billed_once(
+    behaviour: str,
+    estimated: bool,
+    status: int,
+    factory: Factory,
+    live_gateway: LiveGateway,
+    upstream: FakeUpstream,
+) -> None:
+    tenant = await seed(factory)
+    upstream.default_behaviour = behaviour
+    async with httpx.AsyncClient(base_url=live_gateway.url, timeout=20) as http:
+        async with http.stream(
+            "POST",
+            "/v1/chat/completions",
+            json={**CHAT, "stream": True},
+            headers={"authorization": f"Bearer {tenant.key}"},
+        ) as response:
+            assert response.status_code == 200
+            body = b"".join([chunk async for chunk in response.aiter_bytes()])
+    assert body.rstrip().endswith(b"data: [DONE]") or status == 502
+    events = await wait_for_events(factory, tenant.setup.id, 1)
+    assert len(events) == 1
+    event = events[0]
+    assert (event.usage_estimated, event.status_code) == (estimated, status)
+    assert event.cost_nanousd > 0
+    if not estimated:
+        usage = expected_usage("chat", {**CHAT, "stream": True}, behaviour)
+        assert event.output_tokens == usage["completion_tokens"]
+    balance = await _balance(factory, tenant.setup.id)
+    assert balance.balance_nanousd == 100 * USD - event.cost_nanousd and balance.reserved_nanousd == 0
+
+
+@pytest.mark.parametrize("leave_after", [1, 3, 12])
+async def test_disconnects_at_several_points_bill_the_providers_count(
+    leave_after: int, factory: Factory, live_gateway: LiveGateway, upstream: FakeUpstream
+) -> None:
+    tenant = await seed(factory)
+    upstream.default_behaviour = "chunks=20,interval_ms=10"
+    async with httpx.AsyncClient(base_url=live_gateway.url, timeout=20) as http:
+        async with http.stream(
+            "POST",
+            "/v1/chat/completions",
+            json={**CHAT, "stream": True},
+            headers={"authorization": f"Bearer {tenant.key}"},
+        ) as response:
+            read = 0
+            async for _ in response.aiter_lines():
+                read += 1
+                if read >= leave_after:
+                    break
+    events = await wait_for_events(factory, tenant.setup.id, 1, within=15)
+    usage = expected_usage("chat", {**CHAT, "stream": True}, "chunks=20,interval_ms=10")
+    assert [(e.cancelled, e.usage_estimated, e.output_tokens) for e in events] == [
+        (True, False, usage["completion_tokens"])
+    ]
+
+
+async def test_the_sync_sdks_work_too(factory: Factory, live_gateway: LiveGateway) -> None:
+    tenant = await seed(factory)
+
+    def use_sync_clients() -> None:
+        with openai.OpenAI(base_url=live_gateway.v1, api_key=tenant.key) as client:
+            reply = client.chat.completions.create(**CHAT)
+            assert reply.choices[0].message.content
+            chunks = list(client.chat.completions.create(**CHAT, stream=True))
+            assert chunks and chunks[0].model == "openai/gpt-4o-mini"
+        with anthropic.Anthropic(base_url=live_gateway.url, api_key=tenant.key) as claude:
+            message = claude.messages.create(
+                model="anthropic/claude-haiku-4-5",
+                max_tokens=20,
+                messages=[{"role": "user", "content": "hi"}],
+            )
+            assert message.usage.output_tokens > 0
+
+    await asyncio.to_thread(use_sync_clients)
+    assert len(await wait_for_events(factory, tenant.setup.id, 3)) == 3
+
+
+async def test_holds_left_by_a_dead_process_are_swept(factory: Factory, live_gateway: LiveGateway) -> None:
+    from datetime import timedelta
+
+    tenant = await seed(factory)
+    past = utcnow() - timedelta(hours=1)
+    await factory.run(
+        lambda s: ledger.reserve(
+            s,
+            tenant.setup.id,
+            request_id="crashed",
+            amount_nanousd=USD,
+            hold_for=timedelta(minutes=1),
+            now=past,
+        )
+    )
+    assert (await _balance(factory, tenant.setup.id)).reserved_nanousd == USD
+    released = await live_gateway.app.state.gateway.sweep_expired_holds()
+    assert released == 1
+    assert (await _balance(factory, tenant.setup.id)).reserved_nanousd == 0
+
+
+async def test_a_keys_own_spend_limit_is_enforced(factory: Factory, live_gateway: LiveGateway) -> None:
+    from sqlalchemy import update
+
+    from tokenboard.models import ApiKey
+
+    tenant = await seed(factory)
+    body = {**CHAT, "max_tokens": 20}
+    client = openai.AsyncOpenAI(base_url=live_gateway.v1, api_key=tenant.key, max_retries=0)
+    await client.chat.completions.create(**body)
+    events = await wait_for_events(factory, tenant.setup.id, 1)
+    one = events[0].cost_nanousd
+    stored = await factory.run(lambda s: s.get(ApiKey, (tenant.setup.id, tenant.setup.api_key.id)))
+    assert stored.spent_nanousd == one
+    # A limit a little above two requests' worst case: the next one passes, then the key is refused.
+    prices = await _prices(factory, "openai/gpt-4o-mini")
+    from tokenboard.catalog.pricing import TokenUsage
+
+    worst = compute_cost(prices, TokenUsage(input_tokens=100, output_tokens=20)).total_nanousd
+    await factory.run(
+        lambda s: s.execute(
+            update(ApiKey)
+            .where(ApiKey.id == tenant.setup.api_key.id)
+            .values(spend_limit_nanousd=one + worst + 1)
+        )
+    )
+    live_gateway.app.state.key_cache.clear()  # as an admin change would, after its commit
+    live_gateway.app.state.gateway.forget_key_spend()
+    await client.chat.completions.create(**body)
+    with pytest.raises(openai.APIStatusError) as refused:
+        await client.chat.completions.create(**body)
+    assert refused.value.status_code == 402 and "spend limit" in refused.value.message
+    await client.close()

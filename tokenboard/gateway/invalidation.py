@@ -17,5 +17,8 @@ def forget_keys(session: AsyncSession) -> None:
 
     async def clear() -> None:
         state.key_cache.clear()
+        # Reloaded keys carry their spend from the database, which includes what this process counted.
+        if hasattr(state, "gateway"):
+            state.gateway.forget_key_spend()
 
     after_commit(session, clear)

@@ -30,6 +30,8 @@ class KeyInfo:
     team_id: uuid.UUID | None
     revoked: bool
     allowed_models: frozenset[str] | None
+    spend_limit_nanousd: int | None = None
+    spent_nanousd: int = 0
 
 
 async def _load(session: AsyncSession, key_hash: str) -> KeyInfo | None:
@@ -60,6 +62,8 @@ async def _load(session: AsyncSession, key_hash: str) -> KeyInfo | None:
         team_id=membership.team_id if membership is not None else None,
         revoked=key.revoked_at is not None,
         allowed_models=frozenset(key.allowed_models) if key.allowed_models else None,
+        spend_limit_nanousd=key.spend_limit_nanousd,
+        spent_nanousd=key.spent_nanousd,
     )
 
 

@@ -83,6 +83,7 @@ async def write_batch(session: AsyncSession, records: list[UsageRecord]) -> int:
     )
     inserted = {(org, rid) for org, rid in await session.execute(stmt)}
     last_used: dict[tuple[uuid.UUID, uuid.UUID], datetime] = {}
+    key_spend: dict[tuple[uuid.UUID, uuid.UUID], int] = {}
     settle: list[tuple[uuid.UUID, str, int, str]] = []
     release: list[tuple[uuid.UUID, str]] = []
     for record in records:
@@ -95,12 +96,14 @@ async def write_batch(session: AsyncSession, records: list[UsageRecord]) -> int:
             release.append((record.organization_id, record.request_id))
         if record.api_key_id is not None:
             last_used[(record.organization_id, record.api_key_id)] = record.created_at
+            pair = (record.organization_id, record.api_key_id)
+            key_spend[pair] = key_spend.get(pair, 0) + record.cost_nanousd
     await ledger.settle_many(session, settle=settle, release=release)
     for (org_id, key_id), at in last_used.items():
         await session.execute(
             update(ApiKey)
             .where(ApiKey.organization_id == org_id, ApiKey.id == key_id)
-            .values(last_used_at=at)
+            .values(last_used_at=at, spent_nanousd=ApiKey.spent_nanousd + key_spend.get((org_id, key_id), 0))
             .execution_options(synchronize_session=False)
         )
     return len(inserted)

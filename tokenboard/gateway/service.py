@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 import uuid
 from collections import deque
@@ -38,14 +39,18 @@ from tokenboard.gateway.keys import KeyCache, KeyInfo
 from tokenboard.gateway.metering import UsageRecord, UsageWriter
 from tokenboard.gateway.upstreams import ANTHROPIC_FORMAT, EMBEDDINGS, OPENAI_FORMAT, Upstream, UpstreamPool
 from tokenboard.kit.db import utcnow
+from tokenboard.kit.money import format_usd
 from tokenboard.ledger.service import InsufficientCredits, ledger
 from tokenboard.models import WorkspaceStatus
+
+log = logging.getLogger("tokenboard.gateway")
 
 KEY_PREFIX = "tb_"
 DRAIN_SECONDS = 60.0
 DRAIN_BYTES = 50 * 1024 * 1024
 MAX_ERROR_BODY = 64 * 1024
 STREAM_QUEUE = 256
+SWEEP_SECONDS = 60.0
 DEFAULT_MODEL_MAX_OUTPUT = 128_000
 ATTRIBUTION_HEADERS = {
     "feature": "x-tokenboard-feature",
@@ -108,6 +113,7 @@ class Admitted:
     attribution: dict[str, str | None]
     attachments: list[dict[str, Any]] | None
     reserved: bool = False
+    estimate: int = 0
     pre_upstream_ms: float = 0.0
     usage: dict[str, int] = field(default_factory=dict)
 
@@ -152,6 +158,10 @@ class Gateway:
         self.policy = policy
         self.limiter = RateLimiter(settings.gateway_rate_limit_per_minute)
         self.background: set[asyncio.Task[None]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+        # Per key: what this process has spent with it (not yet in KeyInfo) and what is in flight.
+        self._key_spent: dict[uuid.UUID, int] = {}
+        self._key_in_flight: dict[uuid.UUID, int] = {}
 
     # ------------------------------------------------------------------ admission
 
@@ -237,6 +247,7 @@ class Gateway:
             attachments=find_attachments(body),
         )
         estimate = self._estimate(admitted, len(json.dumps(body)), limits.max_output_tokens * limits.n)
+        self._check_key_limit(key, estimate)
         try:
             async with self.sessionmaker() as session:
                 await ledger.reserve(
@@ -246,7 +257,25 @@ class Gateway:
         except InsufficientCredits as exc:
             raise GatewayError(402, exc.message) from exc
         admitted.reserved = True
+        admitted.estimate = estimate
+        self._key_in_flight[key.key_id] = self._key_in_flight.get(key.key_id, 0) + estimate
         return admitted
+
+    def forget_key_spend(self) -> None:
+        self._key_spent.clear()
+
+    def _check_key_limit(self, key: KeyInfo, estimate: int) -> None:
+        if key.spend_limit_nanousd is None:
+            return
+        committed = (
+            key.spent_nanousd + self._key_spent.get(key.key_id, 0) + self._key_in_flight.get(key.key_id, 0)
+        )
+        if committed + estimate > key.spend_limit_nanousd:
+            raise GatewayError(
+                402,
+                f"This key reached its spend limit of {format_usd(key.spend_limit_nanousd)} "
+                f"({format_usd(committed)} spent or in flight). Ask an admin to raise it or use another key.",
+            )
 
     async def _key(self, request: Request) -> KeyInfo:
         header = request.headers.get("authorization", "")
@@ -533,9 +562,11 @@ class Gateway:
         estimated = raw_usage is None or (
             admitted.route.api_format == "anthropic" and "output_tokens" not in admitted.usage
         )
-        if raw_usage is not None and not estimated:
-            token_usage = self._usage(admitted, raw_usage)
-        else:
+        token_usage = self._usage(admitted, raw_usage) if raw_usage is not None and not estimated else None
+        if token_usage is not None and state["text_chars"] and token_usage.total_output_tokens == 0:
+            token_usage = None  # text was streamed yet the provider reports no output: not to be believed
+        if token_usage is None:
+            estimated = True
             token_usage = self._estimated_usage(admitted, "x" * state["text_chars"])
         status = 502 if state.get("broken") or state.get("malformed") else 200
         self._meter(
@@ -585,6 +616,10 @@ class Gateway:
     ) -> None:
         cost = compute_cost(admitted.prices, usage).total_nanousd
         key = admitted.key
+        if admitted.estimate:
+            self._key_in_flight[key.key_id] = self._key_in_flight.get(key.key_id, 0) - admitted.estimate
+            admitted.estimate = 0
+        self._key_spent[key.key_id] = self._key_spent.get(key.key_id, 0) + cost
         self.writer.submit(
             UsageRecord(
                 organization_id=key.organization_id,
@@ -640,7 +675,31 @@ class Gateway:
             "x-tokenboard-overhead-ms": f"{overhead_ms:.3f}",
         }
 
+    def start(self) -> None:
+        """Start the sweeper that releases holds a dead process left behind (called at app startup)."""
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            await self.sweep_expired_holds()
+
+    async def sweep_expired_holds(self) -> int:
+        try:
+            async with self.sessionmaker() as session:
+                released = await ledger.release_expired(session)
+                await session.commit()
+                return released
+        except Exception:  # the next sweep tries again; a failed sweep must not stop the sweeper
+            log.exception("releasing expired credit holds failed")
+            return 0
+
     async def aclose(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
         if self.background:
             await asyncio.gather(*self.background, return_exceptions=True)
         await self.writer.drain()

@@ -30,6 +30,7 @@ class ApiKey(Base):
     key_hint: Mapped[str] = mapped_column(String(20))
     allowed_models: Mapped[list[str] | None] = mapped_column(JSON, default=None)
     spend_limit_nanousd: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    spent_nanousd: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
