@@ -33,7 +33,7 @@ NAV: list[tuple[str, str, str, str, Permission]] = [
     ("members", "Members", "members", "☺", Permission.members_view),
     ("teams", "Teams", "teams", "⚑", Permission.teams_view),
     ("workspaces", "Workspaces", "workspaces", "▤", Permission.workspaces_view),
-    ("keys", "API keys", "keys", "⚿", Permission.keys_use),
+    ("keys", "API keys", "keys", "¤", Permission.keys_use),
     ("models", "Model access", "models", "◇", Permission.models_view),
     ("activity", "Activity log", "activity", "☰", Permission.audit_view),
     ("settings", "Settings", "settings", "⚙", Permission.org_manage),
