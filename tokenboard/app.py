@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,6 +26,7 @@ from tokenboard.gateway.keys import KeyCache
 from tokenboard.gateway.metering import UsageWriter
 from tokenboard.gateway.service import Gateway
 from tokenboard.gateway.upstreams import UpstreamPool
+from tokenboard.kit.cache_bus import CacheBus
 from tokenboard.kit.csrf import verify_csrf
 from tokenboard.kit.db import create_engine, create_sessionmaker
 from tokenboard.kit.email import Mailer
@@ -67,7 +70,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.gateway.start()
+        await app.state.cache_bus.start()
         yield
+        await app.state.cache_bus.stop()
         await app.state.gateway.aclose()
         await app.state.upstreams.aclose()
         if redis is not None:
@@ -107,6 +112,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
 
     app.state.gateway.policy = getattr(app.state, "model_access_cache", None)
+
+    def apply_invalidation(message: str) -> None:
+        if message in ("keys", "all"):
+            app.state.key_cache.clear()
+            app.state.gateway.forget_key_spend()
+        if message in ("catalog", "all"):
+            app.state.catalog_cache.invalidate()
+        if message == "all":
+            app.state.model_access_cache.invalidate_all()
+        elif message.startswith("policy:"):
+            with contextlib.suppress(ValueError):
+                app.state.model_access_cache.invalidate(uuid.UUID(message.split(":", 1)[1]))
+
+    app.state.cache_bus = CacheBus(apply_invalidation, redis)
     install_error_handlers(app)
     app.include_router(gateway_router)
     for router in API_ROUTERS:

@@ -28,6 +28,9 @@ def _invalidate_after_commit(request: Request, db: AsyncSession) -> None:
 
         async def invalidate() -> None:
             cache.invalidate()
+            bus = getattr(request.app.state, "cache_bus", None)
+            if bus is not None:
+                await bus.announce("catalog")
 
         after_commit(db, invalidate)
 

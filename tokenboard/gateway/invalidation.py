@@ -20,5 +20,7 @@ def forget_keys(session: AsyncSession) -> None:
         # Reloaded keys carry their spend from the database, which includes what this process counted.
         if hasattr(state, "gateway"):
             state.gateway.forget_key_spend()
+        if hasattr(state, "cache_bus"):
+            await state.cache_bus.announce("keys")
 
     after_commit(session, clear)

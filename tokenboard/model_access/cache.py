@@ -164,6 +164,10 @@ class ModelAccessCache:
         self._generations[org_id] = self._generations.get(org_id, 0) + 1
         self._policies.pop(org_id, None)
 
+    def invalidate_all(self) -> None:
+        for org_id in list(self._policies):
+            self.invalidate(org_id)
+
 
 def _allowed(policy: OrgPolicy, entry: CatalogEntry, when: datetime) -> bool:
     return (
@@ -188,5 +192,10 @@ def invalidate_after_commit(session: AsyncSession, org_ids: Iterable[uuid.UUID] 
     async def invalidate() -> None:
         for org_id in ids:
             cache.invalidate(org_id)
+        state = session.info.get("app_state")  # set for request sessions: tell the other instances too
+        bus = getattr(state, "cache_bus", None)
+        if bus is not None:
+            for org_id in ids:
+                await bus.announce(f"policy:{org_id}")
 
     after_commit(session, invalidate)
