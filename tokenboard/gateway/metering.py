@@ -75,13 +75,14 @@ async def write_batch(session: AsyncSession, records: list[UsageRecord]) -> int:
     if not records:
         return 0
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    # One compiled statement run for many rows ("insertmanyvalues"): cached, unlike a giant VALUES list.
     stmt = (
         insert(UsageEvent)
-        .values([r.row() for r in records])
         .on_conflict_do_nothing(index_elements=["organization_id", "request_id"])
         .returning(UsageEvent.organization_id, UsageEvent.request_id)
     )
-    inserted = {(org, rid) for org, rid in await session.execute(stmt)}
+    result = await session.execute(stmt, [r.row() for r in records])
+    inserted = {(org, rid) for org, rid in result}
     last_used: dict[tuple[uuid.UUID, uuid.UUID], datetime] = {}
     key_spend: dict[tuple[uuid.UUID, uuid.UUID], int] = {}
     settle: list[tuple[uuid.UUID, str, int, str]] = []

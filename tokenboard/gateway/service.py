@@ -202,8 +202,9 @@ class Gateway:
         if key.allowed_models is not None and model_id not in key.allowed_models:
             raise GatewayError(403, f"This key may not use {model_id}; it is restricted to other models.")
         if self.policy is not None:
-            async with self.sessionmaker() as session:
-                await self.policy.ensure_org(session, key.organization_id)
+            if not self.policy.loaded(key.organization_id):
+                async with self.sessionmaker() as session:
+                    await self.policy.ensure_org(session, key.organization_id)
             refusal = self.policy.decide(key.organization_id, model_id)
             if refusal is not None:
                 raise GatewayError(refusal.status, refusal.message)

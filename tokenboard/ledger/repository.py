@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import func, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -147,8 +147,29 @@ async def insert_entries_once(
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     stmt = (
         insert(CreditEntry)
-        .values(rows)
         .on_conflict_do_nothing(index_elements=["organization_id", "external_id"])
         .returning(CreditEntry.organization_id, CreditEntry.amount_nanousd)
     )
-    return [(org, int(amount)) for org, amount in await session.execute(stmt)]
+    return [(org, int(amount)) for org, amount in await session.execute(stmt, rows)]
+
+
+async def add_reservation(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    *,
+    request_id: str,
+    amount: int,
+    created_at: datetime,
+    expires_at: datetime,
+) -> None:
+    # A core INSERT: this runs for every gateway request, where the ORM's unit of work is pure overhead.
+    await session.execute(
+        insert(CreditReservation).values(
+            organization_id=org_id,
+            request_id=request_id,
+            amount_nanousd=amount,
+            state="held",
+            created_at=created_at,
+            expires_at=expires_at,
+        )
+    )

@@ -20,7 +20,7 @@ from tokenboard.kit.db import utcnow, uuid7
 from tokenboard.kit.errors import BadRequest, TokenboardError
 from tokenboard.kit.money import format_usd
 from tokenboard.ledger import repository
-from tokenboard.models import CreditEntry, CreditReservation
+from tokenboard.models import CreditEntry
 
 DEFAULT_HOLD = timedelta(minutes=15)
 
@@ -114,7 +114,7 @@ class LedgerService:
         amount_nanousd: int,
         hold_for: timedelta = DEFAULT_HOLD,
         now: datetime | None = None,
-    ) -> CreditReservation:
+    ) -> None:
         """Hold the estimated maximum cost of a request, or refuse with 402 when it is not available."""
         if amount_nanousd < 0:
             raise BadRequest("A reservation cannot be negative.")
@@ -130,16 +130,14 @@ class LedgerService:
                 f"{format_usd(max(available.available_nanousd, 0))} is available. Add credits to continue."
             )
         now = now or utcnow()
-        reservation = CreditReservation(
-            organization_id=org_id,
+        await repository.add_reservation(
+            session,
+            org_id,
             request_id=request_id,
-            amount_nanousd=amount_nanousd,
+            amount=amount_nanousd,
             created_at=now,
             expires_at=now + hold_for,
         )
-        session.add(reservation)
-        await session.flush()
-        return reservation
 
     async def settle(
         self, session: AsyncSession, org_id: uuid.UUID, *, request_id: str, cost_nanousd: int, memo: str = ""
