@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlparse
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.responses import RedirectResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,7 +15,7 @@ from tokenboard.accounts.auth import Principal
 from tokenboard.kit.errors import TokenboardError
 from tokenboard.kit.templating import render
 from tokenboard.members.roles import Permission
-from tokenboard.organizations.auth import OrgContext
+from tokenboard.organizations.auth import OrgContext, require_org
 from tokenboard.organizations.service import organizations
 
 
@@ -108,3 +108,8 @@ async def form_action(
         await db.rollback()
         return redirect(failure, error=exc.message)
     return redirect(success, notice=notice)
+
+
+def org_page(permission: Permission) -> Any:
+    """The page's dependency: the caller's context in the org of the path, holding ``permission``."""
+    return Depends(require_org(permission))

@@ -1,0 +1,147 @@
+"""Organizations: list, overview, settings, seats and the activity log (JSON twins under /api/v1)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import Form, Query, Request
+
+from tokenboard.accounts.auth import CurrentPrincipal
+from tokenboard.audit.service import Actor, audit
+from tokenboard.kit.deps import DB, AppSettings, Client
+from tokenboard.kit.errors import TokenboardError
+from tokenboard.kit.routing import make_router
+from tokenboard.members.roles import Permission
+from tokenboard.organizations.auth import OrgContext
+from tokenboard.organizations.service import organizations
+from tokenboard.web.support import form_action, org_page, page, redirect
+
+router = make_router()
+
+
+@router.get("/organizations")
+async def organizations_page(
+    request: Request,
+    db: DB,
+    principal: CurrentPrincipal,
+    org: Annotated[str | None, Query(max_length=64)] = None,
+) -> Any:
+    if org:  # the org switcher without JavaScript
+        try:
+            return redirect(f"/organizations/{uuid.UUID(org)}/overview")
+        except ValueError:
+            pass
+    return await page(request, "organizations.html", db, principal, title="Your organizations")
+
+
+@router.post("/organizations")
+async def organizations_create(
+    db: DB,
+    principal: CurrentPrincipal,
+    client: Client,
+    settings: AppSettings,
+    name: Annotated[str, Form(max_length=200)],
+) -> Any:
+    try:
+        org = await organizations.create(
+            db,
+            name=name,
+            owner=principal.user,
+            actor=Actor.of(principal.user, client),
+            seat_limit=settings.default_seats,
+        )
+    except TokenboardError as exc:
+        await db.rollback()
+        return redirect("/organizations", error=exc.message)
+    return redirect(f"/organizations/{org.id}/overview", notice=f"{org.name} is ready.")
+
+
+@router.get("/organizations/{org_id}")
+async def organization_root(ctx: Annotated[OrgContext, org_page(Permission.org_view)]) -> Any:
+    return redirect(f"/organizations/{ctx.organization_id}/overview")
+
+
+@router.get("/organizations/{org_id}/overview")
+async def overview_page(
+    request: Request,
+    db: DB,
+    principal: CurrentPrincipal,
+    ctx: Annotated[OrgContext, org_page(Permission.org_view)],
+) -> Any:
+    view = await organizations.overview(db, ctx)
+    return await page(
+        request, "overview.html", db, principal, ctx=ctx, active="overview", title="Dashboard", view=view
+    )
+
+
+@router.get("/organizations/{org_id}/settings")
+async def settings_page(
+    request: Request,
+    db: DB,
+    principal: CurrentPrincipal,
+    ctx: Annotated[OrgContext, org_page(Permission.org_manage)],
+) -> Any:
+    return await page(request, "settings.html", db, principal, ctx=ctx, active="settings", title="Settings")
+
+
+@router.post("/organizations/{org_id}/settings")
+async def settings_submit(
+    db: DB,
+    ctx: Annotated[OrgContext, org_page(Permission.org_manage)],
+    name: Annotated[str, Form(max_length=200)],
+    opt_out_training_providers: Annotated[bool, Form()] = False,
+    usage_analytics_enabled: Annotated[bool, Form()] = False,
+) -> Any:
+    here = f"/organizations/{ctx.organization_id}/settings"
+    return await form_action(
+        db,
+        lambda: organizations.update_settings(
+            db,
+            ctx,
+            name=name,
+            opt_out_training_providers=opt_out_training_providers,
+            usage_analytics_enabled=usage_analytics_enabled,
+        ),
+        success=here,
+        failure=here,
+        notice="Settings saved.",
+    )
+
+
+@router.post("/organizations/{org_id}/seats")
+async def seats_submit(
+    db: DB,
+    ctx: Annotated[OrgContext, org_page(Permission.seats_manage)],
+    seat_limit: Annotated[int, Form(ge=1, le=100_000)],
+) -> Any:
+    here = f"/organizations/{ctx.organization_id}/members"
+    return await form_action(
+        db,
+        lambda: organizations.set_seat_limit(db, ctx, seat_limit),
+        success=here,
+        failure=here,
+        notice=f"Seats set to {seat_limit}.",
+    )
+
+
+@router.get("/organizations/{org_id}/activity")
+async def activity_page(
+    request: Request,
+    db: DB,
+    principal: CurrentPrincipal,
+    ctx: Annotated[OrgContext, org_page(Permission.audit_view)],
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> Any:
+    events, next_cursor = await audit.list(db, ctx.organization_id, limit=30, cursor=cursor)
+    return await page(
+        request,
+        "activity.html",
+        db,
+        principal,
+        ctx=ctx,
+        active="activity",
+        title="Activity log",
+        events=events,
+        next_cursor=next_cursor,
+    )
