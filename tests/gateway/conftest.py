@@ -52,6 +52,12 @@ def gateway_settings(settings: Settings, upstream: FakeUpstream) -> Settings:  #
             api_key=UPSTREAM_ANTHROPIC_KEY,
             timeout_seconds=3,
         ),
+        "openrouter": UpstreamConfig(
+            kind=UpstreamKind.openrouter,
+            base_url=f"{upstream.base_url}/v1",
+            api_key="sk-or-upstream",
+            timeout_seconds=3,
+        ),
         "simulated": UpstreamConfig(kind=UpstreamKind.simulated, latency_scale=0),
     }
     return settings.model_copy(update={"upstreams": upstreams, "gateway_rate_limit_per_minute": 10_000})
@@ -84,7 +90,9 @@ class Tenant:
 async def seed(
     factory: Factory, *, credits_usd: int = 100, allowed_models: list[str] | None = None
 ) -> Tenant:
-    await factory.run(lambda s: catalog.sync(s, provider_ids=["openai", "anthropic", "simulated"]))
+    await factory.run(
+        lambda s: catalog.sync(s, provider_ids=["openai", "anthropic", "openrouter", "simulated"])
+    )
     setup = await factory.org_with_roles("Gateway Co")
     if credits_usd:
         await factory.run(

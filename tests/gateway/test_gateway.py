@@ -433,3 +433,28 @@ async def test_a_keys_own_spend_limit_is_enforced(factory: Factory, live_gateway
         await client.chat.completions.create(**body)
     assert refused.value.status_code == 402 and "spend limit" in refused.value.message
     await client.close()
+
+
+async def test_openrouter_is_billed_what_it_reports_it_charged(
+    factory: Factory, live_gateway: LiveGateway, upstream: FakeUpstream
+) -> None:
+    from decimal import Decimal
+
+    from tests.support.fake_upstream import OPENROUTER_CHARGE_PER_TOKEN
+    from tokenboard.kit.money import to_nanousd
+
+    tenant = await seed(factory)
+    client = openai.AsyncOpenAI(base_url=live_gateway.v1, api_key=tenant.key)
+    body = {**CHAT, "model": "openrouter/openai/gpt-4o-mini"}
+    reply = await client.chat.completions.create(**body)
+    await client.close()
+    sent = upstream.requests[-1]
+    assert sent.body["usage"] == {"include": True} and sent.body["model"] == "openai/gpt-4o-mini"
+    tokens = reply.usage.prompt_tokens + reply.usage.completion_tokens
+    events = await wait_for_events(factory, tenant.setup.id, 1)
+    charged = to_nanousd(Decimal(str(OPENROUTER_CHARGE_PER_TOKEN * tokens)))
+    assert events[0].cost_nanousd == charged
+    tokens_priced = compute_cost(
+        await _prices(factory, "openrouter/openai/gpt-4o-mini"), openai_usage(reply.usage.model_dump())
+    ).total_nanousd
+    assert charged != tokens_priced  # the report, not our own pricing, decided the bill

@@ -81,6 +81,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 BEHAVIOUR_HEADER = "x-fake-behaviour"
+OPENROUTER_CHARGE_PER_TOKEN = 0.000001  # what the fake "charges" when asked for usage accounting (USD)
 CHARS_PER_TOKEN = 4
 DEFAULT_REPLY_TOKENS = 16
 MAX_DEFAULT_CHUNKS = 100
@@ -265,7 +266,15 @@ def _usage(api: Api, body: Mapping[str, Any], b: Behaviour) -> dict[str, Any]:
     n = body.get("n") or 1
     reasoning = 0 if zero else n * b.reasoning
     completion = n * output + reasoning
+    usage_request = body.get("usage")
+    # OpenRouter's usage accounting: asked with {"usage": {"include": true}}, it reports what it charged.
+    cost = (
+        {"cost": OPENROUTER_CHARGE_PER_TOKEN * (prompt + completion)}
+        if isinstance(usage_request, dict) and usage_request.get("include")
+        else {}
+    )
     return {
+        **cost,
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,

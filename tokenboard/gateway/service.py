@@ -30,9 +30,10 @@ from tokenboard.catalog.pricing import (
     anthropic_usage,
     compute_cost,
     openai_usage,
+    openrouter_cost,
 )
 from tokenboard.catalog.service import CatalogCache
-from tokenboard.config import Settings
+from tokenboard.config import Settings, UpstreamKind
 from tokenboard.gateway.errors import GatewayError
 from tokenboard.gateway.inspect import InspectionError, bound_output, find_forbidden_field
 from tokenboard.gateway.keys import KeyCache, KeyInfo
@@ -114,12 +115,25 @@ class Admitted:
     attachments: list[dict[str, Any]] | None
     reserved: bool = False
     estimate: int = 0
+    reported_usage: dict[str, Any] | None = None
     pre_upstream_ms: float = 0.0
     usage: dict[str, int] = field(default_factory=dict)
 
 
 def _trim(value: str | None, size: int) -> str | None:
     return value[:size] if value else None
+
+
+def request_cost(
+    kind: UpstreamKind, prices: Prices, usage: TokenUsage, reported: dict[str, Any] | None, estimated: bool
+) -> int:
+    """A request's cost in nano-USD: what OpenRouter reports it charged, else tokens x prices."""
+    if kind == UpstreamKind.openrouter and not estimated and reported and reported.get("cost") is not None:
+        try:
+            return openrouter_cost(reported).total_nanousd
+        except UsageError:
+            pass  # an unreadable report: price the tokens instead
+    return compute_cost(prices, usage).total_nanousd
 
 
 def find_attachments(body: dict[str, Any]) -> list[dict[str, Any]] | None:
@@ -341,6 +355,8 @@ class Gateway:
         body["model"] = admitted.upstream_model
         if admitted.stream and admitted.route.api_format == "openai":
             body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+        if admitted.upstream.kind == UpstreamKind.openrouter:
+            body["usage"] = {"include": True}  # OpenRouter then reports what it charged: we bill that
         headers = {"content-type": "application/json", "accept": "application/json"}
         headers.update(admitted.upstream.auth_headers(admitted.route.api_format))
         return admitted.upstream.client.build_request(
@@ -422,6 +438,7 @@ class Gateway:
             raise GatewayError(502, "The provider sent a malformed response.") from exc
         usage = payload.get("usage")
         estimated = not isinstance(usage, dict)
+        admitted.reported_usage = usage if isinstance(usage, dict) else None
         token_usage = self._usage(admitted, usage if isinstance(usage, dict) else {})
         if estimated:
             token_usage = self._estimated_usage(admitted, json.dumps(payload))
@@ -558,6 +575,7 @@ class Gateway:
     ) -> None:
         if admitted.route.api_format == "openai":
             raw_usage = state.get("usage")
+            admitted.reported_usage = raw_usage
         else:
             raw_usage = self._anthropic_usage_dict(admitted.usage) if admitted.usage else None
         estimated = raw_usage is None or (
@@ -615,7 +633,9 @@ class Gateway:
         overhead_ms: float,
         error_type: str | None = None,
     ) -> None:
-        cost = compute_cost(admitted.prices, usage).total_nanousd
+        cost = request_cost(
+            admitted.upstream.kind, admitted.prices, usage, admitted.reported_usage, estimated
+        )
         key = admitted.key
         if admitted.estimate:
             self._key_in_flight[key.key_id] = self._key_in_flight.get(key.key_id, 0) - admitted.estimate
