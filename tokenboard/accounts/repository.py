@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tokenboard.models import AccountEvent, Membership, PersonalAccessToken, User, UserSession
@@ -18,10 +17,6 @@ async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
 async def get_user_by_email(session: AsyncSession, email: str) -> User | None:
     result = await session.execute(select(User).where(User.email == email.lower()))
     return result.scalar_one_or_none()
-
-
-async def count_users(session: AsyncSession) -> int:
-    return int(await session.scalar(select(func.count()).select_from(User)) or 0)
 
 
 async def get_session_by_hash(session: AsyncSession, token_hash: str) -> UserSession | None:
@@ -41,10 +36,6 @@ async def delete_sessions_of_user(
         stmt = stmt.where(UserSession.id != keep)
     result = await session.execute(stmt)
     return int(getattr(result, "rowcount", 0) or 0)
-
-
-async def delete_expired_sessions(session: AsyncSession, now: datetime) -> None:
-    await session.execute(delete(UserSession).where(UserSession.expires_at < now))
 
 
 async def get_token_by_hash(session: AsyncSession, token_hash: str) -> PersonalAccessToken | None:

@@ -57,8 +57,8 @@ async def create_key(body: schemas.ApiKeyCreate, ctx: KeyUser, db: DB) -> object
         allowed_models=body.allowed_models,
         spend_limit_nanousd=body.spend_limit_nanousd,
     )
-    rows = [r for r in await api_keys.list(db, ctx) if r.key.id == new.key.id]
-    return schemas.ApiKeyCreated(**key_schema(rows[0]).model_dump(), key=new.secret)
+    row = await api_keys.row(db, ctx, new.key.id)
+    return schemas.ApiKeyCreated(**key_schema(row).model_dump(), key=new.secret)
 
 
 @router.delete("/organizations/{org_id}/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -12,7 +12,11 @@ from tokenboard.models import ApiKey, User, Workspace
 
 
 async def list_keys(
-    session: AsyncSession, org_id: uuid.UUID, *, user_id: uuid.UUID | None = None
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    *,
+    user_id: uuid.UUID | None = None,
+    key_id: uuid.UUID | None = None,
 ) -> list[tuple[ApiKey, User, Workspace]]:
     stmt = (
         scoped(select(ApiKey, User, Workspace), ApiKey, org_id)
@@ -25,12 +29,10 @@ async def list_keys(
     )
     if user_id is not None:
         stmt = stmt.where(ApiKey.user_id == user_id)
+    if key_id is not None:
+        stmt = stmt.where(ApiKey.id == key_id)
     return [(k, u, w) for k, u, w in await session.execute(stmt)]
 
 
 async def get(session: AsyncSession, org_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey | None:
     return await session.get(ApiKey, (org_id, key_id))
-
-
-async def get_by_hash(session: AsyncSession, key_hash: str) -> ApiKey | None:
-    return (await session.execute(select(ApiKey).where(ApiKey.key_hash == key_hash))).scalar_one_or_none()

@@ -57,6 +57,13 @@ class ApiKeyService:
         rows = await repository.list_keys(session, ctx.organization_id, user_id=mine_only)
         return [KeyRow(k, u, w) for k, u, w in rows]
 
+    async def row(self, session: AsyncSession, ctx: OrgContext, key_id: uuid.UUID) -> KeyRow:
+        mine_only = None if ctx.can(Permission.keys_manage_all) else ctx.user.id
+        rows = await repository.list_keys(session, ctx.organization_id, user_id=mine_only, key_id=key_id)
+        if not rows:
+            raise NotFound("No such key.")
+        return KeyRow(*rows[0])
+
     async def create(
         self,
         session: AsyncSession,

@@ -70,9 +70,6 @@ class UpstreamPool:
     def get(self, provider_id: str) -> Upstream | None:
         return self._upstreams.get(provider_id)
 
-    def names(self) -> list[str]:
-        return sorted(self._upstreams)
-
     async def aclose(self) -> None:
         for upstream in self._upstreams.values():
             await upstream.client.aclose()

@@ -51,10 +51,7 @@ async def list_members(ctx: Viewer, db: DB) -> object:
 
 @router.get("/organizations/{org_id}/members/{member_id}", response_model=schemas.Member)
 async def get_member(member_id: uuid.UUID, ctx: Viewer, db: DB) -> object:
-    rows = [r for r in await members.list(db, ctx) if r.membership.id == member_id]
-    if not rows:
-        await members.get(db, ctx, member_id)  # raises the 404
-    return member_schema(rows[0])
+    return member_schema(await members.row(db, ctx, member_id))
 
 
 @router.patch("/organizations/{org_id}/members/{member_id}", response_model=schemas.Member)
@@ -64,10 +61,7 @@ async def update_member(member_id: uuid.UUID, body: schemas.MemberUpdate, ctx: M
         await members.set_team(db, ctx, member_id, body.team_id)
     if body.role is not None:
         await members.change_role(db, ctx, member_id, body.role.value)
-    rows = [r for r in await members.list(db, ctx) if r.membership.id == member_id]
-    if not rows:  # an empty body checks nothing above: an unknown member must still be a 404
-        await members.get(db, ctx, member_id)  # raises the 404
-    return member_schema(rows[0])
+    return member_schema(await members.row(db, ctx, member_id))  # 404 for an unknown member, also on {}
 
 
 @router.delete("/organizations/{org_id}/members/{member_id}", status_code=status.HTTP_204_NO_CONTENT)

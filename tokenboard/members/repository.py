@@ -13,8 +13,9 @@ from tokenboard.models import Invitation, Membership, Team, User
 
 
 async def list_members(
-    session: AsyncSession, org_id: uuid.UUID
+    session: AsyncSession, org_id: uuid.UUID, member_id: uuid.UUID | None = None
 ) -> list[tuple[Membership, User, Team | None]]:
+    """Members with their user and team; only ``member_id`` when given."""
     stmt = (
         scoped(select(Membership, User, Team), Membership, org_id)
         .join(User, User.id == Membership.user_id)
@@ -23,6 +24,8 @@ async def list_members(
         )
         .order_by(User.name, User.email)
     )
+    if member_id is not None:
+        stmt = stmt.where(Membership.id == member_id)
     return [(m, u, t) for m, u, t in await session.execute(stmt)]
 
 

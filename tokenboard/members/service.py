@@ -70,6 +70,13 @@ class MemberService:
         rows = await repository.list_members(session, ctx.organization_id)
         return [MemberRow(m, u, t) for m, u, t in rows]
 
+    async def row(self, session: AsyncSession, ctx: OrgContext, member_id: uuid.UUID) -> MemberRow:
+        """One member with user and team, as the member list shows it."""
+        rows = await repository.list_members(session, ctx.organization_id, member_id)
+        if not rows:
+            raise NotFound("No such member.")
+        return MemberRow(*rows[0])
+
     async def get(
         self, session: AsyncSession, ctx: OrgContext, member_id: uuid.UUID
     ) -> tuple[Membership, User]:
