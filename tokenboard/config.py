@@ -92,6 +92,12 @@ class Settings(BaseSettings):
         4096, ge=1, description="Output tokens reserved for when a request sets no maximum."
     )
     gateway_rate_limit_per_minute: int = Field(600, ge=1, description="Requests per minute per API key.")
+    gateway_credit_lease_nanousd: int = Field(
+        2_000_000_000,
+        ge=0,
+        description="Credits a gateway process reserves per organization at a time, in nano-USD "
+        "(default $2); requests are admitted against it in memory.",
+    )
 
     @property
     def is_sqlite(self) -> bool:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import uvicorn
@@ -25,6 +25,7 @@ from tokenboard.models import UsageEvent
 UPSTREAM_OPENAI_KEY = "sk-upstream-openai-secret"
 UPSTREAM_ANTHROPIC_KEY = "sk-ant-upstream-secret"
 USD = 1_000_000_000
+T = TypeVar("T")
 
 
 @dataclass
@@ -35,6 +36,21 @@ class LiveGateway:
     @property
     def v1(self) -> str:
         return f"{self.url}/v1"
+
+    async def call(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """Run a coroutine on the live server's own event loop (its engine and caches live there)."""
+        loop = self.app.state.gateway.loop
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(make(), loop))
+
+    async def give_back_leases(self) -> None:
+        """Write what is queued, then give back the credit leases (as at shutdown)."""
+        gateway = self.app.state.gateway
+
+        async def run() -> None:
+            await gateway.writer.drain()
+            await gateway.leases.release_all()
+
+        await self.call(run)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -36,7 +37,8 @@ class UsageRecord:
     route: str
     stream: bool
     status_code: int
-    reserved: bool
+    reserved: bool = False
+    lease_id: str | None = None
     user_id: uuid.UUID | None = None
     api_key_id: uuid.UUID | None = None
     workspace_id: uuid.UUID | None = None
@@ -65,15 +67,24 @@ class UsageRecord:
     def row(self) -> dict[str, Any]:
         values = asdict(self)
         values.pop("reserved")
+        values.pop("lease_id")
         values["id"] = uuid7()
         values["source"] = "gateway"
         return values
 
 
-async def write_batch(session: AsyncSession, records: list[UsageRecord]) -> int:
-    """Insert the events, settle or release each request's credits once. Returns how many were new."""
+@dataclass
+class BatchResult:
+    inserted: int = 0
+    # (organization, lease id) -> credits drawn out of that lease for the requests settled
+    drawn: dict[tuple[uuid.UUID, str], int] = field(default_factory=dict)
+
+
+async def write_batch(session: AsyncSession, records: list[UsageRecord]) -> BatchResult:
+    """Insert the events and bill each new one exactly once: a consumption entry, and its cost drawn out of
+    the lease (or reservation) that held credits for it. Returns what was new and what was drawn."""
     if not records:
-        return 0
+        return BatchResult()
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     # One compiled statement run for many rows ("insertmanyvalues"): cached, unlike a giant VALUES list.
     stmt = (
@@ -87,12 +98,16 @@ async def write_batch(session: AsyncSession, records: list[UsageRecord]) -> int:
     key_spend: dict[tuple[uuid.UUID, uuid.UUID], int] = {}
     settle: list[tuple[uuid.UUID, str, int, str]] = []
     release: list[tuple[uuid.UUID, str]] = []
+    draw: dict[tuple[uuid.UUID, str], int] = {}
     for record in records:
         if (record.organization_id, record.request_id) not in inserted:
             continue  # already written by an earlier attempt: never billed twice
         if record.status_code < 400 or record.cost_nanousd > 0:
             memo = f"{record.model_id} via {record.route}"
             settle.append((record.organization_id, record.request_id, record.cost_nanousd, memo))
+            if record.lease_id is not None:
+                pair_lease = (record.organization_id, record.lease_id)
+                draw[pair_lease] = draw.get(pair_lease, 0) + record.cost_nanousd
         elif record.reserved:
             release.append((record.organization_id, record.request_id))
         if record.api_key_id is not None:
@@ -100,6 +115,10 @@ async def write_batch(session: AsyncSession, records: list[UsageRecord]) -> int:
             pair = (record.organization_id, record.api_key_id)
             key_spend[pair] = key_spend.get(pair, 0) + record.cost_nanousd
     await ledger.settle_many(session, settle=settle, release=release)
+    drawn = {
+        (org, lease_id): await ledger.draw_lease(session, org, lease_id=lease_id, amount=amount)
+        for (org, lease_id), amount in sorted(draw.items(), key=lambda item: (str(item[0][0]), item[0][1]))
+    }
     for (org_id, key_id), at in last_used.items():
         await session.execute(
             update(ApiKey)
@@ -107,7 +126,10 @@ async def write_batch(session: AsyncSession, records: list[UsageRecord]) -> int:
             .values(last_used_at=at, spent_nanousd=ApiKey.spent_nanousd + key_spend.get((org_id, key_id), 0))
             .execution_options(synchronize_session=False)
         )
-    return len(inserted)
+    return BatchResult(inserted=len(inserted), drawn=drawn)
+
+
+WrittenHook = Callable[[list[UsageRecord], BatchResult], None]
 
 
 class UsageWriter:
@@ -122,6 +144,8 @@ class UsageWriter:
         self._idle = asyncio.Event()
         self._idle.set()
         self.written = 0
+        # Called after each batch commits (or is given up): credit leases, live updates.
+        self.hooks: list[WrittenHook] = []
 
     def submit(self, record: UsageRecord) -> None:
         self._idle.clear()
@@ -148,8 +172,10 @@ class UsageWriter:
         for attempt in range(5):
             try:
                 async with self._sessionmaker() as session:
-                    self.written += await write_batch(session, batch)
+                    result = await write_batch(session, batch)
                     await session.commit()
+                self.written += result.inserted
+                self._after(batch, result)
                 return
             except Exception:  # the database may be briefly unavailable: retry, the write is idempotent
                 log.exception("writing %d usage events failed (attempt %d)", len(batch), attempt + 1)
@@ -157,6 +183,14 @@ class UsageWriter:
         log.error(
             "dropping %d usage events after repeated failures: %s", len(batch), [r.request_id for r in batch]
         )
+        self._after(batch, BatchResult())
+
+    def _after(self, batch: list[UsageRecord], result: BatchResult) -> None:
+        for hook in self.hooks:
+            try:
+                hook(batch, result)
+            except Exception:  # a hook must never lose the writer
+                log.exception("usage writer hook failed")
 
     async def drain(self) -> None:
         """Wait until everything submitted so far is written (tests, shutdown)."""

@@ -37,10 +37,11 @@ from tokenboard.config import Settings, UpstreamKind
 from tokenboard.gateway.errors import GatewayError
 from tokenboard.gateway.inspect import InspectionError, bound_output, find_forbidden_field
 from tokenboard.gateway.keys import KeyCache, KeyInfo
-from tokenboard.gateway.metering import UsageRecord, UsageWriter
+from tokenboard.gateway.metering import BatchResult, UsageRecord, UsageWriter
 from tokenboard.gateway.upstreams import ANTHROPIC_FORMAT, EMBEDDINGS, OPENAI_FORMAT, Upstream, UpstreamPool
 from tokenboard.kit.db import utcnow
 from tokenboard.kit.money import format_usd
+from tokenboard.ledger.lease import CreditLeases
 from tokenboard.ledger.service import InsufficientCredits, ledger
 from tokenboard.models import WorkspaceStatus
 
@@ -52,6 +53,7 @@ DRAIN_BYTES = 50 * 1024 * 1024
 MAX_ERROR_BODY = 64 * 1024
 STREAM_QUEUE = 256
 SWEEP_SECONDS = 60.0
+LEASE_UPKEEP_SECONDS = 15.0
 DEFAULT_MODEL_MAX_OUTPUT = 128_000
 ATTRIBUTION_HEADERS = {
     "feature": "x-tokenboard-feature",
@@ -113,7 +115,7 @@ class Admitted:
     started: float
     attribution: dict[str, str | None]
     attachments: list[dict[str, Any]] | None
-    reserved: bool = False
+    lease_id: str | None = None
     estimate: int = 0
     reported_usage: dict[str, Any] | None = None
     pre_upstream_ms: float = 0.0
@@ -169,6 +171,9 @@ class Gateway:
         self.catalog = catalog
         self.upstreams = upstreams
         self.writer = writer
+        self.leases = CreditLeases(sessionmaker, block_nanousd=settings.gateway_credit_lease_nanousd)
+        writer.hooks.append(self._settle_leases)
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.policy = policy
         self.limiter = RateLimiter(settings.gateway_rate_limit_per_minute)
         self.background: set[asyncio.Task[None]] = set()
@@ -264,14 +269,9 @@ class Gateway:
         estimate = self._estimate(admitted, len(json.dumps(body)), limits.max_output_tokens * limits.n)
         self._check_key_limit(key, estimate)
         try:
-            async with self.sessionmaker() as session:
-                await ledger.reserve(
-                    session, key.organization_id, request_id=admitted.request_id, amount_nanousd=estimate
-                )
-                await session.commit()
+            admitted.lease_id = await self.leases.take(key.organization_id, estimate)
         except InsufficientCredits as exc:
             raise GatewayError(402, exc.message) from exc
-        admitted.reserved = True
         admitted.estimate = estimate
         self._key_in_flight[key.key_id] = self._key_in_flight.get(key.key_id, 0) + estimate
         return admitted
@@ -637,6 +637,8 @@ class Gateway:
             admitted.upstream.kind, admitted.prices, usage, admitted.reported_usage, estimated
         )
         key = admitted.key
+        if admitted.lease_id is not None:
+            self.leases.finish(key.organization_id, admitted.estimate, cost)
         if admitted.estimate:
             self._key_in_flight[key.key_id] = self._key_in_flight.get(key.key_id, 0) - admitted.estimate
             admitted.estimate = 0
@@ -650,7 +652,7 @@ class Gateway:
                 route=admitted.route.name,
                 stream=admitted.stream,
                 status_code=status,
-                reserved=admitted.reserved,
+                lease_id=admitted.lease_id,
                 user_id=key.user_id,
                 api_key_id=key.key_id,
                 workspace_id=key.workspace_id,
@@ -696,15 +698,32 @@ class Gateway:
             "x-tokenboard-overhead-ms": f"{overhead_ms:.3f}",
         }
 
-    def start(self) -> None:
-        """Start the sweeper that releases holds a dead process left behind (called at app startup)."""
-        if self._sweeper is None:
-            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+    def _settle_leases(self, batch: list[UsageRecord], result: BatchResult) -> None:
+        costs: dict[tuple[uuid.UUID, str], int] = {}
+        for record in batch:
+            if record.lease_id is not None:
+                pair = (record.organization_id, record.lease_id)
+                costs[pair] = costs.get(pair, 0) + record.cost_nanousd
+        for (org_id, lease_id), cost in costs.items():
+            self.leases.settled(org_id, lease_id, cost, result.drawn.get((org_id, lease_id), 0))
 
-    async def _sweep_forever(self) -> None:
+    def start(self) -> None:
+        """Start the upkeep task (called at app startup): lease renewal, sweeping holds of dead processes."""
+        self.loop = asyncio.get_running_loop()
+        if self._sweeper is None:
+            self._sweeper = self.loop.create_task(self._upkeep_forever())
+
+    async def _upkeep_forever(self) -> None:
+        ticks = 0
         while True:
-            await asyncio.sleep(SWEEP_SECONDS)
-            await self.sweep_expired_holds()
+            await asyncio.sleep(LEASE_UPKEEP_SECONDS)
+            ticks += 1
+            try:
+                await self.leases.maintain()
+            except Exception:  # the next tick tries again
+                log.exception("credit lease upkeep failed")
+            if ticks % int(SWEEP_SECONDS // LEASE_UPKEEP_SECONDS) == 0:
+                await self.sweep_expired_holds()
 
     async def sweep_expired_holds(self) -> int:
         try:
@@ -724,3 +743,4 @@ class Gateway:
         if self.background:
             await asyncio.gather(*self.background, return_exceptions=True)
         await self.writer.drain()
+        await self.leases.release_all()

@@ -173,3 +173,77 @@ async def add_reservation(
             expires_at=expires_at,
         )
     )
+
+
+async def lease_amount(session: AsyncSession, org_id: uuid.UUID, lease_id: str) -> int | None:
+    """What a still-held lease holds, locking its row on PostgreSQL; None when it is gone or released."""
+    stmt = select(CreditReservation.amount_nanousd).where(
+        CreditReservation.organization_id == org_id,
+        CreditReservation.request_id == lease_id,
+        CreditReservation.state == "held",
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    value = await session.scalar(stmt)
+    return int(value) if value is not None else None
+
+
+async def open_lease(
+    session: AsyncSession, org_id: uuid.UUID, lease_id: str, *, created_at: datetime, expires_at: datetime
+) -> None:
+    await session.execute(
+        insert(CreditReservation).values(
+            organization_id=org_id,
+            request_id=lease_id,
+            amount_nanousd=0,
+            state="held",
+            created_at=created_at,
+            expires_at=expires_at,
+        )
+    )
+
+
+async def resize_lease(
+    session: AsyncSession, org_id: uuid.UUID, lease_id: str, delta: int, *, expires_at: datetime | None = None
+) -> bool:
+    """Add ``delta`` (negative to shrink) to a held lease; False when the lease is no longer held."""
+    values: dict[str, object] = {"amount_nanousd": CreditReservation.amount_nanousd + delta}
+    if expires_at is not None:
+        values["expires_at"] = expires_at
+    result = await session.execute(
+        update(CreditReservation)
+        .where(
+            CreditReservation.organization_id == org_id,
+            CreditReservation.request_id == lease_id,
+            CreditReservation.state == "held",
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def prolong_leases(
+    session: AsyncSession, keys: list[tuple[uuid.UUID, str]], expires_at: datetime
+) -> set[tuple[uuid.UUID, str]]:
+    """Push back the expiry of the still-held leases among ``keys``; returns the ones still held."""
+    if not keys:
+        return set()
+    result = await session.execute(
+        update(CreditReservation)
+        .where(
+            tuple_(CreditReservation.organization_id, CreditReservation.request_id).in_(keys),
+            CreditReservation.state == "held",
+        )
+        .values(expires_at=expires_at)
+        .returning(CreditReservation.organization_id, CreditReservation.request_id)
+        .execution_options(synchronize_session=False)
+    )
+    return {(org, rid) for org, rid in result}
+
+
+async def lease_exists(session: AsyncSession, org_id: uuid.UUID, lease_id: str) -> bool:
+    stmt = select(CreditReservation.state).where(
+        CreditReservation.organization_id == org_id, CreditReservation.request_id == lease_id
+    )
+    return (await session.scalar(stmt)) is not None

@@ -40,6 +40,10 @@ class InsufficientCredits(TokenboardError):
     type = "insufficient_credits"
 
 
+class LeaseLost(Exception):
+    """The lease was released under its process (it expired and was swept); start a new one."""
+
+
 @dataclass(frozen=True, slots=True)
 class Balance:
     balance_nanousd: int
@@ -218,6 +222,84 @@ class LedgerService:
             return False
         await repository.unhold(session, org_id, held)
         return True
+
+    # ------------------------------------------------------------------ leases
+    # A gateway process holds one lease per organization: a block of credits reserved in one write and
+    # handed out to requests in memory (see tokenboard/ledger/lease.py). The lease row is a reservation
+    # whose amount moves: grown by top-ups, shrunk as the process's requests are settled.
+
+    async def grow_lease(
+        self,
+        session: AsyncSession,
+        org_id: uuid.UUID,
+        *,
+        lease_id: str,
+        need: int,
+        want: int,
+        unused: int = 0,
+        hold_for: timedelta = DEFAULT_HOLD,
+        now: datetime | None = None,
+    ) -> int:
+        """Hold up to ``want`` more under the lease, at least ``need``; returns the amount granted.
+
+        No lease takes more than a quarter of what is left, so other processes can still serve the org.
+        Raises :class:`InsufficientCredits` when even ``need`` is not available (``unused`` is what the
+        process still holds, for the message) and :class:`LeaseLost` when the lease was swept.
+        The caller rolls back on either.
+        """
+        if need <= 0 or want < need:
+            raise BadRequest("A lease must grow by a positive amount.")
+        now = now or utcnow()
+        account = await repository.get_account(session, org_id)
+        available = account.balance_nanousd - account.reserved_nanousd if account else 0
+        grant = min(want, max(need, available // 4))
+        if grant > available:
+            raise InsufficientCredits(
+                f"Not enough credits: this request may cost up to {format_usd(need + unused)} and "
+                f"{format_usd(max(available + unused, 0))} is available. Add credits to continue."
+            )
+        # Lock order as in settle and release: the reservation row first, then the account row.
+        if not await repository.resize_lease(session, org_id, lease_id, grant, expires_at=now + hold_for):
+            if await repository.lease_exists(session, org_id, lease_id):
+                raise LeaseLost(lease_id)
+            await repository.open_lease(session, org_id, lease_id, created_at=now, expires_at=now + hold_for)
+            await repository.resize_lease(session, org_id, lease_id, grant)
+        if not await repository.try_hold(session, org_id, grant):
+            # Another process took credits since the read above.
+            raise InsufficientCredits(
+                f"Not enough credits: this request may cost up to {format_usd(need + unused)}. "
+                "Add credits to continue."
+            )
+        return grant
+
+    async def draw_lease(
+        self, session: AsyncSession, org_id: uuid.UUID, *, lease_id: str, amount: int
+    ) -> int:
+        """Let go of the part of a lease that settled requests used (their cost is now an entry).
+
+        Returns what was drawn: at most what the lease still holds (nothing once it was swept).
+        """
+        held = await repository.lease_amount(session, org_id, lease_id)
+        if held is None or amount <= 0:
+            return 0
+        drawn = min(held, amount)
+        await repository.resize_lease(session, org_id, lease_id, -drawn)
+        await repository.unhold(session, org_id, drawn)
+        return drawn
+
+    async def release_lease(self, session: AsyncSession, org_id: uuid.UUID, *, lease_id: str) -> int:
+        """Give back a whole lease; returns the amount released (0 when it was no longer held)."""
+        held = await repository.mark_reservation(session, org_id, lease_id, to_state="released")
+        if held is None:
+            return 0
+        await repository.unhold(session, org_id, held)
+        return held
+
+    async def prolong_leases(
+        self, session: AsyncSession, keys: list[tuple[uuid.UUID, str]], *, hold_for: timedelta = DEFAULT_HOLD
+    ) -> set[tuple[uuid.UUID, str]]:
+        """Keep live leases from expiring; returns those still held (the others were swept)."""
+        return await repository.prolong_leases(session, keys, utcnow() + hold_for)
 
     async def release_expired(
         self, session: AsyncSession, *, now: datetime | None = None, limit: int = 500
