@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.factories import Factory
-from tests.support.routes import all_routes, body_for, fill, ids_of
+from tests.support.routes import all_routes, body_for, ids_of, url_for
 from tokenboard.members.roles import ROLE_PERMISSIONS, Permission, Role, can_grant
 
 ALL = {"owner", "admin", "billing_manager", "member"}
@@ -78,6 +78,7 @@ EXPECTED: dict[str, set[str]] = {
     "POST /organizations/{org_id}/model-access/providers/{provider_id}": ADMINS,
     "POST /organizations/{org_id}/model-access/models/{model:path}": ADMINS,
     "POST /organizations/{org_id}/model-access/default-model": ADMINS,
+    "GET /api/v1/organizations/{org_id}/usage/live": ALL,
 }
 
 # Another member's key is hidden, not forbidden: members see only their own keys, so it is a 404.
@@ -104,7 +105,7 @@ async def test_role_table(route_key: str, factory: Factory) -> None:
     target_user = await factory.user(name="Target")
     target = await factory.add_member(setup.organization, target_user, Role.member)
     values = ids_of(setup, target_member=target.id)
-    url = fill(path, values)
+    url = url_for(route_key, values)
     for role in ORDER:
         async with await factory.client_for(setup.users[role]) as client:
             if path.startswith("/api/"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from tests.support.factories import Factory, OrgSetup
-from tests.support.routes import RouteCase, all_routes, body_for, fill, ids_of
+from tests.support.routes import RouteCase, all_routes, body_for, ids_of, url_for
 from tokenboard.members.roles import Role
 from tokenboard.models import AuditEvent, Membership
 
@@ -102,7 +102,7 @@ async def test_every_route_refuses_another_orgs_ids(app: object, factory: Factor
     for role in Role:
         async with await factory.client_for(attacker.users[role]) as client:
             for case in scoped:
-                response = await _request(client, case, fill(case.path, values), values)
+                response = await _request(client, case, url_for(case.key, values), values)
                 assert response.status_code == 404, (
                     role,
                     case.key,

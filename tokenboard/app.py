@@ -31,8 +31,10 @@ from tokenboard.kit.csrf import verify_csrf
 from tokenboard.kit.db import create_engine, create_sessionmaker
 from tokenboard.kit.email import Mailer
 from tokenboard.kit.http import RequestGuardMiddleware, install_error_handlers
+from tokenboard.kit.live import LiveHub, close_streams_on_exit_signals
 from tokenboard.kit.ratelimit import FailureCounter, MemoryFailureCounter, RedisFailureCounter
 from tokenboard.ledger.endpoints import router as ledger_router
+from tokenboard.live.endpoints import router as live_router
 from tokenboard.members.endpoints import router as members_router
 from tokenboard.model_access.cache import ModelAccessCache, session_info
 from tokenboard.model_access.endpoints import router as model_access_router
@@ -57,6 +59,7 @@ API_ROUTERS = [
     catalog_router,
     catalog_admin_router,
     model_access_router,
+    live_router,
 ]
 
 
@@ -71,7 +74,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.gateway.start()
         await app.state.cache_bus.start()
+        await app.state.live_hub.start()
+        restore_signals = close_streams_on_exit_signals(app.state.live_hub)
         yield
+        restore_signals()
+        await app.state.live_hub.stop()
         await app.state.cache_bus.stop()
         await app.state.gateway.aclose()
         await app.state.upstreams.aclose()
@@ -126,6 +133,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 app.state.model_access_cache.invalidate(uuid.UUID(message.split(":", 1)[1]))
 
     app.state.cache_bus = CacheBus(apply_invalidation, redis)
+    # Live updates to open pages; the usage writer calls app.state.live_hub.notify_usage after a commit.
+    app.state.live_hub = LiveHub(redis)
     install_error_handlers(app)
     app.include_router(gateway_router)
     for router in API_ROUTERS:

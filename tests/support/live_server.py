@@ -25,9 +25,18 @@ class LiveServer:
     database_url: str
     backend: str
     log_path: Path
+    process: subprocess.Popen[bytes]
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def wait(self, timeout: float) -> int:
+        """The exit code once the server has stopped (e.g. after a signal the test sent)."""
+        return self.process.wait(timeout=timeout)
 
 
 def free_port() -> int:
@@ -77,7 +86,7 @@ def live_server(backend: str, tmp_dir: Path, *, seed_demo: bool = True) -> Itera
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"tokenboard serve did not start:\n{log_path.read_text()}")
             time.sleep(0.1)
-        yield LiveServer(url=base, database_url=url, backend=backend, log_path=log_path)
+        yield LiveServer(url=base, database_url=url, backend=backend, log_path=log_path, process=proc)
     finally:
         proc.terminate()
         try:

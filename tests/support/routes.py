@@ -138,6 +138,18 @@ FORM_BODIES: dict[str, dict[str, str]] = {
 }
 
 
+# Query strings some routes need here: an event stream never ends by itself, and httpx's ASGI transport
+# waits for the whole response, so the suites ask it to end at once.
+QUERIES: dict[str, str] = {
+    "GET /api/v1/organizations/{org_id}/usage/live": "?lifetime=0",
+}
+
+
+def url_for(key: str, values: dict[str, str]) -> str:
+    """The route's path filled with ``values``, plus the query string the suites send it."""
+    return fill(key.split(" ", 1)[1], values) + QUERIES.get(key, "")
+
+
 def body_for(key: str, values: dict[str, str], *, form: bool) -> dict[str, object] | None:
     """The route's valid body with ``<name>`` placeholders replaced by ids of the org under test."""
     template = (FORM_BODIES if form else API_BODIES).get(key)

@@ -37,6 +37,8 @@ class Permission(StrEnum):
     keys_manage_all = "keys.manage_all"
     models_view = "models.view"
     models_manage = "models.manage"
+    # Everyone's usage (org-wide amounts); without it a member sees only their own.
+    usage_view_all = "usage.view_all"
 
 
 # Higher rank may grant any role up to its own rank, never above it.
@@ -65,6 +67,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.billing_view,
             Permission.keys_manage_all,
             Permission.models_manage,
+            Permission.usage_view_all,
         }
     ),
     Role.billing_manager: frozenset(_EVERYONE | {Permission.billing_view, Permission.seats_manage}),

@@ -32,3 +32,74 @@
     }
   });
 })();
+
+// Live updates: a page opts in with data-live-url (an event stream of its organization) on any element,
+// and marks the parts to refresh with data-live-fragment and an id. On an event the page re-fetches its own
+// URL (header X-Live-Refresh: 1) and swaps those elements by id; open <details> stay open. Listeners can
+// also handle the "tokenboard:live" DOM event (detail: the event's JSON) themselves.
+(function () {
+  "use strict";
+  const source = document.querySelector("[data-live-url]");
+  if (!source || !window.EventSource || !window.fetch || !window.DOMParser) { return; }
+  const url = source.getAttribute("data-live-url");
+  let stream = null;
+  let timer = null;
+  let busy = false;
+  let again = false;
+
+  function refresh() {
+    if (busy) { again = true; return; }
+    busy = true;
+    fetch(window.location.href, { headers: { "X-Live-Refresh": "1" }, credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (html) {
+        if (!html) { return; }
+        const fresh = new DOMParser().parseFromString(html, "text/html");
+        document.querySelectorAll("[data-live-fragment][id]").forEach(function (old) {
+          const next = fresh.getElementById(old.id);
+          if (!next) { return; }
+          const open = Array.from(old.querySelectorAll("details[open][id]")).map(function (d) { return d.id; });
+          old.replaceWith(next);
+          open.forEach(function (id) {
+            const details = document.getElementById(id);
+            if (details && details.tagName === "DETAILS") { details.open = true; }
+          });
+        });
+        source.setAttribute("data-live-updated", new Date().toISOString());
+      })
+      .catch(function () { /* the next event tries again */ })
+      .then(function () {
+        busy = false;
+        if (again) { again = false; refresh(); }
+      });
+  }
+
+  function onUsage(event) {
+    let detail = null;
+    try { detail = JSON.parse(event.data); } catch (e) { detail = null; }
+    const notice = new CustomEvent("tokenboard:live", { detail: detail, cancelable: true });
+    if (!document.dispatchEvent(notice)) { return; } // a page's own handler took care of it
+    if (!document.querySelector("[data-live-fragment][id]")) { return; }
+    clearTimeout(timer);
+    timer = setTimeout(refresh, 300); // one refresh for a burst of events
+  }
+
+  function open() {
+    if (stream) { return; }
+    stream = new EventSource(url);
+    stream.addEventListener("usage", onUsage);
+  }
+
+  function close() {
+    if (stream) { stream.close(); stream = null; }
+  }
+
+  // A hidden tab (or a phone's locked screen) keeps no connection open; catch up on return.
+  document.addEventListener("visibilitychange", function () {
+    if (document.hidden) { close(); return; }
+    open();
+    if (document.querySelector("[data-live-fragment][id]")) { refresh(); }
+  });
+  window.addEventListener("pagehide", close);
+  if (!document.hidden) { open(); }
+})();
