@@ -415,7 +415,7 @@ def distribution_chart(
     if _is_empty(values):
         return empty_chart(title, kind="distribution")
     points = lorenz_points(values)
-    left, top, plot = 40, 8, size - 40 - 28
+    left, top, plot = 44, 8, size - 44 - 34
 
     def at(px: float, py: float) -> tuple[float, float]:
         return left + plot * px, top + plot - plot * py
@@ -439,13 +439,15 @@ def distribution_chart(
         x, y = at(tick, tick)
         body.append(_text(x, top + plot + 14, f"{tick:.0%}", "chart-tick"))
         body.append(_text(left - 4, y + 4, f"{tick:.0%}", "chart-tick", "end"))
-    body.append(_text(left + plot / 2, size - 2, "Share of members", "chart-tick"))
+    body.append(_text(left + plot / 2, top + plot + 28, "Share of members", "chart-tick"))
+    axis_title = _text(0, 0, "Share of usage", "chart-tick")
+    body.append(_el("g", {"transform": f"translate(10 {_num(top + plot / 2)}) rotate(-90)"}, axis_title))
     gini = 1 - sum((x2 - x1) * (y1 + y2) for (x1, y1), (x2, y2) in itertools.pairwise(points))
     desc = (
         f"{len(values)} members, {format_value(sum(max(0, v) for v in values), unit)} in all; the top 20% "
         f"account for {top_share(values):.0%} of usage (Gini {gini:.2f})."
     )
-    return _svg("distribution", title, desc, size, size, "".join(body))
+    return _svg("distribution", title, desc, size, top + plot + 34, "".join(body))
 
 
 def sparkline(
