@@ -18,7 +18,17 @@ from tokenboard.models.org_provider_access import OrgProviderAccess
 from tokenboard.models.organization import Organization
 from tokenboard.models.personal_access_token import PersonalAccessToken
 from tokenboard.models.team import Team
+from tokenboard.models.usage_conversation import UsageConversation
+from tokenboard.models.usage_day import UsageDay
+from tokenboard.models.usage_day_model import UsageDayModel
+from tokenboard.models.usage_day_user import UsageDayUser
+from tokenboard.models.usage_day_user_model import UsageDayUserModel
+from tokenboard.models.usage_dimension_day import UsageDimensionDay
+from tokenboard.models.usage_dimension_user_day import UsageDimensionUserDay
 from tokenboard.models.usage_event import UsageEvent
+from tokenboard.models.usage_hour import UsageHour
+from tokenboard.models.usage_hour_user import UsageHourUser
+from tokenboard.models.usage_latency_bucket import UsageLatencyBucket
 from tokenboard.models.user import User
 from tokenboard.models.user_session import UserSession
 from tokenboard.models.workspace import Workspace, WorkspaceStatus
@@ -42,7 +52,17 @@ __all__ = [
     "Organization",
     "PersonalAccessToken",
     "Team",
+    "UsageConversation",
+    "UsageDay",
+    "UsageDayModel",
+    "UsageDayUser",
+    "UsageDayUserModel",
+    "UsageDimensionDay",
+    "UsageDimensionUserDay",
     "UsageEvent",
+    "UsageHour",
+    "UsageHourUser",
+    "UsageLatencyBucket",
     "User",
     "UserSession",
     "Workspace",

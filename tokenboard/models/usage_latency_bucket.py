@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import BigInteger, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tokenboard.kit.db import Base
+from tokenboard.models.usage_rollup_columns import OrgKey
+
+
+class UsageLatencyBucket(OrgKey, Base):
+    """Rollup: a latency histogram per model and day, in fixed log-spaced buckets (see usage/rollups.py).
+
+    Percentiles over any range are read from the summed buckets, never from raw events.
+    """
+
+    __tablename__ = "usage_latency_buckets"
+
+    day: Mapped[date] = mapped_column(primary_key=True)
+    model_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    bucket: Mapped[int] = mapped_column(primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -1,0 +1,547 @@
+"""Reads of the usage rollups for the usage pages and their JSON twins. Never a GROUP BY over raw events.
+
+Every function is scoped to one organization; ``user_id`` narrows it to one user ("only my usage").
+Ranges are UTC days, ``start`` and ``end`` both included; ``None`` leaves that side open. Token counts
+are totals: ``input_tokens`` counts every input token (cached reads and cache writes included),
+``output_tokens`` every output token (reasoning included).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tokenboard.kit.tenancy import scoped
+from tokenboard.models import (
+    UsageConversation,
+    UsageDay,
+    UsageDayModel,
+    UsageDayUser,
+    UsageDayUserModel,
+    UsageDimensionDay,
+    UsageDimensionUserDay,
+    UsageHour,
+    UsageHourUser,
+    UsageLatencyBucket,
+    User,
+)
+from tokenboard.models.usage_rollup_columns import NO_USER
+from tokenboard.usage.rollups import DIMENSIONS, percentile_from_buckets
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    requests: int
+    cost_nanousd: int
+    input_tokens: int
+    output_tokens: int
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Summary(Usage):
+    errors: int
+    avg_cost_per_request_nanousd: int  # rounded half-even to the nano-USD
+    active_users_7d: int
+
+
+@dataclass(frozen=True, slots=True)
+class DayRow(Usage):
+    day: date
+    users: int
+
+
+@dataclass(frozen=True, slots=True)
+class ModelDayRow(Usage):
+    day: date
+    model_id: str
+    provider_id: str
+    users: int
+
+
+@dataclass(frozen=True, slots=True)
+class UserLine(Usage):
+    user_id: uuid.UUID | None  # None: requests recorded without a user
+    email: str | None
+    name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HourCell(Usage):
+    weekday: int  # 0 = Monday
+    hour: int  # 0-23, UTC
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodRow(Usage):
+    start: date  # first day of the month or year
+
+
+@dataclass(frozen=True, slots=True)
+class ModelStats(Usage):
+    model_id: str
+    provider_id: str
+    errors: int
+    error_rate: float
+    cost_share: float
+    latency_avg_ms: float | None
+    latency_p50_ms: int | None  # upper bound of the histogram bucket holding the percentile
+    latency_p95_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderShare(Usage):
+    provider_id: str
+    cost_share: float
+
+
+@dataclass(frozen=True, slots=True)
+class DimensionRow(Usage):
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationRow(Usage):
+    conversation_id: str
+    user_id: uuid.UUID | None
+    email: str | None
+    first_at: datetime
+    last_at: datetime
+
+    @property
+    def duration(self) -> timedelta:
+        return self.last_at - self.first_at
+
+
+# --- Helpers --------------------------------------------------------------------------------------------
+
+
+def _sum(column: Any) -> ColumnElement[Any]:
+    return func.coalesce(func.sum(column), 0)
+
+
+def _full_sums(model: Any) -> list[ColumnElement[Any]]:
+    """requests, cost, all input tokens, all output tokens of a table with the full metrics."""
+    return [
+        _sum(model.requests),
+        _sum(model.cost_nanousd),
+        _sum(model.input_tokens + model.cached_input_tokens + model.cache_write_tokens),
+        _sum(model.output_tokens + model.reasoning_tokens),
+    ]
+
+
+def _slim_sums(model: Any) -> list[ColumnElement[Any]]:
+    return [
+        _sum(model.requests),
+        _sum(model.cost_nanousd),
+        _sum(model.total_input_tokens),
+        _sum(model.total_output_tokens),
+    ]
+
+
+def _usage(values: Any) -> dict[str, int]:
+    requests, cost, input_tokens, output_tokens = (int(v) for v in values)
+    return {
+        "requests": requests,
+        "cost_nanousd": cost,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+    }
+
+
+def _days(stmt: Select[Any], column: Any, start: date | None, end: date | None) -> Select[Any]:
+    if start is not None:
+        stmt = stmt.where(column >= start)
+    if end is not None:
+        stmt = stmt.where(column <= end)
+    return stmt
+
+
+def _hours(stmt: Select[Any], column: Any, start: date | None, end: date | None) -> Select[Any]:
+    if start is not None:
+        stmt = stmt.where(column >= datetime.combine(start, time(), UTC))
+    if end is not None:
+        stmt = stmt.where(column < datetime.combine(end + timedelta(days=1), time(), UTC))
+    return stmt
+
+
+def _user(user_id: uuid.UUID) -> uuid.UUID | None:
+    return None if user_id == NO_USER else user_id
+
+
+async def _people(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, User]:
+    ids = {i for i in ids if i != NO_USER}
+    if not ids:
+        return {}
+    return {u.id: u for u in await session.scalars(select(User).where(User.id.in_(ids)))}
+
+
+def _share(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0
+
+
+# --- Reads ----------------------------------------------------------------------------------------------
+
+
+async def summary(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    start: date | None,
+    end: date | None,
+    *,
+    user_id: uuid.UUID | None = None,
+    as_of: date | None = None,
+) -> Summary:
+    """Totals over the range, and the distinct users active in the 7 days ending ``as_of`` (default today)."""
+    model: Any = UsageDay if user_id is None else UsageDayUser
+    stmt = _days(scoped(select(*_full_sums(model), _sum(model.errors)), model, org_id), model.day, start, end)
+    if user_id is not None:
+        stmt = stmt.where(model.user_id == user_id)
+    row = (await session.execute(stmt)).one()
+    usage = _usage(row[:4])
+    as_of = as_of or datetime.now(UTC).date()
+    active = _days(
+        scoped(select(func.count(func.distinct(UsageDayUser.user_id))), UsageDayUser, org_id),
+        UsageDayUser.day,
+        as_of - timedelta(days=6),
+        as_of,
+    ).where(UsageDayUser.user_id != NO_USER)
+    if user_id is not None:
+        active = active.where(UsageDayUser.user_id == user_id)
+    requests = usage["requests"]
+    # Half-even integer division: money is never a float.
+    quotient, remainder = divmod(usage["cost_nanousd"], requests) if requests else (0, 0)
+    if 2 * remainder > requests or (2 * remainder == requests and quotient % 2):
+        quotient += 1
+    return Summary(
+        **usage,
+        errors=int(row[4]),
+        avg_cost_per_request_nanousd=quotient,
+        active_users_7d=int(await session.scalar(active) or 0),
+    )
+
+
+async def by_day(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    start: date | None,
+    end: date | None,
+    *,
+    user_id: uuid.UUID | None = None,
+) -> list[DayRow]:
+    """One row per day with usage, newest first."""
+    if user_id is None:
+        stmt = select(UsageDay.day, *_full_sums(UsageDay), _sum(UsageDay.users)).group_by(UsageDay.day)
+        stmt = _days(scoped(stmt, UsageDay, org_id), UsageDay.day, start, end).order_by(UsageDay.day.desc())
+    else:
+        model = UsageDayUser
+        stmt = select(model.day, *_full_sums(model), func.count()).group_by(model.day)
+        stmt = scoped(stmt, model, org_id).where(model.user_id == user_id)
+        stmt = _days(stmt, model.day, start, end).order_by(model.day.desc())
+    return [DayRow(**_usage(r[1:5]), day=r[0], users=int(r[5])) for r in await session.execute(stmt)]
+
+
+async def by_day_users(
+    session: AsyncSession, org_id: uuid.UUID, day: date, *, user_id: uuid.UUID | None = None
+) -> list[UserLine]:
+    """The users behind one day's row, by cost (highest first)."""
+    model = UsageDayUser
+    stmt = scoped(select(model.user_id, *_full_sums(model)), model, org_id).where(model.day == day)
+    if user_id is not None:
+        stmt = stmt.where(model.user_id == user_id)
+    return await _user_lines(session, list(await session.execute(stmt.group_by(model.user_id))))
+
+
+async def _user_lines(session: AsyncSession, rows: list[Any]) -> list[UserLine]:
+    people = await _people(session, {r[0] for r in rows})
+    lines = []
+    for r in rows:
+        person = people.get(r[0])
+        lines.append(
+            UserLine(
+                **_usage(r[1:5]),
+                user_id=_user(r[0]),
+                email=person.email if person else None,
+                name=person.name if person else None,
+            )
+        )
+    lines.sort(key=lambda line: (-line.cost_nanousd, -line.requests, line.email or ""))
+    return lines
+
+
+async def by_model_day(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    start: date | None,
+    end: date | None,
+    *,
+    user_id: uuid.UUID | None = None,
+) -> list[ModelDayRow]:
+    """One row per day and model, newest day first, then by cost."""
+    if user_id is None:
+        model: Any = UsageDayModel
+        users: ColumnElement[Any] = _sum(model.users)
+    else:
+        model = UsageDayUserModel
+        users = func.count()
+    stmt: Select[Any] = select(
+        model.day, model.model_id, func.min(model.provider_id), *_full_sums(model), users
+    )
+    stmt = _days(scoped(stmt, model, org_id), model.day, start, end).group_by(model.day, model.model_id)
+    if user_id is not None:
+        stmt = stmt.where(model.user_id == user_id)
+    rows = [
+        ModelDayRow(**_usage(r[3:7]), day=r[0], model_id=r[1], provider_id=r[2], users=int(r[7]))
+        for r in await session.execute(stmt)
+    ]
+    rows.sort(key=lambda r: (-r.day.toordinal(), -r.cost_nanousd, r.model_id))
+    return rows
+
+
+async def by_model_day_users(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    day: date,
+    model_id: str,
+    *,
+    user_id: uuid.UUID | None = None,
+) -> list[UserLine]:
+    """The users behind one (day, model) row, by cost."""
+    model = UsageDayUserModel
+    stmt = scoped(select(model.user_id, *_full_sums(model)), model, org_id).where(
+        model.day == day, model.model_id == model_id
+    )
+    if user_id is not None:
+        stmt = stmt.where(model.user_id == user_id)
+    return await _user_lines(session, list(await session.execute(stmt.group_by(model.user_id))))
+
+
+async def hourly_pattern(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    start: date | None,
+    end: date | None,
+    *,
+    user_id: uuid.UUID | None = None,
+) -> list[HourCell]:
+    """The weekly pattern: 7 x 24 cells (weekday 0 = Monday, UTC hours), every cell present."""
+    model: Any = UsageHour if user_id is None else UsageHourUser
+    stmt = _hours(scoped(select(model.hour, *_slim_sums(model)), model, org_id), model.hour, start, end)
+    if user_id is not None:
+        stmt = stmt.where(model.user_id == user_id)
+    cells: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for r in await session.execute(stmt.group_by(model.hour)):
+        at: datetime = r[0]
+        cell = cells[(at.weekday(), at.hour)]
+        for i in range(4):
+            cell[i] += int(r[1 + i])
+    return [
+        HourCell(**_usage(cells[(weekday, hour)]), weekday=weekday, hour=hour)
+        for weekday in range(7)
+        for hour in range(24)
+    ]
+
+
+async def _periods(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    start: date | None,
+    end: date | None,
+    user_id: uuid.UUID | None,
+    period: str,
+) -> list[PeriodRow]:
+    model: Any = UsageDay if user_id is None else UsageDayUser
+    stmt = _days(scoped(select(model.day, *_full_sums(model)), model, org_id), model.day, start, end)
+    if user_id is not None:
+        stmt = stmt.where(model.user_id == user_id)
+    totals: dict[date, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for r in await session.execute(stmt.group_by(model.day)):
+        day: date = r[0]
+        key = day.replace(day=1) if period == "month" else day.replace(month=1, day=1)
+        for i in range(4):
+            totals[key][i] += int(r[1 + i])
+    return [PeriodRow(**_usage(v), start=k) for k, v in sorted(totals.items())]
+
+
+async def by_month(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    start: date | None,
+    end: date | None,
+    *,
+    user_id: uuid.UUID | None = None,
+) -> list[PeriodRow]:
+    """Month over month (oldest first), from the daily rollup."""
+    return await _periods(session, org_id, start, end, user_id, "month")
+
+
+async def by_year(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    start: date | None,
+    end: date | None,
+    *,
+    user_id: uuid.UUID | None = None,
+) -> list[PeriodRow]:
+    """Year over year (oldest first), from the daily rollup."""
+    return await _periods(session, org_id, start, end, user_id, "year")
+
+
+async def model_popularity(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    start: date | None,
+    end: date | None,
+    *,
+    user_id: uuid.UUID | None = None,
+) -> list[ModelStats]:
+    """Per model: requests, cost and its share, error rate, latency (by requests, highest first).
+
+    Latency percentiles come from the organization's histogram of the model (every user's requests).
+    """
+    model: Any = UsageDayModel if user_id is None else UsageDayUserModel
+    stmt: Select[Any] = select(
+        model.model_id,
+        func.min(model.provider_id),
+        *_full_sums(model),
+        _sum(model.errors),
+        _sum(model.latency_ms_sum),
+    )
+    stmt = _days(scoped(stmt, model, org_id), model.day, start, end).group_by(model.model_id)
+    if user_id is not None:
+        stmt = stmt.where(model.user_id == user_id)
+    rows = list(await session.execute(stmt))
+    histogram: dict[str, dict[int, int]] = defaultdict(dict)
+    buckets = select(
+        UsageLatencyBucket.model_id, UsageLatencyBucket.bucket, _sum(UsageLatencyBucket.requests)
+    )
+    buckets = _days(scoped(buckets, UsageLatencyBucket, org_id), UsageLatencyBucket.day, start, end)
+    for model_id, bucket, count in await session.execute(
+        buckets.group_by(UsageLatencyBucket.model_id, UsageLatencyBucket.bucket)
+    ):
+        histogram[model_id][bucket] = int(count)
+    total_cost = sum(int(r[3]) for r in rows)
+    stats = []
+    for r in rows:
+        usage = _usage(r[2:6])
+        requests = usage["requests"]
+        stats.append(
+            ModelStats(
+                **usage,
+                model_id=r[0],
+                provider_id=r[1],
+                errors=int(r[6]),
+                error_rate=_share(int(r[6]), requests),
+                cost_share=_share(usage["cost_nanousd"], total_cost),
+                latency_avg_ms=int(r[7]) / requests if requests else None,
+                latency_p50_ms=percentile_from_buckets(histogram.get(r[0], {}), 0.50),
+                latency_p95_ms=percentile_from_buckets(histogram.get(r[0], {}), 0.95),
+            )
+        )
+    stats.sort(key=lambda s: (-s.requests, s.model_id))
+    return stats
+
+
+async def provider_mix(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    start: date | None,
+    end: date | None,
+    *,
+    user_id: uuid.UUID | None = None,
+) -> list[ProviderShare]:
+    """Usage per provider with its share of the cost (highest cost first)."""
+    shares: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for stats in await model_popularity(session, org_id, start, end, user_id=user_id):
+        values = (stats.requests, stats.cost_nanousd, stats.input_tokens, stats.output_tokens)
+        for i, value in enumerate(values):
+            shares[stats.provider_id][i] += value
+    total = sum(v[1] for v in shares.values())
+    rows = [
+        ProviderShare(**_usage(v), provider_id=k, cost_share=_share(v[1], total)) for k, v in shares.items()
+    ]
+    rows.sort(key=lambda r: (-r.cost_nanousd, r.provider_id))
+    return rows
+
+
+async def user_totals(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    start: date | None,
+    end: date | None,
+    *,
+    limit: int | None = None,
+) -> list[UserLine]:
+    """Every user's usage over the range, by cost: top users (with ``limit``) and the distribution."""
+    model = UsageDayUser
+    stmt = _days(scoped(select(model.user_id, *_full_sums(model)), model, org_id), model.day, start, end)
+    stmt = stmt.group_by(model.user_id).order_by(_sum(model.cost_nanousd).desc(), model.user_id)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return await _user_lines(session, list(await session.execute(stmt)))
+
+
+async def dimension_breakdown(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    dimension: str,
+    start: date | None,
+    end: date | None,
+    *,
+    user_id: uuid.UUID | None = None,
+) -> list[DimensionRow]:
+    """Usage per value of ``dimension`` (team, workspace, feature, tool, integration), by cost.
+
+    Team and workspace values are their ids (as text). Requests without a value are not listed.
+    """
+    if dimension not in DIMENSIONS:
+        raise ValueError(f"unknown dimension {dimension!r}; one of {sorted(DIMENSIONS)}")
+    model: Any = UsageDimensionDay if user_id is None else UsageDimensionUserDay
+    stmt = scoped(select(model.value, *_slim_sums(model)), model, org_id).where(model.dimension == dimension)
+    if user_id is not None:
+        stmt = stmt.where(model.user_id == user_id)
+    stmt = _days(stmt, model.day, start, end).group_by(model.value)
+    rows = [DimensionRow(**_usage(r[1:5]), value=r[0]) for r in await session.execute(stmt)]
+    rows.sort(key=lambda r: (-r.cost_nanousd, r.value))
+    return rows
+
+
+async def conversations(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    *,
+    user_id: uuid.UUID | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[ConversationRow]:
+    """Conversations, most recently active first."""
+    model = UsageConversation
+    stmt = scoped(select(model), model, org_id)
+    if user_id is not None:
+        stmt = stmt.where(model.user_id == user_id)
+    stmt = stmt.order_by(model.last_at.desc(), model.conversation_id).limit(limit).offset(offset)
+    found = list(await session.scalars(stmt))
+    people = await _people(session, {c.user_id for c in found})
+    return [
+        ConversationRow(
+            requests=c.requests,
+            cost_nanousd=c.cost_nanousd,
+            input_tokens=c.total_input_tokens,
+            output_tokens=c.total_output_tokens,
+            conversation_id=c.conversation_id,
+            user_id=_user(c.user_id),
+            email=people[c.user_id].email if c.user_id in people else None,
+            first_at=c.first_at,
+            last_at=c.last_at,
+        )
+        for c in found
+    ]
