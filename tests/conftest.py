@@ -35,8 +35,9 @@ def backend(database: tuple[str, str]) -> str:
 
 
 @pytest.fixture
-def settings(database: tuple[str, str]) -> Settings:
+def settings(database: tuple[str, str], tmp_path: Path) -> Settings:
     return Settings(
+        journal_dir=tmp_path / "journal",
         env=Environment.testing,
         database_url=database[1],
         secret_key=TEST_SECRET,

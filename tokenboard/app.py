@@ -22,13 +22,14 @@ from tokenboard.catalog.endpoints import router as catalog_router
 from tokenboard.catalog.service import CatalogCache
 from tokenboard.config import Environment, Settings, get_settings
 from tokenboard.gateway.endpoints import router as gateway_router
+from tokenboard.gateway.journal import UsageJournal
 from tokenboard.gateway.keys import KeyCache
 from tokenboard.gateway.metering import UsageWriter
 from tokenboard.gateway.service import Gateway
 from tokenboard.gateway.upstreams import UpstreamPool
 from tokenboard.kit.cache_bus import CacheBus
 from tokenboard.kit.csrf import verify_csrf
-from tokenboard.kit.db import create_engine, create_sessionmaker
+from tokenboard.kit.db import create_engine, create_sessionmaker, uuid7
 from tokenboard.kit.email import Mailer
 from tokenboard.kit.http import RequestGuardMiddleware, install_error_handlers
 from tokenboard.kit.live import LiveHub, close_streams_on_exit_signals
@@ -72,6 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.usage_journal.open()
+        await app.state.usage_writer.recover()
         app.state.gateway.start()
         await app.state.cache_bus.start()
         await app.state.live_hub.start()
@@ -81,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await app.state.live_hub.stop()
         await app.state.cache_bus.stop()
         await app.state.gateway.aclose()
+        app.state.usage_journal.close()
         await app.state.upstreams.aclose()
         if redis is not None:
             await redis.aclose()
@@ -108,7 +112,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessionmaker.configure(info=session_info(app.state.model_access_cache))
     app.state.key_cache = KeyCache()
     app.state.upstreams = UpstreamPool(settings.upstreams)
-    app.state.usage_writer = UsageWriter(app.state.sessionmaker)
+    app.state.usage_journal = UsageJournal(settings.journal_path(), uuid7().hex)
+    app.state.usage_writer = UsageWriter(
+        app.state.sessionmaker,
+        journal=app.state.usage_journal,
+        max_delay=settings.usage_batch_delay_ms / 1000,
+    )
     app.state.gateway = Gateway(
         settings=settings,
         sessionmaker=app.state.sessionmaker,

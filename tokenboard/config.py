@@ -92,6 +92,14 @@ class Settings(BaseSettings):
         4096, ge=1, description="Output tokens reserved for when a request sets no maximum."
     )
     gateway_rate_limit_per_minute: int = Field(600, ge=1, description="Requests per minute per API key.")
+    usage_batch_delay_ms: int = Field(
+        50, ge=1, le=600_000, description="Longest a usage event waits to be written with others (ms)."
+    )
+    journal_dir: Path | None = Field(
+        None,
+        description="Local directory for the usage journal (events survive a killed process until written); "
+        "default: beside the SQLite file, else ./var/journal.",
+    )
     gateway_credit_lease_nanousd: int = Field(
         2_000_000_000,
         ge=0,
@@ -106,6 +114,14 @@ class Settings(BaseSettings):
     @property
     def secure_cookies(self) -> bool:
         return self.env == Environment.production
+
+    def journal_path(self) -> Path:
+        if self.journal_dir is not None:
+            return self.journal_dir
+        database = self.sqlite_path()
+        if database is not None and database.name != ":memory:":
+            return database.with_name(database.name + ".journal")
+        return Path("var/journal")
 
     def sqlite_path(self) -> Path | None:
         if not self.is_sqlite:

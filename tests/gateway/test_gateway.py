@@ -280,7 +280,7 @@ async def test_fifty_concurrent_requests_never_overspend(
     prices = await _prices(factory, "openai/gpt-4o-mini")
     one = compute_cost(prices, TokenUsage(input_tokens=60, output_tokens=4096)).total_nanousd
     await factory.run(lambda s: ledger.post(s, tenant.setup.id, kind=EntryKind.grant, amount_nanousd=3 * one))
-    upstream.default_behaviour = "delay_ms=400"  # all fifty are in flight at once
+    upstream.default_behaviour = "delay_ms=1500"  # all fifty are in flight at once
     body = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
     async with httpx.AsyncClient(base_url=live_gateway.url, timeout=30) as http:
         results = await asyncio.gather(

@@ -39,6 +39,30 @@ class LiveServer:
         return self.process.wait(timeout=timeout)
 
 
+def start_serve(env: dict[str, str], cwd: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    """Start ``tokenboard serve`` (no migration) and wait until it answers /healthz on its port."""
+    with log_path.open("a") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tokenboard", "serve", "--no-migrate"],
+            env=env,
+            cwd=cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{env['TOKENBOARD_PORT']}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"tokenboard serve did not start:\n{log_path.read_text()}")
+        time.sleep(0.1)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -66,26 +90,13 @@ def live_server(backend: str, tmp_dir: Path, *, seed_demo: bool = True) -> Itera
             check=True,
             capture_output=True,
         )
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tokenboard", "serve", "--no-migrate"],
-            env=env,
-            cwd=tmp_dir,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    try:
+        proc = start_serve(env, tmp_dir, log_path)
+    except Exception:
+        drop_database(backend, name)
+        raise
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"tokenboard serve did not start:\n{log_path.read_text()}")
-            time.sleep(0.1)
         yield LiveServer(url=base, database_url=url, backend=backend, log_path=log_path, process=proc)
     finally:
         proc.terminate()

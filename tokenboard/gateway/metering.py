@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -24,6 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tokenboard.kit.db import utcnow, uuid7
 from tokenboard.ledger.service import ledger
 from tokenboard.models import ApiKey, UsageEvent
+
+if TYPE_CHECKING:
+    from tokenboard.gateway.journal import UsageJournal
 
 log = logging.getLogger("tokenboard.metering")
 
@@ -39,6 +42,7 @@ class UsageRecord:
     status_code: int
     reserved: bool = False
     lease_id: str | None = None
+    journal_segment: int | None = None
     user_id: uuid.UUID | None = None
     api_key_id: uuid.UUID | None = None
     workspace_id: uuid.UUID | None = None
@@ -68,6 +72,7 @@ class UsageRecord:
         values = asdict(self)
         values.pop("reserved")
         values.pop("lease_id")
+        values.pop("journal_segment")
         values["id"] = uuid7()
         values["source"] = "gateway"
         return values
@@ -134,10 +139,17 @@ WrittenHook = Callable[[list[UsageRecord], BatchResult], None]
 
 class UsageWriter:
     def __init__(
-        self, sessionmaker: async_sessionmaker[AsyncSession], *, max_batch: int = 500, max_delay: float = 0.05
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        max_batch: int = 500,
+        max_delay: float = 0.05,
+        journal: UsageJournal | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
-        self._queue: asyncio.Queue[UsageRecord] = asyncio.Queue()
+        self.journal = journal
+        # ``None`` in the queue asks the writer to stop waiting for a fuller batch (drain, shutdown).
+        self._queue: asyncio.Queue[UsageRecord | None] = asyncio.Queue()
         self._max_batch = max_batch
         self._max_delay = max_delay
         self._task: asyncio.Task[None] | None = None
@@ -148,6 +160,9 @@ class UsageWriter:
         self.hooks: list[WrittenHook] = []
 
     def submit(self, record: UsageRecord) -> None:
+        """Take a finished request's event: journaled at once (it survives a crash), written in a batch."""
+        if self.journal is not None:
+            self.journal.append(record)
         self._idle.clear()
         self._queue.put_nowait(record)
         if self._task is None or self._task.done():
@@ -155,16 +170,22 @@ class UsageWriter:
 
     async def _run(self) -> None:
         while not self._queue.empty():
-            batch = [await self._queue.get()]
+            first = await self._queue.get()
+            if first is None:
+                continue
+            batch = [first]
             deadline = asyncio.get_running_loop().time() + self._max_delay
             while len(batch) < self._max_batch:
                 timeout = deadline - asyncio.get_running_loop().time()
                 if timeout <= 0:
                     break
                 try:
-                    batch.append(await asyncio.wait_for(self._queue.get(), timeout))
+                    item = await asyncio.wait_for(self._queue.get(), timeout)
                 except TimeoutError:
                     break
+                if item is None:
+                    break
+                batch.append(item)
             await self._write(batch)
         self._idle.set()
 
@@ -175,6 +196,8 @@ class UsageWriter:
                     result = await write_batch(session, batch)
                     await session.commit()
                 self.written += result.inserted
+                if self.journal is not None:
+                    self.journal.committed(batch)
                 self._after(batch, result)
                 return
             except Exception:  # the database may be briefly unavailable: retry, the write is idempotent
@@ -192,8 +215,44 @@ class UsageWriter:
             except Exception:  # a hook must never lose the writer
                 log.exception("usage writer hook failed")
 
+    async def recover(self, chunk: int = 1000) -> int:
+        """Write the events journaled by processes that died, then let go of their leases.
+
+        Idempotent like every batch: an event already written inserts and bills nothing. A journal that
+        cannot be written now (the database is down) is kept for the next start. Returns events inserted.
+        """
+        from tokenboard.gateway.journal import read_segment
+
+        if self.journal is None:
+            return 0
+        inserted = 0
+        with self.journal.orphans() as found:
+            for instance, segments in found:
+                try:
+                    for path in segments:
+                        records, bad = read_segment(path)
+                        if bad:
+                            log.warning("%s: %d unreadable journal lines (torn by a crash)", path.name, bad)
+                        for start in range(0, len(records), chunk):
+                            async with self._sessionmaker() as session:
+                                result = await write_batch(session, records[start : start + chunk])
+                                await session.commit()
+                            inserted += result.inserted
+                    async with self._sessionmaker() as session:
+                        await ledger.release_leases_of(session, instance)
+                        await session.commit()
+                except Exception:
+                    log.exception("replaying the usage journal of %s failed; it is kept for later", instance)
+                    continue
+                self.journal.discard(instance, segments)
+                log.info("recovered the usage journal of %s", instance)
+        self.written += inserted
+        return inserted
+
     async def drain(self) -> None:
-        """Wait until everything submitted so far is written (tests, shutdown)."""
+        """Write everything submitted so far now, without waiting for a fuller batch (tests, shutdown)."""
+        if not self._idle.is_set():
+            self._queue.put_nowait(None)
         await self._idle.wait()
         if self._task is not None:
             with contextlib.suppress(Exception):

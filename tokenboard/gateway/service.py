@@ -171,7 +171,11 @@ class Gateway:
         self.catalog = catalog
         self.upstreams = upstreams
         self.writer = writer
-        self.leases = CreditLeases(sessionmaker, block_nanousd=settings.gateway_credit_lease_nanousd)
+        self.leases = CreditLeases(
+            sessionmaker,
+            block_nanousd=settings.gateway_credit_lease_nanousd,
+            instance=writer.journal.instance if writer.journal is not None else None,
+        )
         writer.hooks.append(self._settle_leases)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.policy = policy

@@ -59,12 +59,13 @@ class CreditLeases:
         block_nanousd: int,
         hold_for: timedelta = timedelta(minutes=10),
         idle_seconds: float = 60.0,
+        instance: str | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self.block_nanousd = block_nanousd
         self.hold_for = hold_for
         self.idle_seconds = idle_seconds
-        self.instance = uuid7().hex
+        self.instance = instance or uuid7().hex
         self._serial = itertools.count(1)
         self._leases: dict[uuid.UUID, _Lease] = {}
 

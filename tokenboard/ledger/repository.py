@@ -247,3 +247,10 @@ async def lease_exists(session: AsyncSession, org_id: uuid.UUID, lease_id: str) 
         CreditReservation.organization_id == org_id, CreditReservation.request_id == lease_id
     )
     return (await session.scalar(stmt)) is not None
+
+
+async def held_leases(session: AsyncSession, prefix: str) -> list[tuple[uuid.UUID, str]]:
+    stmt = select(CreditReservation.organization_id, CreditReservation.request_id).where(
+        CreditReservation.request_id.startswith(prefix, autoescape=True), CreditReservation.state == "held"
+    )
+    return [(org, rid) for org, rid in await session.execute(stmt)]

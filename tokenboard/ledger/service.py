@@ -295,6 +295,13 @@ class LedgerService:
         await repository.unhold(session, org_id, held)
         return held
 
+    async def release_leases_of(self, session: AsyncSession, instance: str) -> int:
+        """Give back every lease a (dead) process held; returns the amount released."""
+        released = 0
+        for org_id, lease_id in await repository.held_leases(session, f"lease:{instance}:"):
+            released += await self.release_lease(session, org_id, lease_id=lease_id)
+        return released
+
     async def prolong_leases(
         self, session: AsyncSession, keys: list[tuple[uuid.UUID, str]], *, hold_for: timedelta = DEFAULT_HOLD
     ) -> set[tuple[uuid.UUID, str]]:
