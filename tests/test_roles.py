@@ -79,6 +79,7 @@ EXPECTED: dict[str, set[str]] = {
     "POST /organizations/{org_id}/model-access/models/{model:path}": ADMINS,
     "POST /organizations/{org_id}/model-access/default-model": ADMINS,
     "GET /api/v1/organizations/{org_id}/usage/live": ALL,
+    "POST /api/v1/organizations/{org_id}/usage/events": ADMINS,
 }
 
 # Another member's key is hidden, not forbidden: members see only their own keys, so it is a 404.

@@ -112,6 +112,11 @@ API_BODIES: dict[str, dict[str, object]] = {
     "PUT /api/v1/organizations/{org_id}/model-access/providers/{provider_id}": {"enabled": False},
     "PUT /api/v1/organizations/{org_id}/model-access/models/{model:path}": {"enabled": False},
     "PUT /api/v1/organizations/{org_id}/model-access/default-model": {"model_id": "openai/gpt-4o"},
+    "POST /api/v1/organizations/{org_id}/usage/events": {
+        "events": [
+            {"id": "evt-1", "timestamp": "2026-01-01T00:00:00Z", "model": "openai/gpt-4o", "cost_nanousd": 1}
+        ]
+    },
 }
 
 FORM_BODIES: dict[str, dict[str, str]] = {

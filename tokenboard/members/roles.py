@@ -37,6 +37,7 @@ class Permission(StrEnum):
     keys_manage_all = "keys.manage_all"
     models_view = "models.view"
     models_manage = "models.manage"
+    usage_ingest = "usage.ingest"
     # Everyone's usage (org-wide amounts); without it a member sees only their own.
     usage_view_all = "usage.view_all"
 
@@ -67,6 +68,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.billing_view,
             Permission.keys_manage_all,
             Permission.models_manage,
+            Permission.usage_ingest,
             Permission.usage_view_all,
         }
     ),

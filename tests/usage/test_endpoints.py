@@ -1,0 +1,160 @@
+"""The ingest API: validation, idempotency, pricing from the catalog, attribution checks, roles."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tests.support.factories import Factory, OrgSetup
+from tokenboard.catalog.pricing import TokenUsage, compute_cost
+from tokenboard.catalog.service import catalog
+from tokenboard.members.roles import Role
+from tokenboard.models import AuditEvent, CreditEntry, UsageEvent
+from tokenboard.usage import repository
+
+MODEL = "openai/gpt-4o"
+WHEN = "2026-01-05T10:00:00Z"
+
+
+@pytest.fixture
+async def setup(factory: Factory, app: Any) -> OrgSetup:
+    await factory.run(lambda s: catalog.sync(s, provider_ids=["openai", "anthropic"]))
+    await factory.run(lambda s: catalog.add_model(s, "local/unpriced-test"))
+    app.state.catalog_cache.invalidate()
+    return await factory.org_with_roles("Ingest Co")
+
+
+def event(i: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": f"evt-{i}",
+        "timestamp": WHEN,
+        "model": MODEL,
+        "input_tokens": 1000,
+        "output_tokens": 500,
+    } | extra
+
+
+async def post(
+    factory: Factory, setup: OrgSetup, events: list[dict[str, Any]], role: Role = Role.admin
+) -> Any:
+    async with await factory.client_for(setup.users[role]) as client:
+        return await client.post(f"/api/v1/organizations/{setup.id}/usage/events", json={"events": events})
+
+
+async def test_events_are_priced_from_the_catalog_and_idempotent(
+    factory: Factory, setup: OrgSetup, db: AsyncSession
+) -> None:
+    member = setup.users[Role.member]
+    batch = [
+        event(1, user_email=member.email.upper(), feature="chat", conversation_id="c1"),
+        event(2, user_id=str(member.id), cached_input_tokens=200, reasoning_tokens=50, conversation_id="c1"),
+        event(3, cost_nanousd=123, workspace_id=str(setup.workspace.id), team_id=str(setup.team.id)),
+        event(4, cost_usd="0.000000456"),
+    ]
+    r = await post(factory, setup, batch)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"accepted": 4, "duplicates": 0}
+    again = await post(factory, setup, [*batch, event(5, cost_nanousd=1)])
+    assert again.json() == {"accepted": 1, "duplicates": 4}
+
+    prices = await factory.run(lambda s: catalog.prices_at(s, MODEL, datetime(2026, 1, 5, 10, tzinfo=UTC)))
+    assert prices is not None
+    expected_1 = compute_cost(prices, TokenUsage(input_tokens=1000, output_tokens=500)).total_nanousd
+    expected_2 = compute_cost(
+        prices, TokenUsage(input_tokens=1000, cached_input_tokens=200, output_tokens=500, reasoning_tokens=50)
+    ).total_nanousd
+    rows = {
+        e.request_id: e
+        for e in await db.scalars(select(UsageEvent).where(UsageEvent.organization_id == setup.id))
+    }
+    assert len(rows) == 5
+    assert rows["evt-1"].cost_nanousd == expected_1 > 0
+    assert rows["evt-2"].cost_nanousd == expected_2
+    assert rows["evt-3"].cost_nanousd == 123
+    assert rows["evt-4"].cost_nanousd == 456
+    assert rows["evt-1"].user_id == member.id and rows["evt-1"].source == "api"
+    assert rows["evt-3"].workspace_id == setup.workspace.id and rows["evt-3"].provider_id == "openai"
+    total = expected_1 + expected_2 + 123 + 456 + 1
+    summary = await repository.summary(db, setup.id, None, None)
+    assert (summary.requests, summary.cost_nanousd) == (5, total)
+    assert Decimal(total) > 0
+    # Paid elsewhere: never a credit entry.
+    assert (
+        await db.scalar(
+            select(func.count()).select_from(CreditEntry).where(CreditEntry.external_id.like("evt-%"))
+        )
+        == 0
+    )
+    audits = await db.scalar(
+        select(func.count())
+        .select_from(AuditEvent)
+        .where(AuditEvent.organization_id == setup.id, AuditEvent.action == "usage.ingested")
+    )
+    assert audits == 2
+
+
+@pytest.mark.parametrize(
+    ("bad", "words"),
+    [
+        ({"model": "openai/no-such-model"}, "not in the catalog"),
+        ({"model": "local/unpriced-test"}, "no price"),
+        ({"user_email": "stranger@example.com"}, "not a member"),
+        ({"cost_nanousd": 1, "cost_usd": "1"}, "not both"),
+        ({"cost_usd": "abc"}, "not a decimal"),
+        ({"timestamp": "2999-01-01T00:00:00Z"}, "future"),
+    ],
+)
+async def test_an_invalid_event_refuses_the_batch_naming_it(
+    factory: Factory, setup: OrgSetup, db: AsyncSession, bad: dict[str, Any], words: str
+) -> None:
+    r = await post(factory, setup, [event(1), event(2, **bad)])
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["details"][0]["index"] == 1 and words in error["details"][0]["message"]
+    assert "event 1" in error["message"]
+    count = await db.scalar(
+        select(func.count()).select_from(UsageEvent).where(UsageEvent.organization_id == setup.id)
+    )
+    assert count == 0
+
+
+async def test_schema_limits(factory: Factory, setup: OrgSetup) -> None:
+    assert (await post(factory, setup, [])).status_code == 422
+    assert (await post(factory, setup, [event(1, input_tokens=-1)])).status_code == 422
+    assert (await post(factory, setup, [event(1, surprise=True)])).status_code == 422
+    assert (await post(factory, setup, [event(1, id="x" * 65)])).status_code == 422
+    nul = await post(factory, setup, [event(1, feature="a\x00b", cost_nanousd=1)])
+    assert nul.status_code in (400, 422) and nul.status_code < 500
+
+
+async def test_another_orgs_member_workspace_and_team_are_refused(factory: Factory, setup: OrgSetup) -> None:
+    other = await factory.org_with_roles("Other Co")
+    for bad in (
+        {"user_id": str(other.users[Role.member].id)},
+        {"user_email": other.users[Role.owner].email},
+        {"workspace_id": str(other.workspace.id)},
+        {"team_id": str(other.team.id)},
+    ):
+        r = await post(factory, setup, [event(1, **bad)])
+        assert r.status_code == 422, (bad, r.text)
+        assert str(other.id) not in r.text
+
+
+async def test_only_owners_and_admins_ingest(factory: Factory, setup: OrgSetup) -> None:
+    for role in (Role.member, Role.billing_manager):
+        assert (await post(factory, setup, [event(1)], role=role)).status_code == 403
+    assert (await post(factory, setup, [event(1)], role=Role.owner)).status_code == 200
+
+
+async def test_a_personal_access_token_can_ingest(factory: Factory, setup: OrgSetup) -> None:
+    token = await factory.personal_token(setup.users[Role.admin])
+    async with factory.anonymous(csrf=False) as api:
+        api.headers["Authorization"] = f"Bearer {token}"
+        r = await api.post(f"/api/v1/organizations/{setup.id}/usage/events", json={"events": [event(9)]})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"accepted": 1, "duplicates": 0}

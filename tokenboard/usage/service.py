@@ -1,0 +1,215 @@
+"""Usage recorded elsewhere (the ingest API, ``tokenboard import``): validated, priced, then the pipeline.
+
+Such events were paid for elsewhere: they are recorded with source ``api`` or ``import`` for analytics and
+never debit credits (docs/usage.md).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tokenboard.audit.service import Actor, audit
+from tokenboard.catalog.pricing import TokenUsage, compute_cost
+from tokenboard.catalog.service import CatalogCache
+from tokenboard.kit.errors import ValidationFailed
+from tokenboard.kit.money import to_nanousd
+from tokenboard.kit.tenancy import scoped
+from tokenboard.models import Membership, Team, User, Workspace
+from tokenboard.usage.ingest import record_events
+from tokenboard.usage.schemas import IngestResult, UsageEventCreate
+
+# An event from the future is a clock or unit error, not usage.
+FUTURE_TOLERANCE = timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class EventError:
+    index: int  # position in the batch (the import reports the line instead)
+    message: str
+
+
+@dataclass
+class Directory:
+    """The organization's members, workspaces and teams, loaded once per batch to check attribution."""
+
+    user_ids: set[uuid.UUID] = field(default_factory=set)
+    emails: dict[str, uuid.UUID] = field(default_factory=dict)
+    workspace_ids: set[uuid.UUID] = field(default_factory=set)
+    team_ids: set[uuid.UUID] = field(default_factory=set)
+
+    @classmethod
+    async def load(cls, session: AsyncSession, org_id: uuid.UUID) -> Directory:
+        members = await session.execute(
+            scoped(select(User.id, User.email).select_from(Membership), Membership, org_id).join(
+                User, User.id == Membership.user_id
+            )
+        )
+        directory = cls()
+        for user_id, email in members:
+            directory.user_ids.add(user_id)
+            directory.emails[email.lower()] = user_id
+        directory.workspace_ids = set(await session.scalars(scoped(select(Workspace.id), Workspace, org_id)))
+        directory.team_ids = set(await session.scalars(scoped(select(Team.id), Team, org_id)))
+        return directory
+
+
+class UsageService:
+    def prepare(
+        self,
+        org_id: uuid.UUID,
+        events: Sequence[UsageEventCreate],
+        *,
+        catalog: CatalogCache,
+        directory: Directory,
+        source: str,
+        now: datetime | None = None,
+    ) -> tuple[list[dict[str, Any]], list[EventError]]:
+        """Check and price each event: the ``usage_events`` rows of the valid ones, and the errors."""
+        now = now or datetime.now(UTC)
+        rows: list[dict[str, Any]] = []
+        errors: list[EventError] = []
+        for index, event in enumerate(events):
+            try:
+                rows.append(self._row(org_id, event, catalog, directory, source, now))
+            except ValueError as exc:
+                errors.append(EventError(index, str(exc)))
+        return rows, errors
+
+    def _row(
+        self,
+        org_id: uuid.UUID,
+        event: UsageEventCreate,
+        catalog: CatalogCache,
+        directory: Directory,
+        source: str,
+        now: datetime,
+    ) -> dict[str, Any]:
+        at = event.timestamp if event.timestamp.tzinfo else event.timestamp.replace(tzinfo=UTC)
+        at = at.astimezone(UTC)
+        if at > now + FUTURE_TOLERANCE:
+            raise ValueError(f"timestamp {at.isoformat()} is in the future")
+        entry = catalog.get(event.model)
+        if entry is None:
+            raise ValueError(f"model {event.model!r} is not in the catalog")
+        return {
+            "organization_id": org_id,
+            "request_id": event.id,
+            "created_at": at,
+            "source": source,
+            "route": "external",
+            "user_id": self._user(event, directory),
+            "workspace_id": _member_of(event.workspace_id, directory.workspace_ids, "workspace"),
+            "team_id": _member_of(event.team_id, directory.team_ids, "team"),
+            "provider_id": entry.provider_id,
+            "model_id": entry.model_id,
+            "stream": event.stream,
+            "status_code": event.status_code,
+            "error_type": event.error_type,
+            "input_tokens": event.input_tokens,
+            "cached_input_tokens": event.cached_input_tokens,
+            "cache_write_5m_tokens": event.cache_write_5m_tokens,
+            "cache_write_1h_tokens": event.cache_write_1h_tokens,
+            "output_tokens": event.output_tokens,
+            "reasoning_tokens": event.reasoning_tokens,
+            "cost_nanousd": self._cost(event, catalog, at),
+            "cancelled": event.cancelled,
+            "latency_ms": event.latency_ms,
+            "feature": event.feature,
+            "tool": event.tool,
+            "integration": event.integration,
+            "conversation_id": event.conversation_id,
+            "message_id": event.message_id,
+        }
+
+    @staticmethod
+    def _user(event: UsageEventCreate, directory: Directory) -> uuid.UUID | None:
+        user_id = event.user_id
+        if event.user_email is not None:
+            by_email = directory.emails.get(event.user_email.strip().lower())
+            if by_email is None:
+                raise ValueError(f"{event.user_email} is not a member of this organization")
+            if user_id is not None and user_id != by_email:
+                raise ValueError("user_id and user_email name different members")
+            user_id = by_email
+        if user_id is not None and user_id not in directory.user_ids:
+            raise ValueError(f"user {user_id} is not a member of this organization")
+        return user_id
+
+    @staticmethod
+    def _cost(event: UsageEventCreate, catalog: CatalogCache, at: datetime) -> int:
+        if event.cost_nanousd is not None and event.cost_usd is not None:
+            raise ValueError("give cost_nanousd or cost_usd, not both")
+        if event.cost_nanousd is not None:
+            return event.cost_nanousd
+        if event.cost_usd is not None:
+            try:
+                amount = Decimal(event.cost_usd.strip())
+            except InvalidOperation as exc:
+                raise ValueError(f"cost_usd {event.cost_usd!r} is not a decimal amount") from exc
+            if not amount.is_finite() or amount < 0 or amount > 1_000_000:
+                raise ValueError(f"cost_usd {event.cost_usd!r} must be between 0 and 1000000")
+            return to_nanousd(amount)
+        entry = catalog.get(event.model)
+        prices = entry.price_at(at) if entry is not None else None
+        if prices is None:
+            raise ValueError(
+                f"model {event.model!r} has no price on {at:%Y-%m-%d}: give cost_nanousd or cost_usd"
+            )
+        usage = TokenUsage(
+            input_tokens=event.input_tokens,
+            cached_input_tokens=event.cached_input_tokens,
+            cache_write_5m_tokens=event.cache_write_5m_tokens,
+            cache_write_1h_tokens=event.cache_write_1h_tokens,
+            output_tokens=event.output_tokens,
+            reasoning_tokens=event.reasoning_tokens,
+        )
+        return compute_cost(prices, usage).total_nanousd
+
+    async def ingest(
+        self,
+        session: AsyncSession,
+        org_id: uuid.UUID,
+        events: Sequence[UsageEventCreate],
+        *,
+        catalog: CatalogCache,
+        actor: Actor,
+        source: str = "api",
+    ) -> IngestResult:
+        """Record a batch all or nothing: any invalid event refuses the batch (422 naming each index)."""
+        await catalog.ensure_loaded(session)
+        directory = await Directory.load(session, org_id)
+        rows, errors = self.prepare(org_id, events, catalog=catalog, directory=directory, source=source)
+        if errors:
+            raise ValidationFailed(
+                f"{len(errors)} of {len(events)} events are invalid; nothing was recorded. "
+                f"First: event {errors[0].index}: {errors[0].message}",
+                details=[{"index": e.index, "message": e.message} for e in errors[:100]],
+            )
+        inserted = await record_events(session, rows)
+        result = IngestResult(accepted=len(inserted), duplicates=len(rows) - len(inserted))
+        audit.record(
+            session,
+            organization_id=org_id,
+            actor=actor,
+            action="usage.ingested",
+            target_type="usage_events",
+            after={"source": source, "accepted": result.accepted, "duplicates": result.duplicates},
+        )
+        return result
+
+
+def _member_of(value: uuid.UUID | None, known: set[uuid.UUID], kind: str) -> uuid.UUID | None:
+    if value is not None and value not in known:
+        raise ValueError(f"{kind} {value} is not in this organization")
+    return value
+
+
+usage = UsageService()
