@@ -24,7 +24,7 @@ from tokenboard.config import Environment, Settings, get_settings
 from tokenboard.gateway.endpoints import router as gateway_router
 from tokenboard.gateway.journal import UsageJournal
 from tokenboard.gateway.keys import KeyCache
-from tokenboard.gateway.metering import UsageWriter
+from tokenboard.gateway.metering import BatchResult, UsageRecord, UsageWriter
 from tokenboard.gateway.service import Gateway
 from tokenboard.gateway.upstreams import UpstreamPool
 from tokenboard.kit.cache_bus import CacheBus
@@ -41,7 +41,6 @@ from tokenboard.model_access.cache import ModelAccessCache, session_info
 from tokenboard.model_access.endpoints import router as model_access_router
 from tokenboard.organizations.endpoints import router as organizations_router
 from tokenboard.teams.endpoints import router as teams_router
-from tokenboard.usage.endpoints import router as usage_router
 from tokenboard.web.routes import router as web_router
 from tokenboard.workspaces.endpoints import router as workspaces_router
 
@@ -62,7 +61,6 @@ API_ROUTERS = [
     catalog_admin_router,
     model_access_router,
     live_router,
-    usage_router,
 ]
 
 
@@ -146,6 +144,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.cache_bus = CacheBus(apply_invalidation, redis)
     # Live updates to open pages; the usage writer calls app.state.live_hub.notify_usage after a commit.
     app.state.live_hub = LiveHub(redis)
+
+    def tell_open_pages(batch: list[UsageRecord], result: BatchResult) -> None:
+        for org_id, (requests, cost) in result.new_by_org.items():
+            app.state.live_hub.notify_usage(org_id, requests=requests, cost_nanousd=cost)
+
+    app.state.usage_writer.hooks.append(tell_open_pages)
     install_error_handlers(app)
     app.include_router(gateway_router)
     for router in API_ROUTERS:

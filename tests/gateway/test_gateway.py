@@ -66,6 +66,15 @@ async def test_openai_sdk_chat_is_forwarded_metered_and_billed(
     assert (
         event.api_key_id == tenant.setup.api_key.id and event.status_code == 200 and not event.usage_estimated
     )
+    # The same batch kept the rollups the usage pages read current.
+    from tokenboard.usage import repository as usage_repository
+
+    summary = await factory.run(lambda s: usage_repository.summary(s, tenant.setup.id, None, None))
+    assert (summary.requests, summary.cost_nanousd, summary.output_tokens) == (
+        1,
+        expected,
+        usage["completion_tokens"],
+    )
     await live_gateway.call(live_gateway.app.state.gateway.writer.drain)
     leased = live_gateway.app.state.gateway.leases.held(tenant.setup.id)
     held = await _balance(factory, tenant.setup.id)
@@ -498,3 +507,23 @@ async def test_openrouter_is_billed_what_it_reports_it_charged(
         await _prices(factory, "openrouter/openai/gpt-4o-mini"), openai_usage(reply.usage.model_dump())
     ).total_nanousd
     assert charged != tokens_priced  # the report, not our own pricing, decided the bill
+
+
+async def test_open_pages_hear_of_new_usage(
+    factory: Factory, live_gateway: LiveGateway, upstream: FakeUpstream
+) -> None:
+    tenant = await seed(factory)
+    hub = live_gateway.app.state.live_hub
+
+    async def subscribe() -> object:
+        return hub.subscribe(tenant.setup.id)
+
+    subscription = await live_gateway.call(subscribe)
+    client = openai.AsyncOpenAI(base_url=live_gateway.v1, api_key=tenant.key)
+    await client.chat.completions.create(**CHAT, max_tokens=20)
+    await client.close()
+    message = await live_gateway.call(lambda: subscription.next(within=5))
+    events = await wait_for_events(factory, tenant.setup.id, 1)
+    assert message is not None and message.event == "usage"
+    assert message.data["requests"] == 1 and message.data["cost_nanousd"] == events[0].cost_nanousd
+    subscription.close()

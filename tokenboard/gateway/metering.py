@@ -17,13 +17,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tokenboard.kit.db import utcnow, uuid7
 from tokenboard.ledger.service import ledger
-from tokenboard.models import ApiKey, UsageEvent
+from tokenboard.models import ApiKey
+from tokenboard.usage.ingest import record_events
 
 if TYPE_CHECKING:
     from tokenboard.gateway.journal import UsageJournal
@@ -83,6 +82,8 @@ class BatchResult:
     inserted: int = 0
     # (organization, lease id) -> credits drawn out of that lease for the requests settled
     drawn: dict[tuple[uuid.UUID, str], int] = field(default_factory=dict)
+    # organization -> (requests, cost) of the events new in this batch
+    new_by_org: dict[uuid.UUID, tuple[int, int]] = field(default_factory=dict)
 
 
 async def write_batch(session: AsyncSession, records: list[UsageRecord]) -> BatchResult:
@@ -90,15 +91,13 @@ async def write_batch(session: AsyncSession, records: list[UsageRecord]) -> Batc
     the lease (or reservation) that held credits for it. Returns what was new and what was drawn."""
     if not records:
         return BatchResult()
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    # One compiled statement run for many rows ("insertmanyvalues"): cached, unlike a giant VALUES list.
-    stmt = (
-        insert(UsageEvent)
-        .on_conflict_do_nothing(index_elements=["organization_id", "request_id"])
-        .returning(UsageEvent.organization_id, UsageEvent.request_id)
-    )
-    result = await session.execute(stmt, [r.row() for r in records])
-    inserted = {(org, rid) for org, rid in result}
+    # The one ingestion pipeline: idempotent insert, rollups kept current in the same transaction.
+    new = await record_events(session, [r.row() for r in records])
+    inserted = {(row["organization_id"], row["request_id"]) for row in new}
+    per_org: dict[uuid.UUID, tuple[int, int]] = {}
+    for row in new:
+        requests, cost = per_org.get(row["organization_id"], (0, 0))
+        per_org[row["organization_id"]] = (requests + 1, cost + row["cost_nanousd"])
     last_used: dict[tuple[uuid.UUID, uuid.UUID], datetime] = {}
     key_spend: dict[tuple[uuid.UUID, uuid.UUID], int] = {}
     settle: list[tuple[uuid.UUID, str, int, str]] = []
@@ -131,7 +130,7 @@ async def write_batch(session: AsyncSession, records: list[UsageRecord]) -> Batc
             .values(last_used_at=at, spent_nanousd=ApiKey.spent_nanousd + key_spend.get((org_id, key_id), 0))
             .execution_options(synchronize_session=False)
         )
-    return BatchResult(inserted=len(inserted), drawn=drawn)
+    return BatchResult(inserted=len(inserted), drawn=drawn, new_by_org=per_org)
 
 
 WrittenHook = Callable[[list[UsageRecord], BatchResult], None]
