@@ -41,6 +41,7 @@ from tokenboard.model_access.cache import ModelAccessCache, session_info
 from tokenboard.model_access.endpoints import router as model_access_router
 from tokenboard.organizations.endpoints import router as organizations_router
 from tokenboard.teams.endpoints import router as teams_router
+from tokenboard.usage.endpoints import router as usage_router
 from tokenboard.web.routes import router as web_router
 from tokenboard.workspaces.endpoints import router as workspaces_router
 
@@ -61,6 +62,7 @@ API_ROUTERS = [
     catalog_admin_router,
     model_access_router,
     live_router,
+    usage_router,
 ]
 
 
