@@ -58,5 +58,10 @@ format: install-test
 bench: install-test
 	$(BIN)/python bench/gateway/run.py
 
+## bench-analytics: usage ingestion into fresh SQLite and PostgreSQL databases (1M events; docs/benchmarks.md)
+.PHONY: bench-analytics
+bench-analytics: install-test
+	$(BIN)/python bench/analytics/run.py
+
 clean:
 	rm -rf $(VENV) test-artifacts *.egg-info

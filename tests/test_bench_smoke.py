@@ -24,3 +24,18 @@ def test_gateway_benchmark_smoke() -> None:
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     assert "## Gateway overhead" in done.stdout
     assert "every request metered" in done.stdout
+
+
+def test_analytics_benchmark_smoke() -> None:
+    """``bench/analytics/run.py --smoke``: a few thousand events into fresh SQLite and PostgreSQL."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "analytics" / "run.py"), "--smoke"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    assert "## Usage analytics" in done.stdout
+    assert "| sqlite | 3,000 | 3,000 | 3,000 | 0 |" in done.stdout
+    assert "| postgresql | 3,000 | 3,000 | 3,000 | 0 |" in done.stdout

@@ -93,16 +93,26 @@ def serve(
 @app.command()
 def demo(
     serve_after: Annotated[bool, typer.Option("--serve", help="Start the server afterwards.")] = False,
+    events: Annotated[
+        int, typer.Option("--events", min=0, help="Usage events over the past year (a new demo only).")
+    ] = 20_000,
 ) -> None:
-    """Create the demo organization (members in every role, teams, workspaces) and print the logins."""
+    """Create the demo organization (members in every role, teams, workspaces, a year of usage)."""
+    from rich.progress import Progress
+
     from tokenboard.demo import DEMO_PASSWORD, seed_demo
     from tokenboard.kit.uow import run_in_unit_of_work
     from tokenboard.migrations import upgrade
 
     settings = _settings()
     upgrade(settings.database_url)
-    with console.status("Seeding the demo organization…"):
-        result = asyncio.run(run_in_unit_of_work(settings, seed_demo))
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("Seeding the demo organization and its usage", total=events)
+
+        async def work(session):  # type: ignore[no-untyped-def]
+            return await seed_demo(session, events=events, progress=lambda n: progress.advance(task, n))
+
+        result = asyncio.run(run_in_unit_of_work(settings, work))
     table = Table(title=f"Demo logins for {result.organization.name} (password: {DEMO_PASSWORD})")
     table.add_column("Email")
     table.add_column("Role")
@@ -389,6 +399,88 @@ def catalog_add_model(
     except TokenboardError as exc:
         raise _fail(exc.message) from exc
     console.print(f"[green]Added[/green] {model}{'' if prices else ' (unpriced)'}")
+
+
+@app.command("import")
+def import_usage(
+    file: Annotated[Path, typer.Argument(help="A CSV or JSON Lines file of usage events.", exists=True)],
+    org: Annotated[str, typer.Option("--org", help="Organization id or exact name.")],
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="csv or jsonl (default: from the file extension).")
+    ] = None,
+) -> None:
+    """Import usage recorded elsewhere (same checks and pipeline as the API; never debits credits)."""
+    from rich.progress import Progress
+
+    from tokenboard.kit.db import create_engine, create_sessionmaker
+    from tokenboard.kit.errors import TokenboardError
+    from tokenboard.usage.importer import FORMATS, ImportReport, count_lines, import_file
+
+    if fmt is not None and fmt not in FORMATS:
+        raise _fail(f"Unknown format {fmt!r}; use csv or jsonl.")
+    total = count_lines(file)
+
+    async def work() -> ImportReport:
+        engine = create_engine(_settings().database_url)
+        try:
+            with Progress(console=console, transient=True) as progress:
+                task = progress.add_task(f"Importing {file.name}", total=total)
+                return await import_file(
+                    create_sessionmaker(engine),
+                    file,
+                    org,
+                    fmt=fmt,
+                    progress=lambda n: progress.advance(task, n),
+                )
+        finally:
+            await engine.dispose()
+
+    try:
+        report = asyncio.run(work())
+    except TokenboardError as exc:
+        raise _fail(exc.message) from exc
+    console.print(
+        f"[green]{report.accepted} accepted[/green], {report.duplicates} duplicates, "
+        f"[{'red' if report.rejected else 'green'}]{len(report.rejected)} rejected[/]"
+    )
+    for line, message in report.rejected[:50]:
+        console.print(f"  line {line}: {message}", markup=False, highlight=False)
+    if len(report.rejected) > 50:
+        console.print(f"  … and {len(report.rejected) - 50} more")
+    if report.rejected:
+        raise typer.Exit(code=2)
+
+
+rollups_app = typer.Typer(help="Usage rollups: the tables the usage pages read.", no_args_is_help=True)
+app.add_typer(rollups_app, name="rollups")
+
+
+@rollups_app.command("rebuild")
+def rollups_rebuild(
+    org: Annotated[
+        str | None, typer.Option("--org", help="Organization id or exact name (default: every one).")
+    ] = None,
+) -> None:
+    """Recompute the usage rollups from the raw usage events (ingestion waits until it is done)."""
+    from rich.progress import Progress
+
+    from tokenboard.kit.errors import TokenboardError
+    from tokenboard.kit.uow import run_in_unit_of_work
+    from tokenboard.usage.importer import resolve_org
+    from tokenboard.usage.rollups import count_events, rebuild
+
+    async def work(session):  # type: ignore[no-untyped-def]
+        org_id = (await resolve_org(session, org)).id if org is not None else None
+        total = await count_events(session, org_id)
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("Rebuilding rollups", total=total)
+            return await rebuild(session, org_id, progress=lambda n: progress.advance(task, n))
+
+    try:
+        applied = asyncio.run(run_in_unit_of_work(_settings(), work))
+    except TokenboardError as exc:
+        raise _fail(exc.message) from exc
+    console.print(f"[green]Rollups rebuilt[/green] from {applied} usage events")
 
 
 def _describe_db(settings: Settings) -> str:

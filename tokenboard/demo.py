@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,8 +14,9 @@ from tokenboard.accounts.service import accounts
 from tokenboard.announcements.service import AnnouncementKind, announcements
 from tokenboard.api_keys.service import api_keys
 from tokenboard.audit.service import Actor, audit
-from tokenboard.catalog.service import catalog
+from tokenboard.catalog.service import CatalogCache, catalog
 from tokenboard.kit.context import ClientInfo
+from tokenboard.kit.db import utcnow
 from tokenboard.kit.security import hash_password
 from tokenboard.ledger.service import EntryKind, ledger
 from tokenboard.members import repository as members_repository
@@ -22,6 +26,8 @@ from tokenboard.organizations import repository as org_repository
 from tokenboard.organizations.auth import OrgContext
 from tokenboard.organizations.service import organizations
 from tokenboard.teams.service import teams
+from tokenboard.usage.ingest import record_events
+from tokenboard.usage.synthetic import Person, UsageGenerator
 from tokenboard.workspaces.service import workspaces
 
 DEMO_PASSWORD = "tokenboard-demo"
@@ -30,6 +36,9 @@ DEMO_ORG = "Acme AI Lab"
 DEMO_KEY_NAME = "demo key"
 DEMO_CREDITS_NANOUSD = 25 * 1_000_000_000
 DEMO_CLIENT = ClientInfo(ip_address="127.0.0.1", user_agent="tokenboard demo")
+# A year of usage; small enough that `make run` stays quick (see docs/usage.md for the timing).
+DEMO_EVENTS = 20_000
+DEMO_SEED = 7
 
 PEOPLE: list[tuple[str, str, Role, str | None]] = [
     ("Olivia Owner", "owner", Role.owner, "Platform"),
@@ -73,8 +82,16 @@ def demo_email(handle: str) -> str:
     return f"{handle}@{DEMO_DOMAIN}"
 
 
-async def seed_demo(session: AsyncSession) -> DemoResult:
-    """Create the demo organization, or reset the demo passwords if it is already there."""
+async def seed_demo(
+    session: AsyncSession,
+    *,
+    events: int = DEMO_EVENTS,
+    progress: Callable[[int], None] | None = None,
+) -> DemoResult:
+    """Create the demo organization with a year of usage, or reset the demo passwords if it is there.
+
+    ``progress`` is called with the number of usage events recorded by each batch.
+    """
     await catalog.sync(session)  # the model catalog and its prices, so the demo can price usage
     logins = [DemoLogin(demo_email(handle), role) for _, handle, role, _ in PEOPLE]
     owner = await accounts_repository.get_user_by_email(session, demo_email("owner"))
@@ -145,6 +162,13 @@ async def seed_demo(session: AsyncSession) -> DemoResult:
         created_by=None,
     )
     await session.flush()
+    active = list(await workspaces.list(session, ctx, "active"))
+    rnd = random.Random(DEMO_SEED)
+    people = [
+        Person(users[handle].id, team_ids.get(team) if team else None, rnd.choice(active).id)
+        for _, handle, _, team in PEOPLE
+    ]
+    await seed_usage(session, org.id, people, events=events, progress=progress)
     await ledger.post(
         session,
         org.id,
@@ -167,3 +191,24 @@ async def _demo_key(session: AsyncSession, org: Organization, owner: User) -> st
     workspace = next(w for w in await workspaces.list(session, ctx, "active") if w.name == "web-app")
     new = await api_keys.create(session, ctx, workspace_id=workspace.id, name=DEMO_KEY_NAME)
     return new.secret
+
+
+async def seed_usage(
+    session: AsyncSession,
+    organization_id: uuid.UUID,
+    people: list[Person],
+    *,
+    events: int,
+    progress: Callable[[int], None] | None = None,
+    seed: int = DEMO_SEED,
+) -> int:
+    """A year of realistic usage through the ingestion pipeline (deterministic for the seed and the day)."""
+    cache = CatalogCache()
+    await cache.load(session)
+    generator = UsageGenerator(organization_id, people, cache, events=events, end=utcnow(), seed=seed)
+    recorded = 0
+    for batch in generator.batches():
+        recorded += len(await record_events(session, batch))
+        if progress is not None:
+            progress(len(batch))
+    return recorded

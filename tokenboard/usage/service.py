@@ -193,6 +193,18 @@ class UsageService:
                 f"First: event {errors[0].index}: {errors[0].message}",
                 details=[{"index": e.index, "message": e.message} for e in errors[:100]],
             )
+        return await self.record(session, org_id, rows, actor=actor, source=source)
+
+    async def record(
+        self,
+        session: AsyncSession,
+        org_id: uuid.UUID,
+        rows: list[dict[str, Any]],
+        *,
+        actor: Actor,
+        source: str,
+    ) -> IngestResult:
+        """Record prepared rows through the pipeline, with one audit event for the batch."""
         inserted = await record_events(session, rows)
         result = IngestResult(accepted=len(inserted), duplicates=len(rows) - len(inserted))
         audit.record(

@@ -1,0 +1,65 @@
+"""Demo usage: a realistic year through the pipeline, deterministic, and the rollups agree with it."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tests.support.factories import Factory
+from tests.usage.test_rollups import check_reads, stored_events
+from tokenboard.catalog.service import CatalogCache
+from tokenboard.demo import seed_demo
+from tokenboard.models import Membership, Organization, User
+from tokenboard.usage.synthetic import Person, UsageGenerator
+
+
+async def test_demo_seeds_a_realistic_year(factory: Factory, db: AsyncSession) -> None:
+    seen: list[int] = []
+    result = await factory.run(lambda s: seed_demo(s, events=1500, progress=seen.append))
+    assert sum(seen) == 1500
+    raw = await stored_events(db, result.organization.id)
+    assert len(raw) == 1500
+    weekdays = Counter(e["created_at"].weekday() for e in raw)
+    assert weekdays[2] > 4 * weekdays[6]  # quiet weekends
+    hours = Counter(e["created_at"].hour for e in raw)
+    assert sum(hours[h] for h in range(8, 18)) > 0.7 * len(raw)  # working hours
+    assert len({e["provider_id"] for e in raw}) >= 3 and len({e["model_id"] for e in raw}) >= 5
+    assert 0.4 < sum(e["stream"] for e in raw) / len(raw) < 0.8
+    assert any(e["status_code"] >= 400 for e in raw) and any(e["cancelled"] for e in raw)
+    per_user = Counter(e["user_id"] for e in raw).most_common()
+    assert per_user[0][1] > 3 * per_user[-1][1]  # a few heavy users
+    conversations = Counter(e["conversation_id"] for e in raw)
+    assert max(conversations.values()) >= 4
+    assert all(e["feature"] for e in raw) and any(e["integration"] for e in raw)
+    org = await db.get(Organization, result.organization.id)
+    assert org is not None
+    users = list(
+        await db.scalars(
+            select(User)
+            .join(Membership, Membership.user_id == User.id)
+            .where(Membership.organization_id == org.id)
+        )
+    )
+    await check_reads(db, org, users, raw)
+
+
+async def test_the_generator_is_deterministic(factory: Factory, db: AsyncSession) -> None:
+    from tokenboard.catalog.service import catalog
+
+    await factory.run(lambda s: catalog.sync(s, provider_ids=["openai", "anthropic", "google"]))
+    cache = CatalogCache()
+    await cache.load(db)
+    org = await factory.org(await factory.user())
+    people = [Person(None), Person((await factory.user()).id)]
+    end = datetime(2026, 6, 1, tzinfo=UTC)
+
+    def rows() -> list[dict[str, object]]:
+        generator = UsageGenerator(org.id, people, cache, events=400, end=end, seed=3)
+        return [e for batch in generator.batches(size=64) for e in batch]
+
+    first, second = rows(), rows()
+    assert first == second and len(first) == 400
+    assert [e["created_at"] for e in first] == sorted(e["created_at"] for e in first)  # type: ignore[type-var]
