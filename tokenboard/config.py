@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     )
     gateway_rate_limit_per_minute: int = Field(600, ge=1, description="Requests per minute per API key.")
     usage_batch_delay_ms: int = Field(
-        50, ge=1, le=600_000, description="Longest a usage event waits to be written with others (ms)."
+        500, ge=1, le=600_000, description="Longest a usage event waits to be written with others (ms)."
     )
     journal_dir: Path | None = Field(
         None,

@@ -53,10 +53,21 @@ async def test_a_lease_admits_many_requests_with_one_write(factory: Factory) -> 
     assert await _reserved(factory, org.id) == leases.held(org.id) == USD
     rows = await factory.run(lambda s: s.scalars(select(CreditReservation)))
     before = [(r.request_id, r.amount_nanousd) for r in rows]
-    for _ in range(50):  # $0.50 more in flight: still inside the $1 lease, no write at all
+    for _ in range(40):  # $0.40 more in flight: still over half of the $1 lease left, no write at all
         await leases.take(org.id, CENT)
+    await leases.quiet()
     rows = await factory.run(lambda s: s.scalars(select(CreditReservation)))
     assert [(r.request_id, r.amount_nanousd) for r in rows] == before
+    await factory.run(lambda s: ledger.check_invariants(s, org.id))
+
+
+async def test_a_lease_under_half_full_is_refilled_in_the_background(factory: Factory) -> None:
+    org = await _funded_org(factory, 100 * USD)
+    leases = _leases(factory)
+    for _ in range(60):  # past half of the first $1: the request that crosses it does not wait
+        await leases.take(org.id, CENT)
+    await leases.quiet()
+    assert leases.held(org.id) == 2 * USD == await _reserved(factory, org.id)
     await factory.run(lambda s: ledger.check_invariants(s, org.id))
 
 
@@ -102,11 +113,12 @@ async def test_two_processes_never_admit_more_than_the_balance(factory: Factory)
 async def test_a_lease_takes_at_most_a_quarter_of_what_is_left(factory: Factory) -> None:
     org = await _funded_org(factory, 2 * USD)
     leases = _leases(factory, block=10 * USD)
-    await leases.take(org.id, CENT)
+    await leases.take(org.id, 10 * CENT)
     assert leases.held(org.id) == USD // 2
     # A request bigger than the quarter still gets exactly what it needs when that is available.
     await leases.take(org.id, USD)
-    assert leases.held(org.id) == USD // 2 + (USD + CENT - USD // 2)
+    await leases.quiet()
+    assert leases.held(org.id) == USD + 10 * CENT
 
 
 async def test_a_lease_swept_under_a_stalled_process_is_replaced(factory: Factory) -> None:

@@ -15,7 +15,7 @@ from tokenboard.gateway.service import CHAT, EMBED, MESSAGES, Gateway, Route
 router = APIRouter(tags=["gateway"])
 
 
-async def _json_body(request: Request) -> dict[str, Any]:
+async def _json_body(request: Request) -> tuple[dict[str, Any], int]:
     raw = await request.body()
     try:
         body = json.loads(raw)
@@ -23,14 +23,14 @@ async def _json_body(request: Request) -> dict[str, Any]:
         raise GatewayError(400, "The request body is not valid JSON.") from exc
     if not isinstance(body, dict):
         raise GatewayError(400, "The request body must be a JSON object.")
-    return body
+    return body, len(raw)
 
 
 async def _handle(request: Request, route: Route) -> Response:
     gateway: Gateway = request.app.state.gateway
     try:
-        body = await _json_body(request)
-        admitted = await gateway.admit(request, route, body)
+        body, size = await _json_body(request)
+        admitted = await gateway.admit(request, route, body, size)
         return await gateway.forward(admitted)
     except GatewayError as exc:
         return exc.response(route.api_format)

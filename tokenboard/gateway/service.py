@@ -62,6 +62,24 @@ ATTRIBUTION_HEADERS = {
     "conversation_id": "x-tokenboard-conversation-id",
     "message_id": "x-tokenboard-message-id",
 }
+_ATTRIBUTION_BY_HEADER = {header.encode(): name for name, header in ATTRIBUTION_HEADERS.items()}
+_NO_ATTRIBUTION: dict[str, str | None] = dict.fromkeys(ATTRIBUTION_HEADERS)
+
+
+def read_attribution(raw_headers: list[tuple[bytes, bytes]]) -> dict[str, str | None]:
+    """Feature, tool, integration, conversation and message ids from the x-tokenboard-* headers.
+
+    One pass over the raw header list: most requests carry none of them.
+    """
+    found = dict(_NO_ATTRIBUTION)
+    for key, value in raw_headers:
+        if key.startswith(b"x-tokenboard-"):
+            name = _ATTRIBUTION_BY_HEADER.get(key)
+            if name is not None and value:
+                found[name] = value.decode("latin-1")[: 200 if name.endswith("_id") else 100]
+    return found
+
+
 ATTACHMENT_TYPES = {"image_url", "input_image", "image", "document", "file", "input_file", "input_audio"}
 
 
@@ -120,10 +138,6 @@ class Admitted:
     reported_usage: dict[str, Any] | None = None
     pre_upstream_ms: float = 0.0
     usage: dict[str, int] = field(default_factory=dict)
-
-
-def _trim(value: str | None, size: int) -> str | None:
-    return value[:size] if value else None
 
 
 def request_cost(
@@ -188,7 +202,9 @@ class Gateway:
 
     # ------------------------------------------------------------------ admission
 
-    async def admit(self, request: Request, route: Route, body: dict[str, Any]) -> Admitted:
+    async def admit(
+        self, request: Request, route: Route, body: dict[str, Any], body_size: int | None = None
+    ) -> Admitted:
         started = time.perf_counter()
         key = await self._key(request)
         if key.workspace_status != WorkspaceStatus.active.value:
@@ -264,13 +280,12 @@ class Gateway:
             stream=stream,
             client_wants_usage=bool((body.get("stream_options") or {}).get("include_usage")),
             started=started,
-            attribution={
-                name: _trim(request.headers.get(header), 200 if "id" in name else 100)
-                for name, header in ATTRIBUTION_HEADERS.items()
-            },
+            attribution=read_attribution(request.scope["headers"]),
             attachments=find_attachments(body),
         )
-        estimate = self._estimate(admitted, len(json.dumps(body)), limits.max_output_tokens * limits.n)
+        if body_size is None:
+            body_size = len(json.dumps(body))
+        estimate = self._estimate(admitted, body_size, limits.max_output_tokens * limits.n)
         self._check_key_limit(key, estimate)
         try:
             admitted.lease_id = await self.leases.take(key.organization_id, estimate)
@@ -361,10 +376,13 @@ class Gateway:
             body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
         if admitted.upstream.kind == UpstreamKind.openrouter:
             body["usage"] = {"include": True}  # OpenRouter then reports what it charged: we bill that
-        headers = {"content-type": "application/json", "accept": "application/json"}
-        headers.update(admitted.upstream.auth_headers(admitted.route.api_format))
-        return admitted.upstream.client.build_request(
-            "POST", admitted.route.upstream_path, content=json.dumps(body).encode(), headers=headers
+        template = admitted.upstream.request_template(admitted.route.upstream_path, admitted.route.api_format)
+        return httpx.Request(
+            "POST",
+            template.url,
+            headers=template.headers,
+            content=json.dumps(body, separators=(",", ":")).encode(),
+            extensions=template.extensions,
         )
 
     async def forward(self, admitted: Admitted) -> Response:

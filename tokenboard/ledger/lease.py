@@ -44,6 +44,8 @@ class _Lease:
     in_flight: int = 0
     unsettled: int = 0
     last_used: float = field(default_factory=time.monotonic)
+    last_grant: int = 0
+    refill_after: float = 0.0  # no background refill before this (monotonic), after one failed
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -68,6 +70,7 @@ class CreditLeases:
         self.instance = instance or uuid7().hex
         self._serial = itertools.count(1)
         self._leases: dict[uuid.UUID, _Lease] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def _new_id(self) -> str:
         return f"lease:{self.instance}:{next(self._serial)}"
@@ -82,9 +85,14 @@ class CreditLeases:
         lease = self._leases.get(org_id)
         if lease is None:
             lease = self._leases[org_id] = _Lease(id=self._new_id())
-        lease.last_used = time.monotonic()
+        now = lease.last_used = time.monotonic()
         if lease.free >= estimate:
             lease.in_flight += estimate
+            if 2 * lease.free < lease.last_grant and not lease.lock.locked() and now >= lease.refill_after:
+                # Under half a block left: refill in the background, so no request waits for the write.
+                task = asyncio.get_running_loop().create_task(self._refill(org_id, lease, estimate))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
             return lease.id
         async with lease.lock:
             if lease.free < estimate:
@@ -92,9 +100,18 @@ class CreditLeases:
             lease.in_flight += estimate
             return lease.id
 
+    async def _refill(self, org_id: uuid.UUID, lease: _Lease, estimate: int) -> None:
+        async with lease.lock:
+            if 2 * lease.free >= lease.last_grant:
+                return
+            try:
+                await self._grow(org_id, lease, estimate)
+            except Exception:  # little left, or the database is busy: requests will grow it themselves
+                lease.refill_after = time.monotonic() + 1.0
+
     async def _grow(self, org_id: uuid.UUID, lease: _Lease, estimate: int) -> None:
         for _ in range(2):
-            need = estimate - lease.free
+            need = max(estimate - lease.free, 1)
             want = max(need, self.block_nanousd, 16 * estimate)
             async with self._sessionmaker() as session:
                 try:
@@ -117,8 +134,14 @@ class CreditLeases:
                     await session.rollback()
                     raise
             lease.held += granted
+            lease.last_grant = granted
             return
         raise InsufficientCredits("Credits could not be reserved for this request; retry shortly.")
+
+    async def quiet(self) -> None:
+        """Wait for background refills to finish (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     def finish(self, org_id: uuid.UUID, estimate: int, cost: int) -> None:
         """A request ended: its estimate stops being in flight and its cost waits to be settled."""
@@ -180,6 +203,7 @@ class CreditLeases:
 
     async def release_all(self) -> None:
         """Give back every lease whose requests are all settled (shutdown, after the writer drained)."""
+        await self.quiet()
         for org_id, lease in list(self._leases.items()):
             with contextlib.suppress(Exception):
                 await self._give_back(org_id, lease)
