@@ -127,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         catalog=app.state.catalog_cache,
         upstreams=app.state.upstreams,
         writer=app.state.usage_writer,
+        redis=redis,
     )
 
     app.state.gateway.policy = getattr(app.state, "model_access_cache", None)

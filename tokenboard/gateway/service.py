@@ -13,12 +13,12 @@ import json
 import logging
 import time
 import uuid
-from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -37,6 +37,7 @@ from tokenboard.config import Settings, UpstreamKind
 from tokenboard.gateway.errors import GatewayError
 from tokenboard.gateway.inspect import InspectionError, bound_output, find_forbidden_field
 from tokenboard.gateway.keys import KeyCache, KeyInfo
+from tokenboard.gateway.limits import KeySpend, RateLimiter
 from tokenboard.gateway.metering import BatchResult, UsageRecord, UsageWriter
 from tokenboard.gateway.upstreams import ANTHROPIC_FORMAT, EMBEDDINGS, OPENAI_FORMAT, Upstream, UpstreamPool
 from tokenboard.kit.db import utcnow
@@ -95,24 +96,6 @@ class Route:
 CHAT = Route("chat", "openai", "/chat/completions", OPENAI_FORMAT, ("max_tokens", "max_completion_tokens"))
 MESSAGES = Route("messages", "anthropic", "/messages", ANTHROPIC_FORMAT, ("max_tokens",))
 EMBED = Route("embeddings", "openai", "/embeddings", EMBEDDINGS, ())
-
-
-class RateLimiter:
-    """A sliding one-minute window per key, in memory (several instances share counts through Redis later)."""
-
-    def __init__(self, per_minute: int) -> None:
-        self.per_minute = per_minute
-        self._hits: dict[uuid.UUID, deque[float]] = {}
-
-    def allow(self, key_id: uuid.UUID, now: float) -> int | None:
-        """None when allowed, else the seconds to wait."""
-        hits = self._hits.setdefault(key_id, deque())
-        while hits and hits[0] <= now - 60:
-            hits.popleft()
-        if len(hits) >= self.per_minute:
-            return max(1, int(60 - (now - hits[0])) + 1)
-        hits.append(now)
-        return None
 
 
 @dataclass
@@ -178,6 +161,7 @@ class Gateway:
         upstreams: UpstreamPool,
         writer: UsageWriter,
         policy: Any = None,
+        redis: Redis | None = None,
     ) -> None:
         self.settings = settings
         self.sessionmaker = sessionmaker
@@ -193,12 +177,11 @@ class Gateway:
         writer.hooks.append(self._settle_leases)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.policy = policy
-        self.limiter = RateLimiter(settings.gateway_rate_limit_per_minute)
+        self.limiter = RateLimiter(settings.gateway_rate_limit_per_minute, redis)
+        self.spend = KeySpend()
         self.background: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
-        # Per key: what this process has spent with it (not yet in KeyInfo) and what is in flight.
-        self._key_spent: dict[uuid.UUID, int] = {}
-        self._key_in_flight: dict[uuid.UUID, int] = {}
+        self._syncer: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ admission
 
@@ -292,18 +275,16 @@ class Gateway:
         except InsufficientCredits as exc:
             raise GatewayError(402, exc.message) from exc
         admitted.estimate = estimate
-        self._key_in_flight[key.key_id] = self._key_in_flight.get(key.key_id, 0) + estimate
+        self.spend.start(key.key_id, key.spent_nanousd, estimate, limited=key.spend_limit_nanousd is not None)
         return admitted
 
     def forget_key_spend(self) -> None:
-        self._key_spent.clear()
+        self.spend.forget()
 
     def _check_key_limit(self, key: KeyInfo, estimate: int) -> None:
         if key.spend_limit_nanousd is None:
             return
-        committed = (
-            key.spent_nanousd + self._key_spent.get(key.key_id, 0) + self._key_in_flight.get(key.key_id, 0)
-        )
+        committed = self.spend.committed(key.key_id, key.spent_nanousd)
         if committed + estimate > key.spend_limit_nanousd:
             raise GatewayError(
                 402,
@@ -661,10 +642,8 @@ class Gateway:
         key = admitted.key
         if admitted.lease_id is not None:
             self.leases.finish(key.organization_id, admitted.estimate, cost)
-        if admitted.estimate:
-            self._key_in_flight[key.key_id] = self._key_in_flight.get(key.key_id, 0) - admitted.estimate
-            admitted.estimate = 0
-        self._key_spent[key.key_id] = self._key_spent.get(key.key_id, 0) + cost
+        self.spend.finish(key.key_id, admitted.estimate, cost)
+        admitted.estimate = 0
         self.writer.submit(
             UsageRecord(
                 organization_id=key.organization_id,
@@ -722,18 +701,37 @@ class Gateway:
 
     def _settle_leases(self, batch: list[UsageRecord], result: BatchResult) -> None:
         costs: dict[tuple[uuid.UUID, str], int] = {}
+        by_key: dict[uuid.UUID, int] = {}
         for record in batch:
+            if record.api_key_id is not None:
+                by_key[record.api_key_id] = by_key.get(record.api_key_id, 0) + record.cost_nanousd
             if record.lease_id is not None:
                 pair = (record.organization_id, record.lease_id)
                 costs[pair] = costs.get(pair, 0) + record.cost_nanousd
         for (org_id, lease_id), cost in costs.items():
             self.leases.settled(org_id, lease_id, cost, result.drawn.get((org_id, lease_id), 0))
+        self.spend.written(by_key)
 
     def start(self) -> None:
         """Start the upkeep task (called at app startup): lease renewal, sweeping holds of dead processes."""
         self.loop = asyncio.get_running_loop()
         if self._sweeper is None:
             self._sweeper = self.loop.create_task(self._upkeep_forever())
+        if self._syncer is None:
+            self._syncer = self.loop.create_task(self._sync_forever())
+
+    async def _sync_forever(self) -> None:
+        """Once a second: share rate counts through Redis; every other second: re-read key spend."""
+        tick = 0
+        while True:
+            await asyncio.sleep(1.0)
+            tick += 1
+            try:
+                await self.limiter.sync()
+                if tick % 2 == 0:
+                    await self.spend.refresh(self.sessionmaker)
+            except Exception:  # the next tick tries again
+                log.exception("sharing gateway limits failed")
 
     async def _upkeep_forever(self) -> None:
         ticks = 0
@@ -758,10 +756,11 @@ class Gateway:
             return 0
 
     async def aclose(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+        for task in (self._sweeper, self._syncer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.background:
             await asyncio.gather(*self.background, return_exceptions=True)
         await self.writer.drain()
