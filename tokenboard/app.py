@@ -21,6 +21,7 @@ from tokenboard.catalog.endpoints import admin_router as catalog_admin_router
 from tokenboard.catalog.endpoints import router as catalog_router
 from tokenboard.catalog.service import CatalogCache
 from tokenboard.config import Environment, Settings, get_settings
+from tokenboard.gateway.asgi import GatewayFrontDoor
 from tokenboard.gateway.endpoints import router as gateway_router
 from tokenboard.gateway.journal import UsageJournal
 from tokenboard.gateway.keys import KeyCache
@@ -167,6 +168,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         RequestGuardMiddleware, max_body_bytes=settings.max_body_bytes, secure_cookies=settings.secure_cookies
     )
+    # Outermost: the gateway's POST routes skip the dashboard's stack (see tokenboard/gateway/asgi.py).
+    app.add_middleware(GatewayFrontDoor, max_body_bytes=settings.max_body_bytes)
     return app
 
 

@@ -15,25 +15,27 @@ from tokenboard.gateway.service import CHAT, EMBED, MESSAGES, Gateway, Route
 router = APIRouter(tags=["gateway"])
 
 
-async def _json_body(request: Request) -> tuple[dict[str, Any], int]:
-    raw = await request.body()
+def _json_body(raw: bytes) -> dict[str, Any]:
     try:
         body = json.loads(raw)
     except ValueError as exc:
         raise GatewayError(400, "The request body is not valid JSON.") from exc
     if not isinstance(body, dict):
         raise GatewayError(400, "The request body must be a JSON object.")
-    return body, len(raw)
+    return body
 
 
-async def _handle(request: Request, route: Route) -> Response:
-    gateway: Gateway = request.app.state.gateway
+async def handle(gateway: Gateway, request: Request, route: Route, raw: bytes) -> Response:
+    """One gateway call, from the raw body to its response (the front door in gateway/asgi.py calls it)."""
     try:
-        body, size = await _json_body(request)
-        admitted = await gateway.admit(request, route, body, size)
+        admitted = await gateway.admit(request, route, _json_body(raw), len(raw))
         return await gateway.forward(admitted)
     except GatewayError as exc:
         return exc.response(route.api_format)
+
+
+async def _handle(request: Request, route: Route) -> Response:
+    return await handle(request.app.state.gateway, request, route, await request.body())
 
 
 @router.post("/v1/chat/completions", summary="OpenAI-compatible chat completions (stream and not)")
