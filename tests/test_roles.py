@@ -80,6 +80,14 @@ EXPECTED: dict[str, set[str]] = {
     "POST /organizations/{org_id}/model-access/default-model": ADMINS,
     "GET /api/v1/organizations/{org_id}/usage/live": ALL,
     "POST /api/v1/organizations/{org_id}/usage/events": ADMINS,
+    # Everyone reads usage; members see only their own (tests/usage/test_reports.py).
+    "GET /api/v1/organizations/{org_id}/usage": ALL,
+    "GET /api/v1/organizations/{org_id}/usage/days/{day}/users": ALL,
+    "GET /api/v1/organizations/{org_id}/usage/conversations": ALL,
+    "GET /api/v1/organizations/{org_id}/usage/conversations/{conversation_id:path}": ALL,
+    "GET /organizations/{org_id}/usage": ALL,
+    "GET /organizations/{org_id}/usage/conversations": ALL,
+    "GET /organizations/{org_id}/usage/conversations/{conversation_id:path}": ALL,
 }
 
 # Another member's key is hidden, not forbidden: members see only their own keys, so it is a 404.

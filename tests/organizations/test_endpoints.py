@@ -80,6 +80,7 @@ async def test_settings_toggles_are_saved_and_audited(factory: Factory) -> None:
             "name": "Policy Co",
             "opt_out_training_providers": False,
             "usage_analytics_enabled": False,
+            "monthly_usage_quota_nanousd": None,
         }
         form = await admin.post(
             f"/organizations/{setup.id}/settings",
@@ -91,6 +92,7 @@ async def test_settings_toggles_are_saved_and_audited(factory: Factory) -> None:
             "name": "Policy Co 2",
             "opt_out_training_providers": True,
             "usage_analytics_enabled": False,
+            "monthly_usage_quota_nanousd": None,
         }
     events = await factory.run(
         lambda s: s.scalars(

@@ -69,6 +69,8 @@ def ids_of(
         "provider": "openai",
         "model": "gpt-4o",
         "provider_id": "openai",
+        "day": "2026-01-05",
+        "conversation_id": "conv-1",
     }
     if token_id is not None:
         values["token_id"] = str(token_id)

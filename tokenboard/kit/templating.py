@@ -11,6 +11,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 
 from tokenboard.kit.csrf import CSRF_FIELD, csrf_token
+from tokenboard.kit.money import format_usd
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "web" / "templates"
 
@@ -41,6 +42,18 @@ def csrf_input(request: Request) -> Markup:
     return Markup(f'<input type="hidden" name="{CSRF_FIELD}" value="{token}">')
 
 
+def format_count(value: int | float | None) -> str:
+    return "—" if value is None else f"{value:,.0f}"
+
+
+def format_percent(value: float | None, digits: int = 0) -> str:
+    return "—" if value is None else f"{value * 100:.{digits}f}%"
+
+
+def format_money(nanousd: int | None) -> str:
+    return "—" if nanousd is None else format_usd(nanousd)
+
+
 def humanize_action(action: str) -> str:
     return action.replace(".", " ").replace("_", " ")
 
@@ -52,6 +65,9 @@ def _build() -> Jinja2Templates:
     env.filters["date"] = format_date
     env.filters["ago"] = time_ago
     env.filters["humanize_action"] = humanize_action
+    env.filters["usd"] = format_money
+    env.filters["count"] = format_count
+    env.filters["percent"] = format_percent
     env.globals["csrf_input"] = csrf_input
     env.globals["csrf_token"] = csrf_token
     return templates

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import String
+from sqlalchemy import BigInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tokenboard.kit.db import Base, IdMixin, TimestampMixin
@@ -20,3 +20,6 @@ class Organization(IdMixin, TimestampMixin, Base):
     # A catalog model id. No foreign key: the catalog is installation-wide and the model access service
     # checks the id; keeping the column plain lets it be added without rebuilding the table on SQLite.
     default_model_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    # The usage included each calendar month (UTC), in nano-USD: the usage page's quota view compares the
+    # month's spend with it. ``None``: no quota set.
+    monthly_usage_quota_nanousd: Mapped[int | None] = mapped_column(BigInteger, default=None)

@@ -14,6 +14,7 @@ from tokenboard.members.roles import Permission
 from tokenboard.organizations import schemas
 from tokenboard.organizations.auth import OrgContext, require_org
 from tokenboard.organizations.service import Overview, organizations
+from tokenboard.usage.schemas import MonthCard
 
 router = make_router(prefix="/api/v1", tags=["organizations"])
 
@@ -50,6 +51,9 @@ def overview_schema(view: Overview, ctx: OrgContext) -> schemas.Overview:
         recent_activity=activity,
         announcements=[schemas.Announcement.model_validate(a) for a in view.announcements],
         your_role=ctx.role.value,
+        current_billing=schemas.CurrentBilling(
+            **MonthCard.of(view.current_billing).model_dump(), only_mine=view.billing_only_mine
+        ),
     )
 
 

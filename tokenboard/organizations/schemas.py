@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tokenboard.usage.schemas import MonthCard
+
 
 class Schema(BaseModel):
     model_config = ConfigDict(from_attributes=True, extra="forbid")
@@ -33,12 +35,18 @@ class OrganizationSettings(Schema):
     name: str
     opt_out_training_providers: bool = Field(description="Refuse providers that train on prompts.")
     usage_analytics_enabled: bool = Field(description="Record usage analytics for this organization.")
+    monthly_usage_quota_nanousd: int | None = Field(
+        description="Usage included each calendar month (UTC), in nano-USD; null when no quota is set."
+    )
 
 
 class OrganizationSettingsUpdate(Schema):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     opt_out_training_providers: bool | None = None
     usage_analytics_enabled: bool | None = None
+    monthly_usage_quota_nanousd: int | None = Field(
+        default=None, ge=0, le=10**18, description="null removes the quota."
+    )
 
 
 class SeatsUpdate(Schema):
@@ -94,6 +102,12 @@ class MembersCard(Schema):
     roles: dict[str, int]
 
 
+class CurrentBilling(MonthCard):
+    """This month's spend against last month (green when down, red when up) and last month's total."""
+
+    only_mine: bool = Field(description="True for roles that see only their own usage.")
+
+
 class Overview(Schema):
     organization: OrganizationCard
     workspaces: WorkspacesCard
@@ -101,3 +115,4 @@ class Overview(Schema):
     recent_activity: AuditEventPage | None = Field(description="Absent for roles without audit access.")
     announcements: list[Announcement]
     your_role: str
+    current_billing: CurrentBilling

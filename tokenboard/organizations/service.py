@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,6 +15,7 @@ from tokenboard.model_access.cache import invalidate_after_commit
 from tokenboard.models import Announcement, AuditEvent, Membership, Organization, User, WorkspaceStatus
 from tokenboard.organizations import repository
 from tokenboard.organizations.auth import OrgContext
+from tokenboard.usage.reports import MonthView, reports
 
 MAX_SEATS = 100_000
 
@@ -32,7 +33,10 @@ class Overview:
     workspaces_other: int
     recent_activity: list[AuditEvent] | None
     activity_cursor: str | None
-    announcements: list[Announcement] = field(default_factory=list)
+    announcements: list[Announcement]
+    # This month against last month: the organization's, or a member's own usage for members.
+    current_billing: MonthView
+    billing_only_mine: bool
 
 
 def _settings_snapshot(org: Organization) -> dict[str, Any]:
@@ -40,7 +44,16 @@ def _settings_snapshot(org: Organization) -> dict[str, Any]:
         "name": org.name,
         "opt_out_training_providers": org.opt_out_training_providers,
         "usage_analytics_enabled": org.usage_analytics_enabled,
+        "monthly_usage_quota_nanousd": org.monthly_usage_quota_nanousd,
     }
+
+
+class Unset:
+    """A setting left as it is (``None`` is a value: "no quota")."""
+
+
+UNSET = Unset()
+MAX_QUOTA_NANOUSD = 10**18  # one billion USD a month: anything above is a typing error
 
 
 class OrganizationService:
@@ -109,6 +122,8 @@ class OrganizationService:
             recent_activity=activity,
             activity_cursor=cursor,
             announcements=await announcements.list(session, limit=5),
+            current_billing=await reports.current_billing(session, ctx),
+            billing_only_mine=not ctx.can(Permission.usage_view_all),
         )
 
     async def update_settings(
@@ -119,6 +134,7 @@ class OrganizationService:
         name: str | None = None,
         opt_out_training_providers: bool | None = None,
         usage_analytics_enabled: bool | None = None,
+        monthly_usage_quota_nanousd: int | Unset | None = UNSET,
     ) -> Organization:
         org = ctx.organization
         before = _settings_snapshot(org)
@@ -130,6 +146,12 @@ class OrganizationService:
             org.opt_out_training_providers = opt_out_training_providers
         if usage_analytics_enabled is not None:
             org.usage_analytics_enabled = usage_analytics_enabled
+        if not isinstance(monthly_usage_quota_nanousd, Unset):
+            if monthly_usage_quota_nanousd is not None and not (
+                0 <= monthly_usage_quota_nanousd <= MAX_QUOTA_NANOUSD
+            ):
+                raise BadRequest("The monthly usage quota must be between 0 and 1,000,000,000 USD.")
+            org.monthly_usage_quota_nanousd = monthly_usage_quota_nanousd
         after = _settings_snapshot(org)
         if after != before:
             changed = [k for k in after if after[k] != before[k]]

@@ -1,22 +1,28 @@
-"""REST API for usage recorded elsewhere: a batch of events, idempotent on each event's id."""
+"""REST API for usage: recording usage made elsewhere, and the usage page's JSON twins (reports)."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 
 from tokenboard.catalog.service import CatalogCache
 from tokenboard.kit.deps import DB
+from tokenboard.kit.live import LiveHub
 from tokenboard.kit.routing import make_router
 from tokenboard.members.roles import Permission
 from tokenboard.organizations.auth import OrgContext, require_org
 from tokenboard.usage import schemas
+from tokenboard.usage.reports import reports, resolve_period
 from tokenboard.usage.service import usage
 
 router = make_router(prefix="/api/v1/organizations/{org_id}/usage", tags=["usage"])
 
 Ingester = Annotated[OrgContext, Depends(require_org(Permission.usage_ingest))]
+# Everyone in the org reads usage; what they see is scoped by the report (members: only their own).
+Reader = Annotated[OrgContext, Depends(require_org(Permission.org_view))]
+Mine = Annotated[bool, Query(description="Only my usage (always on for roles without usage.view_all).")]
 
 
 def _catalog(request: Request) -> CatalogCache:
@@ -24,14 +30,85 @@ def _catalog(request: Request) -> CatalogCache:
     return cache
 
 
+def _live(request: Request) -> LiveHub:
+    hub: LiveHub = request.app.state.live_hub
+    return hub
+
+
 @router.post("/events", response_model=schemas.IngestResult)
 async def ingest_events(
     body: schemas.UsageEventBatch,
+    request: Request,
     ctx: Ingester,
     db: DB,
     catalog: Annotated[CatalogCache, Depends(_catalog)],
 ) -> object:
     """Record usage made elsewhere (priced from the catalog when no cost is given); never debits credits."""
     return await usage.ingest(
-        db, ctx.organization_id, body.events, catalog=catalog, actor=ctx.actor, source="api"
+        db,
+        ctx.organization_id,
+        body.events,
+        catalog=catalog,
+        actor=ctx.actor,
+        source="api",
+        live=_live(request),
     )
+
+
+@router.get("", response_model=schemas.UsageReportOut)
+async def usage_report(
+    ctx: Reader,
+    db: DB,
+    period: Annotated[
+        str | None, Query(max_length=10, description="week, month, year, all or custom.")
+    ] = None,
+    start: Annotated[date | None, Query(description="Custom range: first UTC day.")] = None,
+    end: Annotated[date | None, Query(description="Custom range: last UTC day (at most 10 years).")] = None,
+    mine: Mine = False,
+    page: Annotated[int, Query(ge=1, le=10_000, description="Page of the day tables.")] = 1,
+) -> object:
+    """The usage page: cards, the By Day and By Model & Day tables, charts, models, breakdowns, quota."""
+    today = reports.today()
+    chosen = resolve_period(period, start, end, today=today)
+    return schemas.UsageReportOut.of(await reports.report(db, ctx, chosen, mine=mine, page=page, today=today))
+
+
+@router.get("/days/{day}/users", response_model=list[schemas.UserLineOut])
+async def usage_day_users(
+    day: date,
+    ctx: Reader,
+    db: DB,
+    model: Annotated[str | None, Query(max_length=200, description="A By Model & Day row's model.")] = None,
+    mine: Mine = False,
+) -> object:
+    """The per-user lines behind one By Day row, or one By Model & Day row with ``model``."""
+    return [
+        schemas.UserLineOut.of(line) for line in await reports.lines(db, ctx, day, model_id=model, mine=mine)
+    ]
+
+
+@router.get("/conversations", response_model=schemas.ConversationPage)
+async def usage_conversations(
+    ctx: Reader,
+    db: DB,
+    mine: Mine = False,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> object:
+    """Conversations, most recently active first (members: their own)."""
+    rows, more = await reports.conversations(db, ctx, mine=mine, limit=limit, offset=offset)
+    return schemas.ConversationPage(
+        items=[schemas.ConversationOut.of(c) for c in rows], offset=offset, limit=limit, has_more=more
+    )
+
+
+@router.get("/conversations/{conversation_id:path}", response_model=schemas.ConversationDetailOut)
+async def usage_conversation(
+    conversation_id: str,
+    ctx: Reader,
+    db: DB,
+    catalog: Annotated[CatalogCache, Depends(_catalog)],
+) -> object:
+    """One conversation's messages: tokens, processing time, the cost line by line, file impact."""
+    detail = await reports.conversation(db, ctx, conversation_id, catalog=catalog)
+    return schemas.ConversationDetailOut.of(detail)

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tokenboard.kit.tenancy import scoped
 from tokenboard.models import (
+    Team,
     UsageConversation,
     UsageDay,
     UsageDayModel,
@@ -26,10 +27,12 @@ from tokenboard.models import (
     UsageDayUserModel,
     UsageDimensionDay,
     UsageDimensionUserDay,
+    UsageEvent,
     UsageHour,
     UsageHourUser,
     UsageLatencyBucket,
     User,
+    Workspace,
 )
 from tokenboard.models.usage_rollup_columns import NO_USER
 from tokenboard.usage.rollups import DIMENSIONS, percentile_from_buckets
@@ -545,3 +548,57 @@ async def conversations(
         )
         for c in found
     ]
+
+
+async def conversation(
+    session: AsyncSession, org_id: uuid.UUID, conversation_id: str
+) -> ConversationRow | None:
+    """One conversation's header from the rollup, or ``None`` when the organization has no such id."""
+    model = UsageConversation
+    found = await session.scalar(
+        scoped(select(model), model, org_id).where(model.conversation_id == conversation_id)
+    )
+    if found is None:
+        return None
+    people = await _people(session, {found.user_id})
+    return ConversationRow(
+        requests=found.requests,
+        cost_nanousd=found.cost_nanousd,
+        input_tokens=found.total_input_tokens,
+        output_tokens=found.total_output_tokens,
+        conversation_id=found.conversation_id,
+        user_id=_user(found.user_id),
+        email=people[found.user_id].email if found.user_id in people else None,
+        first_at=found.first_at,
+        last_at=found.last_at,
+    )
+
+
+async def conversation_events(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    conversation_id: str,
+    *,
+    user_id: uuid.UUID | None = None,
+    limit: int = 500,
+) -> list[UsageEvent]:
+    """The raw events of one conversation, oldest first: drill-down, by the (org, conversation) index."""
+    stmt = scoped(select(UsageEvent), UsageEvent, org_id).where(UsageEvent.conversation_id == conversation_id)
+    if user_id is not None:
+        stmt = stmt.where(UsageEvent.user_id == user_id)
+    stmt = stmt.order_by(UsageEvent.created_at, UsageEvent.request_id).limit(limit)
+    return list(await session.scalars(stmt))
+
+
+async def emails(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """Email of each user id (the unknown ones are left out)."""
+    return {user_id: person.email for user_id, person in (await _people(session, ids)).items()}
+
+
+async def dimension_names(session: AsyncSession, org_id: uuid.UUID) -> dict[str, dict[str, str]]:
+    """Names of the organization's teams and workspaces by id (as text), for the breakdown tables."""
+    names: dict[str, dict[str, str]] = {"team": {}, "workspace": {}}
+    for dimension, model in (("team", Team), ("workspace", Workspace)):
+        for item_id, name in await session.execute(scoped(select(model.id, model.name), model, org_id)):
+            names[dimension][str(item_id)] = name
+    return names

@@ -20,6 +20,8 @@ from tokenboard.audit.service import Actor, audit
 from tokenboard.catalog.pricing import TokenUsage, compute_cost
 from tokenboard.catalog.service import CatalogCache
 from tokenboard.kit.errors import ValidationFailed
+from tokenboard.kit.jobs import after_commit
+from tokenboard.kit.live import LiveHub
 from tokenboard.kit.money import to_nanousd
 from tokenboard.kit.tenancy import scoped
 from tokenboard.models import Membership, Team, User, Workspace
@@ -182,8 +184,12 @@ class UsageService:
         catalog: CatalogCache,
         actor: Actor,
         source: str = "api",
+        live: LiveHub | None = None,
     ) -> IngestResult:
-        """Record a batch all or nothing: any invalid event refuses the batch (422 naming each index)."""
+        """Record a batch all or nothing: any invalid event refuses the batch (422 naming each index).
+
+        With ``live``, open usage pages of the organization hear of the new events once they are committed.
+        """
         await catalog.ensure_loaded(session)
         directory = await Directory.load(session, org_id)
         rows, errors = self.prepare(org_id, events, catalog=catalog, directory=directory, source=source)
@@ -193,7 +199,7 @@ class UsageService:
                 f"First: event {errors[0].index}: {errors[0].message}",
                 details=[{"index": e.index, "message": e.message} for e in errors[:100]],
             )
-        return await self.record(session, org_id, rows, actor=actor, source=source)
+        return await self.record(session, org_id, rows, actor=actor, source=source, live=live)
 
     async def record(
         self,
@@ -203,9 +209,17 @@ class UsageService:
         *,
         actor: Actor,
         source: str,
+        live: LiveHub | None = None,
     ) -> IngestResult:
         """Record prepared rows through the pipeline, with one audit event for the batch."""
         inserted = await record_events(session, rows)
+        if live is not None and inserted:
+            requests, cost = len(inserted), sum(int(r["cost_nanousd"]) for r in inserted)
+
+            async def tell_open_pages() -> None:
+                live.notify_usage(org_id, requests=requests, cost_nanousd=cost)
+
+            after_commit(session, tell_open_pages)
         result = IngestResult(accepted=len(inserted), duplicates=len(rows) - len(inserted))
         audit.record(
             session,

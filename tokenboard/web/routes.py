@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from tokenboard.web.pages import accounts, keys, members, model_access, organizations, teams, workspaces
+from tokenboard.web.pages import (
+    accounts,
+    keys,
+    members,
+    model_access,
+    organizations,
+    teams,
+    usage,
+    workspaces,
+)
 
 router = APIRouter()
-for _pages in (accounts, organizations, members, teams, workspaces, keys, model_access):
+for _pages in (accounts, organizations, members, teams, workspaces, keys, model_access, usage):
     router.include_router(_pages.router)

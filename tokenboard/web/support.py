@@ -30,6 +30,7 @@ class NavItem:
 # The sidebar: every entry names the permission that shows it. Later issues add their pages here.
 NAV: list[tuple[str, str, str, str, Permission]] = [
     ("overview", "Dashboard", "overview", "◧", Permission.org_view),
+    ("usage", "Usage", "usage", "◔", Permission.org_view),
     ("members", "Members", "members", "☺", Permission.members_view),
     ("teams", "Teams", "teams", "⚑", Permission.teams_view),
     ("workspaces", "Workspaces", "workspaces", "▤", Permission.workspaces_view),

@@ -11,10 +11,11 @@ from tokenboard.accounts.auth import CurrentPrincipal
 from tokenboard.audit.service import Actor, audit
 from tokenboard.kit.deps import DB, AppSettings, Client
 from tokenboard.kit.errors import TokenboardError
+from tokenboard.kit.money import parse_usd, usd_string
 from tokenboard.kit.routing import make_router
 from tokenboard.members.roles import Permission
 from tokenboard.organizations.auth import OrgContext
-from tokenboard.organizations.service import organizations
+from tokenboard.organizations.service import UNSET, Unset, organizations
 from tokenboard.web.support import form_action, org_page, page, redirect
 
 router = make_router()
@@ -82,7 +83,17 @@ async def settings_page(
     principal: CurrentPrincipal,
     ctx: Annotated[OrgContext, org_page(Permission.org_manage)],
 ) -> Any:
-    return await page(request, "settings.html", db, principal, ctx=ctx, active="settings", title="Settings")
+    quota = ctx.organization.monthly_usage_quota_nanousd
+    return await page(
+        request,
+        "settings.html",
+        db,
+        principal,
+        ctx=ctx,
+        active="settings",
+        title="Settings",
+        quota_usd=usd_string(quota) if quota is not None else "",
+    )
 
 
 @router.post("/organizations/{org_id}/settings")
@@ -92,8 +103,17 @@ async def settings_submit(
     name: Annotated[str, Form(max_length=200)],
     opt_out_training_providers: Annotated[bool, Form()] = False,
     usage_analytics_enabled: Annotated[bool, Form()] = False,
+    monthly_usage_quota_usd: Annotated[str, Form(max_length=40)] = "",
+    has_quota_field: Annotated[bool, Form()] = False,
 ) -> Any:
     here = f"/organizations/{ctx.organization_id}/settings"
+    # The form marks that it carries the quota field (an empty field arrives as absent): empty is no quota.
+    quota: int | Unset | None = UNSET
+    if has_quota_field:
+        try:
+            quota = parse_usd(monthly_usage_quota_usd) if monthly_usage_quota_usd.strip() else None
+        except ValueError:
+            return redirect(here, error="The monthly usage quota must be an amount in USD, such as 500.00.")
     return await form_action(
         db,
         lambda: organizations.update_settings(
@@ -102,6 +122,7 @@ async def settings_submit(
             name=name,
             opt_out_training_providers=opt_out_training_providers,
             usage_analytics_enabled=usage_analytics_enabled,
+            monthly_usage_quota_nanousd=quota,
         ),
         success=here,
         failure=here,

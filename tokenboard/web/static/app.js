@@ -25,7 +25,7 @@
   });
   document.addEventListener("change", function (event) {
     const autosubmit = event.target.closest("form[data-autosubmit]");
-    if (autosubmit && event.target.matches("select")) { autosubmit.requestSubmit(); return; }
+    if (autosubmit && event.target.matches("select, input[type=checkbox]")) { autosubmit.requestSubmit(); return; }
     if (event.target.matches("[data-org-switch]")) {
       const id = event.target.value;
       window.location.href = id ? "/organizations/" + id + "/overview" : "/organizations";
@@ -102,4 +102,50 @@
   });
   window.addEventListener("pagehide", close);
   if (!document.hidden) { open(); }
+})();
+
+// Expandable rows: a <details data-lines-url> loads its per-user lines (JSON) when first opened. Without
+// JavaScript its link asks the server for the page with that row expanded.
+(function () {
+  "use strict";
+  if (!window.fetch) { return; }
+  function cell(text) { const td = document.createElement("td"); td.textContent = text; return td; }
+  function number(n) { return Number(n).toLocaleString("en-US"); }
+  function render(target, lines) {
+    target.textContent = "";
+    if (!lines.length) {
+      const p = document.createElement("p"); p.className = "muted"; p.textContent = "No usage."; target.appendChild(p); return;
+    }
+    const table = document.createElement("table");
+    table.className = "lines-table";
+    const head = table.createTHead().insertRow();
+    ["User", "Cost", "Requests", "Tokens"].forEach(function (name) {
+      const th = document.createElement("th"); th.textContent = name; head.appendChild(th);
+    });
+    const body = table.createTBody();
+    lines.forEach(function (line) {
+      const row = body.insertRow();
+      row.setAttribute("data-line", line.email || "");
+      row.appendChild(cell(line.email || "(no user)"));
+      row.appendChild(cell(line.cost.display));
+      row.appendChild(cell(number(line.requests)));
+      const tokens = cell(number(line.tokens));
+      tokens.title = "Input " + number(line.input_tokens) + " · Output " + number(line.output_tokens);
+      row.appendChild(tokens);
+    });
+    target.appendChild(table);
+  }
+  document.addEventListener("toggle", function (event) {
+    const details = event.target;
+    if (!(details instanceof HTMLDetailsElement) || !details.open || !details.hasAttribute("data-lines-url")) { return; }
+    if (details.getAttribute("data-loaded") === "1") { return; }
+    const target = details.querySelector("[data-lines]");
+    if (!target) { return; }
+    details.setAttribute("data-loaded", "1");
+    target.textContent = "Loading…";
+    fetch(details.getAttribute("data-lines-url"), { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) { if (!response.ok) { throw new Error(String(response.status)); } return response.json(); })
+      .then(function (lines) { render(target, lines); })
+      .catch(function () { details.removeAttribute("data-loaded"); target.textContent = "Could not load the users; try again."; });
+  }, true);
 })();
