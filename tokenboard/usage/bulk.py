@@ -1,77 +1,68 @@
-"""Bulk writes for the usage pipeline: stage rows in a temporary table, then merge them with one statement.
+"""Bulk writes for the usage pipeline, on the session's own driver connection and in its transaction.
 
 Building a multi-row ``INSERT`` through SQLAlchemy costs far more Python time per row than the database
-spends on it, so the pipeline hands rows to the driver directly: PostgreSQL receives them with ``COPY``,
-SQLite with the driver's ``executemany`` (values converted by the columns' own SQLAlchemy processors, so
-they are stored exactly as the ORM would store them). One ``INSERT ... SELECT ... ON CONFLICT ...`` then
-moves them into the real table, inside the caller's transaction, and may return what it touched.
+spends on it, so the pipeline hands rows to the driver directly:
 
-Both drivers are reached through the session's own connection: the staging and the merge are part of the
-unit of work and commit or roll back with it.
+- **PostgreSQL**: rows go into session-local temporary tables with binary ``COPY``; the merges then run as
+  one multi-statement script (one round trip), see :mod:`tokenboard.usage.rollups`.
+- **SQLite**: rows go straight to the real tables, as the driver's ``executemany`` of an
+  ``INSERT ... ON CONFLICT`` (one call per table), or as multi-row ``INSERT ... RETURNING`` statements when
+  the caller needs to know what was inserted. Values must already be in SQLite's storage format (see
+  :func:`sqlite_converters`): they are stored exactly as the ORM would store them.
+
+Either way the writes are part of the caller's unit of work and commit or roll back with it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import Table, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 Processor = Callable[[Any], Any] | None
+# SQLite's default limit on bound parameters per statement (SQLITE_MAX_VARIABLE_NUMBER since 3.32).
+SQLITE_MAX_PARAMETERS = 32_766
 
 
 def is_postgres(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def _staging(table: Table) -> str:
-    return f"staging_{table.name}"
-
-
-async def _stage(
-    session: AsyncSession, table: Table, columns: Sequence[str], records: list[tuple[Any, ...]]
-) -> None:
+async def driver(session: AsyncSession) -> tuple[AsyncConnection, Any]:
+    """The session's connection, in a transaction, and its driver connection (asyncpg or aiosqlite)."""
     connection = await session.connection()
-    staging = _staging(table)
-    postgres = is_postgres(session)
-    # Run through SQLAlchemy first: that begins the transaction on the driver connection.
-    if postgres:
-        await connection.execute(
-            text(
-                f"CREATE TEMP TABLE IF NOT EXISTS {staging} "
-                f"(LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-            )
-        )
-        await connection.execute(text(f"TRUNCATE {staging}"))
-    else:
-        await connection.execute(
-            text(f"CREATE TEMP TABLE IF NOT EXISTS {staging} AS SELECT * FROM main.{table.name} WHERE 0")
-        )
-        await connection.execute(text(f"DELETE FROM temp.{staging}"))
     raw = await connection.get_raw_connection()
     driver: Any = raw.driver_connection
-    if postgres:
-        await driver.copy_records_to_table(staging, records=records, columns=list(columns))
-    else:
-        dialect = session.get_bind().dialect
-        processors: list[Processor] = [
-            table.c[name].type._cached_bind_processor(dialect)  # the ORM's own conversion
-            for name in columns
-        ]
-        converted = [
-            tuple(v if p is None or v is None else p(v) for p, v in zip(processors, record, strict=True))
-            for record in records
-        ]
-        placeholders = ", ".join("?" for _ in columns)
-        await driver.executemany(
-            f"INSERT INTO temp.{staging} ({', '.join(columns)}) VALUES ({placeholders})", converted
-        )
+    if session.get_bind().dialect.name == "postgresql" and not driver.is_in_transaction():
+        # SQLAlchemy begins the driver's transaction lazily, with its first statement: make it begin now,
+        # or the driver calls below would run in autocommit.
+        await connection.execute(text("SELECT 1"))
+    return connection, driver
 
 
-async def merge(
-    session: AsyncSession,
-    table: Table,
+def sqlite_converters(table: Table, columns: Sequence[str], session: AsyncSession) -> list[Processor]:
+    """The columns' own SQLAlchemy bind processors (``None`` where the driver takes the value as is)."""
+    dialect = session.get_bind().dialect
+    return [table.c[name].type._cached_bind_processor(dialect) for name in columns]
+
+
+def to_storage(records: list[tuple[Any, ...]], converters: Sequence[Processor]) -> list[tuple[Any, ...]]:
+    """Convert records column by column (``None`` stays ``None``): far cheaper than value by value."""
+    if not records or all(p is None for p in converters):
+        return records
+    columns: list[Any] = list(zip(*records, strict=True))
+    for i, process in enumerate(converters):
+        if process is not None:
+            columns[i] = [None if v is None else process(v) for v in columns[i]]
+    return list(zip(*columns, strict=True))
+
+
+async def sqlite_upsert(
+    driver: Any,
+    table: str,
     columns: Sequence[str],
     records: list[tuple[Any, ...]],
     *,
@@ -79,28 +70,31 @@ async def merge(
     update: dict[str, str] | None = None,
     returning: Sequence[str] = (),
 ) -> list[tuple[Any, ...]]:
-    """Insert ``records`` (tuples in ``columns`` order) into ``table``; on a key conflict apply ``update``.
+    """``INSERT`` records into ``table``; on a key conflict apply ``update`` (or skip the record).
 
-    ``update`` maps a column to its SQL expression over the existing row (``<table>.<column>``) and the
-    incoming one (``excluded.<column>``); without it a conflicting record is skipped. Returns the
-    ``returning`` columns of every row inserted or updated, converted to Python values.
+    ``update`` maps a column to its SQL over the stored row (``<table>.<column>``) and the incoming one
+    (``excluded.<column>``). With ``returning``, multi-row statements return those columns (in storage
+    format) of every row inserted or updated; without, one ``executemany`` does it all.
     """
     if not records:
         return []
-    await _stage(session, table, columns, records)
-    names = ", ".join(columns)
     action = "DO UPDATE SET " + ", ".join(f"{c} = {e}" for c, e in update.items()) if update else "DO NOTHING"
-    sql = (
-        f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {_staging(table)} WHERE true "
-        f"ON CONFLICT ({', '.join(keys)}) {action}"
-    )
+    head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+    tail = f" ON CONFLICT ({', '.join(keys)}) {action}"
+    row = "(" + ", ".join("?" for _ in columns) + ")"
     if not returning:
-        await session.execute(text(sql))
+        await driver.executemany(head + row + tail, records)
         return []
-    stmt = text(sql + " RETURNING " + ", ".join(returning)).columns(*(table.c[c] for c in returning))
-    return [tuple(row) for row in await session.execute(stmt)]
+    tail += " RETURNING " + ", ".join(returning)
+    per_statement = SQLITE_MAX_PARAMETERS // len(columns)
+    found: list[tuple[Any, ...]] = []
+    for start in range(0, len(records), per_statement):
+        chunk = records[start : start + per_statement]
+        sql = head + ", ".join([row] * len(chunk)) + tail
+        found.extend(tuple(r) for r in await driver.execute_fetchall(sql, list(chain.from_iterable(chunk))))
+    return found
 
 
-def add_columns(table: Table, columns: Sequence[str]) -> dict[str, str]:
-    """``update`` for :func:`merge` that adds the incoming values to the stored ones."""
-    return {c: f"{table.name}.{c} + excluded.{c}" for c in columns}
+def add_columns(table: str, columns: Sequence[str]) -> dict[str, str]:
+    """``update`` for :func:`sqlite_upsert` that adds the incoming values to the stored ones."""
+    return {c: f"{table}.{c} + excluded.{c}" for c in columns}

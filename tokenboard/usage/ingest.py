@@ -4,19 +4,20 @@ Everything that records usage calls :func:`record_events` inside its transaction
 writer, the ingest API, ``tokenboard import`` and the demo. An event is idempotent on its
 (organization, request id): a retried one is neither inserted nor applied to the rollups again.
 
-Rows are staged and merged by :mod:`tokenboard.usage.bulk` (``COPY`` on PostgreSQL, the driver's
-``executemany`` on SQLite, then one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING``).
+Rows are handed to the driver directly (binary ``COPY`` into a staging table on PostgreSQL, multi-row
+``INSERT ... ON CONFLICT DO NOTHING RETURNING`` on SQLite), then the new ones are summed into the rollups
+by :func:`tokenboard.usage.rollups.insert_and_apply`.
 """
 
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import String, Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tokenboard.kit.db import utcnow, uuid7
@@ -61,15 +62,23 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+_COLUMN_SET = frozenset(COLUMNS)
+_as_record = itemgetter(*COLUMNS)
+_required = itemgetter(*REQUIRED)
+_ID, _CREATED, _ATTACHMENTS = (COLUMNS.index(c) for c in ("id", "created_at", "attachments"))
+_ORG, _REQUEST = (COLUMNS.index(c) for c in ("organization_id", "request_id"))
+# Text columns: the driver is reached directly, so NUL characters are refused here (see kit/db.py).
+_TEXT = tuple(i for i, c in enumerate(EVENTS.c) if isinstance(c.type, String))
+
+
 def complete(row: Mapping[str, Any]) -> dict[str, Any]:
     """A row with every column of ``usage_events``: defaults filled in, unknown keys refused."""
-    unknown = set(row) - set(COLUMNS)
+    unknown = row.keys() - _COLUMN_SET
     if unknown:
         raise ValueError(f"not columns of usage_events: {sorted(unknown)}")
-    missing = [name for name in REQUIRED if row.get(name) is None]
-    if missing:
-        raise ValueError(f"usage event without {missing}")
-    full = DEFAULTS | dict(row)
+    full = {**DEFAULTS, **row}
+    if None in _required(full):
+        raise ValueError(f"usage event without {[name for name in REQUIRED if full.get(name) is None]}")
     if full.get("id") is None:
         full["id"] = uuid7()
     created: datetime | None = full.get("created_at")
@@ -90,42 +99,35 @@ async def record_events(session: AsyncSession, rows: Sequence[Mapping[str, Any]]
     """
     if not rows:
         return []
-    unique: dict[tuple[uuid.UUID, str], dict[str, Any]] = {}
+    records: list[tuple[Any, ...]] = []
+    seen: set[tuple[Any, Any]] = set()
     for row in rows:
-        full = complete(row)
-        unique.setdefault((full["organization_id"], full["request_id"]), full)
-    batch = list(unique.values())
-    inserted = await _insert(session, batch)
-    new = [row for key, row in unique.items() if key in inserted]
-    await rollups.apply(session, new)
-    return new
+        record = _as_record(complete(row))
+        key = (record[_ORG], record[_REQUEST])
+        if key not in seen:
+            seen.add(key)
+            records.append(record)
+    _refuse_nul(records)
+    staged = records
+    if any(r[_ATTACHMENTS] is not None for r in records):
+        staged = [_encode_attachments(r, json_as_text=bulk.is_postgres(session)) for r in records]
+    new = await rollups.insert_and_apply(session, staged)
+    return [dict(zip(COLUMNS, records[i], strict=True)) for i in new]
 
 
-async def _insert(session: AsyncSession, batch: list[dict[str, Any]]) -> set[tuple[uuid.UUID, str]]:
-    postgres = bulk.is_postgres(session)
-    records = [_record(row, json_as_text=postgres) for row in batch]
-    returned = await bulk.merge(
-        session,
-        EVENTS,
-        COLUMNS,
-        records,
-        keys=("organization_id", "request_id"),
-        returning=("organization_id", "request_id"),
-    )
-    return {(org, request_id) for org, request_id in returned}
-
-
-def _record(row: dict[str, Any], *, json_as_text: bool) -> tuple[Any, ...]:
-    """A row as the driver takes it. The driver is reached directly, so NUL characters are refused here."""
-    values = []
-    for name in COLUMNS:
-        value = row[name]
-        if isinstance(value, str) and NUL in value:
+def _refuse_nul(records: list[tuple[Any, ...]]) -> None:
+    for i in _TEXT:
+        if NUL in "".join([v for r in records if isinstance(v := r[i], str)]):
             raise BadRequest("Text cannot contain NUL (U+0000) characters.")
-        if name == "attachments" and value is not None:
-            encoded = json.dumps(value)
-            if "\\u0000" in encoded:
-                raise BadRequest("Text cannot contain NUL (U+0000) characters.")
-            value = encoded if json_as_text else value
-        values.append(value)
-    return tuple(values)
+
+
+def _encode_attachments(record: tuple[Any, ...], *, json_as_text: bool) -> tuple[Any, ...]:
+    value = record[_ATTACHMENTS]
+    if value is None:
+        return record
+    encoded = json.dumps(value)
+    if "\\u0000" in encoded:
+        raise BadRequest("Text cannot contain NUL (U+0000) characters.")
+    if not json_as_text:
+        return record  # SQLite: the column's own bind processor encodes it
+    return (*record[:_ATTACHMENTS], encoded, *record[_ATTACHMENTS + 1 :])

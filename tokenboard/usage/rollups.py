@@ -1,9 +1,17 @@
 """Rollups: usage summed per organization, day or hour, user, model and attribution, kept current.
 
-:func:`apply` takes the usage events *newly inserted* in the current transaction (a retried event is never
-inserted twice, so it is never applied twice), sums them in Python, then adds the sums to every rollup with
-one ``INSERT ... ON CONFLICT DO UPDATE SET col = col + excluded.col`` per table: exact integer sums, on
-SQLite and PostgreSQL alike, and safe under concurrent writers (the upsert locks the row it adds to).
+:func:`insert_and_apply` inserts a batch of usage events and adds *only those inserted now* to every rollup
+(a retried event is never inserted twice, so it is never applied twice); :func:`apply` adds events already
+stored (the rebuild). Each rollup gets one ``INSERT ... ON CONFLICT DO UPDATE SET col = col + excluded.col``:
+exact integer sums, safe under concurrent writers (the upsert locks the row it adds to; every writer takes
+the tables in the same order and their rows in key order, so two writers cannot deadlock).
+
+- **PostgreSQL** sums on the server: the batch is copied (binary ``COPY``) into a temporary table, the event
+  insert returns what is new, and one multi-statement script groups the new events and merges every rollup,
+  in one round trip. Python never touches the events one by one after the copy.
+- **SQLite** sums in Python, over the rows already in SQLite's storage format (text days and hours, hex
+  UUIDs), at the finest grain only (day x user x model, hour x user, dimension x user), then derives the
+  coarser tables from those sums; each table is then one ``executemany`` upsert on the driver.
 
 Distinct users per day (and per day and model) are counted once: the upsert of a user's first row of a day
 returns that row with exactly the requests just added, which is how the rollup knows the user is new that
@@ -16,10 +24,11 @@ All days and hours are UTC. The design is recorded in docs/decisions/0003-usage-
 from __future__ import annotations
 
 import bisect
+import json
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
+from operator import add, itemgetter
 from typing import Any
 
 from sqlalchemy import Table, delete, func, select, text, tuple_
@@ -95,22 +104,6 @@ def utc_hour(at: datetime) -> datetime:
     return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
-def _full(event: Mapping[str, Any]) -> list[int]:
-    return [
-        1,
-        1 if event["status_code"] >= 400 else 0,
-        1 if event["cancelled"] else 0,
-        1 if event["stream"] else 0,
-        event["input_tokens"],
-        event["cached_input_tokens"],
-        event["cache_write_5m_tokens"] + event["cache_write_1h_tokens"],
-        event["output_tokens"],
-        event["reasoning_tokens"],
-        event["cost_nanousd"],
-        event["latency_ms"],
-    ]
-
-
 def total_input(event: Mapping[str, Any]) -> int:
     return int(
         event["input_tokens"]
@@ -124,226 +117,488 @@ def total_output(event: Mapping[str, Any]) -> int:
     return int(event["output_tokens"] + event["reasoning_tokens"])
 
 
-def _add(target: list[int], values: Sequence[int]) -> None:
-    for i, value in enumerate(values):
-        target[i] += value
+EVENTS: Table = UsageEvent.__table__  # type: ignore[assignment]
+EVENT_COLUMNS: tuple[str, ...] = tuple(c.name for c in EVENTS.c)
+EVENT_KEY = ("organization_id", "request_id")
+_as_record = itemgetter(*EVENT_COLUMNS)
 
 
-@dataclass
-class _Conversation:
-    user_id: uuid.UUID
-    first_at: datetime
-    last_at: datetime
-    slim: list[int]
+def _positions(*names: str) -> tuple[int, ...]:
+    return tuple(EVENT_COLUMNS.index(name) for name in names)
 
 
-@dataclass
-class Aggregates:
-    """One batch of events summed per rollup key, in memory."""
+async def insert_and_apply(session: AsyncSession, records: list[tuple[Any, ...]]) -> list[int]:
+    """Insert usage events, skipping those already stored, and add the new ones to every rollup.
 
-    days: dict[tuple[Any, ...], list[int]] = field(default_factory=dict)
-    day_users: dict[tuple[Any, ...], list[int]] = field(default_factory=dict)
-    day_models: dict[tuple[Any, ...], list[int]] = field(default_factory=dict)
-    day_user_models: dict[tuple[Any, ...], list[int]] = field(default_factory=dict)
-    providers: dict[str, str] = field(default_factory=dict)
-    hours: dict[tuple[Any, ...], list[int]] = field(default_factory=dict)
-    hour_users: dict[tuple[Any, ...], list[int]] = field(default_factory=dict)
-    dimensions: dict[tuple[Any, ...], list[int]] = field(default_factory=dict)
-    dimension_users: dict[tuple[Any, ...], list[int]] = field(default_factory=dict)
-    latency: dict[tuple[Any, ...], int] = field(default_factory=dict)
-    conversations: dict[tuple[Any, ...], _Conversation] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, events: Iterable[Mapping[str, Any]]) -> Aggregates:
-        agg = cls()
-        for event in events:
-            agg.add(event)
-        return agg
-
-    def add(self, event: Mapping[str, Any]) -> None:
-        org = event["organization_id"]
-        at: datetime = event["created_at"]
-        day, hour = utc_day(at), utc_hour(at)
-        user = event.get("user_id") or NO_USER
-        model = event["model_id"]
-        self.providers.setdefault(model, event["provider_id"])
-        full = _full(event)
-        slim = [1, total_input(event), total_output(event), event["cost_nanousd"]]
-        for table, key in (
-            (self.days, (org, day)),
-            (self.day_users, (org, day, user)),
-            (self.day_models, (org, day, model)),
-            (self.day_user_models, (org, day, user, model)),
-        ):
-            if key in table:
-                _add(table[key], full)
-            else:
-                table[key] = list(full)
-        for table, key in ((self.hours, (org, hour)), (self.hour_users, (org, hour, user))):
-            _accumulate(table, key, slim)
-        for dimension, column in DIMENSIONS.items():
-            value = event.get(column)
-            if value is None or value == "":
-                continue
-            value = str(value)
-            _accumulate(self.dimensions, (org, dimension, day, value), slim)
-            _accumulate(self.dimension_users, (org, dimension, user, day, value), slim)
-        latency_key = (org, day, model, latency_bucket(event["latency_ms"]))
-        self.latency[latency_key] = self.latency.get(latency_key, 0) + 1
-        conversation_id = event.get("conversation_id")
-        if conversation_id:
-            found = self.conversations.get((org, conversation_id))
-            if found is None:
-                self.conversations[(org, conversation_id)] = _Conversation(user, at, at, list(slim))
-            else:
-                if at < found.first_at:
-                    found.first_at, found.user_id = at, user
-                found.last_at = max(found.last_at, at)
-                _add(found.slim, slim)
-
-
-def _accumulate(table: dict[tuple[Any, ...], list[int]], key: tuple[Any, ...], values: list[int]) -> None:
-    if key in table:
-        _add(table[key], values)
-    else:
-        table[key] = list(values)
-
-
-# --- Writing ------------------------------------------------------------------------------------------
-
-
-async def _upsert(
-    session: AsyncSession,
-    model: Any,
-    keys: Sequence[str],
-    rows: list[dict[str, Any]],
-    add: Sequence[str],
-    *,
-    returning: Sequence[str] = (),
-) -> list[tuple[Any, ...]]:
-    """Insert ``rows``, or add their ``add`` columns to the rows already there (keys unique in ``rows``)."""
-    if not rows:
+    ``records`` are complete ``usage_events`` rows as tuples in :data:`EVENT_COLUMNS` order (Python values,
+    ``attachments`` already JSON text), unique on (organization_id, request_id). Returns the positions of
+    the records inserted now, in order.
+    """
+    if not records:
         return []
-    table: Table = model.__table__
-    columns = list(rows[0])
-    records = [tuple(row[c] for c in columns) for row in rows]
-    return await bulk.merge(
-        session, table, columns, records, keys=keys, update=bulk.add_columns(table, add), returning=returning
-    )
-
-
-def _rows(
-    names: Sequence[str], table: dict[tuple[Any, ...], list[int]], metrics: Sequence[str]
-) -> list[dict[str, Any]]:
-    return [
-        dict(zip(names, key, strict=True)) | dict(zip(metrics, v, strict=True)) for key, v in table.items()
-    ]
-
-
-async def _new_keys(
-    session: AsyncSession,
-    model: Any,
-    names: Sequence[str],
-    table: dict[tuple[Any, ...], list[int]],
-    extra: Any,
-) -> list[tuple[Any, ...]]:
-    """Upsert a per-user table; return the keys whose row this batch created (the user is new there)."""
-    rows = _rows(names, table, FULL_METRICS)
-    for row in rows:
-        row.update(extra(row))
-    returned = await _upsert(session, model, names, rows, FULL_METRICS, returning=(*names, "requests"))
-    # A row's requests after the upsert equal the requests just added only when it did not exist before:
-    # every event adds one request, so an existing row always holds at least one already.
-    return [tuple(r[:-1]) for r in returned if r[-1] == table[tuple(r[:-1])][0]]
+    if bulk.is_postgres(session):
+        return await _pg_insert_and_apply(session, records)
+    return await _sqlite_insert_and_apply(session, records)
 
 
 async def apply(session: AsyncSession, events: Sequence[Mapping[str, Any]]) -> None:
-    """Add newly inserted usage events to every rollup. Call once per event, in the event's transaction."""
+    """Add usage events already stored (complete rows, as read back) to every rollup: the rebuild's path."""
     if not events:
         return
-    agg = Aggregates.of(events)
-    providers = agg.providers
-    new_user_days = await _new_keys(
-        session, UsageDayUser, ("organization_id", "day", "user_id"), agg.day_users, lambda _: {}
-    )
-    new_user_models = await _new_keys(
-        session,
-        UsageDayUserModel,
-        ("organization_id", "day", "user_id", "model_id"),
-        agg.day_user_models,
-        lambda row: {"provider_id": providers[row["model_id"]]},
-    )
-    # Requests without a user are not a user: they never count towards the distinct users.
-    day_users: dict[tuple[Any, ...], int] = {}
-    for org, day, user in new_user_days:
-        if user != NO_USER:
-            day_users[(org, day)] = day_users.get((org, day), 0) + 1
-    model_users: dict[tuple[Any, ...], int] = {}
-    for org, day, user, model in new_user_models:
-        if user != NO_USER:
-            model_users[(org, day, model)] = model_users.get((org, day, model), 0) + 1
-
-    day_rows = _rows(("organization_id", "day"), agg.days, FULL_METRICS)
-    for row in day_rows:
-        row["users"] = day_users.get((row["organization_id"], row["day"]), 0)
-    await _upsert(session, UsageDay, ("organization_id", "day"), day_rows, (*FULL_METRICS, "users"))
-    model_rows = _rows(("organization_id", "day", "model_id"), agg.day_models, FULL_METRICS)
-    for row in model_rows:
-        row["provider_id"] = providers[row["model_id"]]
-        row["users"] = model_users.get((row["organization_id"], row["day"], row["model_id"]), 0)
-    await _upsert(
-        session, UsageDayModel, ("organization_id", "day", "model_id"), model_rows, (*FULL_METRICS, "users")
-    )
-    await _write_slim(session, agg)
-    await _write_conversations(session, agg)
+    records = [_as_record(event) for event in events]
+    if bulk.is_postgres(session):
+        at = EVENT_COLUMNS.index("attachments")
+        records = [r if r[at] is None else (*r[:at], json.dumps(r[at]), *r[at + 1 :]) for r in records]
+        await _pg_apply(session, records)
+    else:
+        _, driver = await bulk.driver(session)
+        stored = bulk.to_storage(records, _sqlite_converters(session))
+        await _sqlite_write(driver, _sqlite_sums(records, stored))
 
 
-async def _write_slim(session: AsyncSession, agg: Aggregates) -> None:
-    for model, names, table in (
-        (UsageHour, ("organization_id", "hour"), agg.hours),
-        (UsageHourUser, ("organization_id", "hour", "user_id"), agg.hour_users),
-        (UsageDimensionDay, ("organization_id", "dimension", "day", "value"), agg.dimensions),
+# --- PostgreSQL: sums on the server ------------------------------------------------------------------------
+
+_NIL = f"'{NO_USER}'::uuid"
+_BOUNDS = "'{" + ",".join(str(b) for b in LATENCY_BOUNDS) + "}'::int[]"
+_PG_PREPARE = """
+CREATE TEMP TABLE IF NOT EXISTS tb_usage_in (n integer, LIKE usage_events) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS tb_usage_new (
+    n integer, organization_id uuid, day date, hour timestamptz, user_id uuid, model_id text,
+    provider_id text, errors integer, cancelled integer, streamed integer, input_tokens bigint,
+    cached_input_tokens bigint, cache_write_tokens bigint, output_tokens bigint, reasoning_tokens bigint,
+    cost_nanousd bigint, latency_ms integer, bucket integer, team text, workspace text, feature text,
+    tool text, integration text, conversation_id text, created_at timestamptz
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS tb_usage_keys (organization_id uuid, request_id text) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS tb_usage_user_days (organization_id uuid, day date) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS tb_usage_user_models (organization_id uuid, day date, model_id text)
+    ON COMMIT DELETE ROWS;
+DELETE FROM tb_usage_in; DELETE FROM tb_usage_new; DELETE FROM tb_usage_keys; DELETE FROM tb_usage_user_days;
+DELETE FROM tb_usage_user_models;
+"""
+# One new event as the rollups see it: UTC day and hour, "no user" as the nil UUID, its latency bucket
+# (bisect_left over the bounds: the number of bounds below the latency), dimension values as text.
+_PG_DERIVED = f"""
+    i.n, i.organization_id, (i.created_at AT TIME ZONE 'UTC')::date,
+    date_trunc('hour', i.created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', coalesce(i.user_id, {_NIL}),
+    i.model_id, i.provider_id, (i.status_code >= 400)::int, i.cancelled::int, i.stream::int,
+    i.input_tokens, i.cached_input_tokens, i.cache_write_5m_tokens + i.cache_write_1h_tokens,
+    i.output_tokens, i.reasoning_tokens, i.cost_nanousd, i.latency_ms,
+    width_bucket(greatest(i.latency_ms, 0) - 1, {_BOUNDS}), i.team_id::text, i.workspace_id::text,
+    i.feature, i.tool, i.integration, i.conversation_id, i.created_at"""
+_COLS = ", ".join(EVENT_COLUMNS)
+_PG_INSERT = f"""
+WITH ins AS (
+    INSERT INTO usage_events ({_COLS}) SELECT {_COLS} FROM tb_usage_in ORDER BY n
+    ON CONFLICT (organization_id, request_id) DO NOTHING RETURNING organization_id, request_id
+)
+INSERT INTO tb_usage_keys SELECT * FROM ins
+"""
+# Only when some were already stored: drop those from the staged rows, and say which they were.
+_PG_DROP_OLD = """
+DELETE FROM tb_usage_in i WHERE NOT EXISTS (
+    SELECT 1 FROM tb_usage_keys k WHERE k.organization_id = i.organization_id AND k.request_id = i.request_id
+) RETURNING n
+"""
+_PG_STAGE_ALL = f"INSERT INTO tb_usage_new SELECT {_PG_DERIVED} FROM tb_usage_in i;"
+_FULL = ", ".join(f"sum({c}) AS {c}" for c in ("errors", "cancelled", "streamed", *FULL_METRICS[4:10]))
+_FULL = f"count(*) AS requests, {_FULL}, sum(latency_ms) AS latency_ms_sum"
+_SLIM = (
+    "count(*) AS requests, "
+    "sum(input_tokens + cached_input_tokens + cache_write_tokens) AS total_input_tokens, "
+    "sum(output_tokens + reasoning_tokens) AS total_output_tokens, sum(cost_nanousd) AS cost_nanousd"
+)
+_DIMENSIONS = ", ".join(
+    f"('{d}', {'team' if d == 'team' else 'workspace' if d == 'workspace' else d})" for d in DIMENSIONS
+)
+
+
+def _adds(table: str, columns: Sequence[str]) -> str:
+    return ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in columns)
+
+
+def _pg_rollups() -> str:
+    full, slim = ", ".join(FULL_METRICS), ", ".join(SLIM_METRICS)
+    a_full = ", ".join(f"a.{c}" for c in FULL_METRICS)
+    prov = "SELECT DISTINCT ON (model_id) model_id, provider_id FROM tb_usage_new ORDER BY model_id, n"
+    dims = f"tb_usage_new CROSS JOIN LATERAL (VALUES {_DIMENSIONS}) AS d(dimension, value)"
+    conv = "usage_conversations"
+    return f"""
+WITH agg AS (SELECT organization_id, day, user_id, {_FULL} FROM tb_usage_new GROUP BY 1, 2, 3),
+up AS (
+    INSERT INTO usage_day_users (organization_id, day, user_id, {full}) SELECT * FROM agg ORDER BY 1, 2, 3
+    ON CONFLICT (organization_id, day, user_id) DO UPDATE SET {_adds("usage_day_users", FULL_METRICS)}
+    RETURNING organization_id, day, user_id, requests
+)
+INSERT INTO tb_usage_user_days SELECT up.organization_id, up.day FROM up JOIN agg a
+    ON (a.organization_id, a.day, a.user_id) = (up.organization_id, up.day, up.user_id)
+    WHERE up.requests = a.requests AND up.user_id <> {_NIL};
+
+WITH prov AS ({prov}),
+agg AS (SELECT organization_id, day, user_id, model_id, {_FULL} FROM tb_usage_new GROUP BY 1, 2, 3, 4),
+up AS (
+    INSERT INTO usage_day_user_models (organization_id, day, user_id, model_id, provider_id, {full})
+    SELECT a.organization_id, a.day, a.user_id, a.model_id, prov.provider_id, {a_full}
+    FROM agg a JOIN prov USING (model_id) ORDER BY 1, 2, 3, 4
+    ON CONFLICT (organization_id, day, user_id, model_id)
+    DO UPDATE SET {_adds("usage_day_user_models", FULL_METRICS)}
+    RETURNING organization_id, day, user_id, model_id, requests
+)
+INSERT INTO tb_usage_user_models SELECT up.organization_id, up.day, up.model_id FROM up JOIN agg a
+    ON (a.organization_id, a.day, a.user_id, a.model_id)
+     = (up.organization_id, up.day, up.user_id, up.model_id)
+    WHERE up.requests = a.requests AND up.user_id <> {_NIL};
+
+INSERT INTO usage_days (organization_id, day, users, {full})
+SELECT a.organization_id, a.day, coalesce(u.users, 0), {a_full}
+FROM (SELECT organization_id, day, {_FULL} FROM tb_usage_new GROUP BY 1, 2) a
+LEFT JOIN (SELECT organization_id, day, count(*) AS users FROM tb_usage_user_days GROUP BY 1, 2) u
+    USING (organization_id, day)
+ORDER BY 1, 2
+ON CONFLICT (organization_id, day) DO UPDATE SET {_adds("usage_days", (*FULL_METRICS, "users"))};
+
+INSERT INTO usage_day_models (organization_id, day, model_id, provider_id, users, {full})
+SELECT a.organization_id, a.day, a.model_id, prov.provider_id, coalesce(u.users, 0), {a_full}
+FROM (SELECT organization_id, day, model_id, {_FULL} FROM tb_usage_new GROUP BY 1, 2, 3) a
+JOIN ({prov}) prov USING (model_id)
+LEFT JOIN (
+    SELECT organization_id, day, model_id, count(*) AS users FROM tb_usage_user_models GROUP BY 1, 2, 3
+) u USING (organization_id, day, model_id)
+ORDER BY 1, 2, 3
+ON CONFLICT (organization_id, day, model_id)
+DO UPDATE SET {_adds("usage_day_models", (*FULL_METRICS, "users"))};
+
+INSERT INTO usage_hours (organization_id, hour, {slim})
+SELECT organization_id, hour, {_SLIM} FROM tb_usage_new GROUP BY 1, 2 ORDER BY 1, 2
+ON CONFLICT (organization_id, hour) DO UPDATE SET {_adds("usage_hours", SLIM_METRICS)};
+
+INSERT INTO usage_hour_users (organization_id, hour, user_id, {slim})
+SELECT organization_id, hour, user_id, {_SLIM} FROM tb_usage_new GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+ON CONFLICT (organization_id, hour, user_id) DO UPDATE SET {_adds("usage_hour_users", SLIM_METRICS)};
+
+INSERT INTO usage_dimension_days (organization_id, dimension, day, value, {slim})
+SELECT organization_id, d.dimension, day, d.value, {_SLIM} FROM {dims}
+WHERE d.value <> '' GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+ON CONFLICT (organization_id, dimension, day, value)
+DO UPDATE SET {_adds("usage_dimension_days", SLIM_METRICS)};
+
+INSERT INTO usage_dimension_user_days (organization_id, dimension, user_id, day, value, {slim})
+SELECT organization_id, d.dimension, user_id, day, d.value, {_SLIM} FROM {dims}
+WHERE d.value <> '' GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+ON CONFLICT (organization_id, dimension, user_id, day, value)
+DO UPDATE SET {_adds("usage_dimension_user_days", SLIM_METRICS)};
+
+INSERT INTO usage_latency_buckets (organization_id, day, model_id, bucket, requests)
+SELECT organization_id, day, model_id, bucket, count(*) FROM tb_usage_new
+GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+ON CONFLICT (organization_id, day, model_id, bucket)
+DO UPDATE SET requests = usage_latency_buckets.requests + excluded.requests;
+
+INSERT INTO {conv} (organization_id, conversation_id, user_id, first_at, last_at, {slim})
+SELECT organization_id, conversation_id, (array_agg(user_id ORDER BY created_at, n))[1],
+    min(created_at), max(created_at), {_SLIM}
+FROM tb_usage_new WHERE conversation_id <> '' GROUP BY 1, 2 ORDER BY 1, 2
+ON CONFLICT (organization_id, conversation_id) DO UPDATE SET {_adds(conv, SLIM_METRICS)},
+    user_id = CASE WHEN excluded.first_at < {conv}.first_at THEN excluded.user_id ELSE {conv}.user_id END,
+    first_at = least({conv}.first_at, excluded.first_at),
+    last_at = greatest({conv}.last_at, excluded.last_at);
+"""
+
+
+# Each table is taken in this order and its rows in key order by every writer. The conversation's user is
+# that of its earliest event (the first given, among events of the same instant).
+_PG_ROLLUPS = _pg_rollups()
+
+
+async def _pg_stage(driver: Any, records: list[tuple[Any, ...]]) -> None:
+    await driver.execute(_PG_PREPARE)
+    await driver.copy_records_to_table(
+        "tb_usage_in", records=[(n, *r) for n, r in enumerate(records)], columns=["n", *EVENT_COLUMNS]
+    )
+
+
+async def _pg_insert_and_apply(session: AsyncSession, records: list[tuple[Any, ...]]) -> list[int]:
+    _, driver = await bulk.driver(session)
+    await _pg_stage(driver, records)
+    inserted = int((await driver.execute(_PG_INSERT)).rsplit(" ", 1)[1])
+    if inserted == 0:
+        return []
+    new = list(range(len(records)))
+    if inserted < len(records):
+        old = {row[0] for row in await driver.fetch(_PG_DROP_OLD)}
+        new = [n for n in new if n not in old]
+    await driver.execute(_PG_STAGE_ALL + _PG_ROLLUPS)
+    return new
+
+
+async def _pg_apply(session: AsyncSession, records: list[tuple[Any, ...]]) -> None:
+    _, driver = await bulk.driver(session)
+    await _pg_stage(driver, records)
+    await driver.execute(_PG_STAGE_ALL + _PG_ROLLUPS)
+
+
+# --- SQLite: sums in Python --------------------------------------------------------------------------------
+
+NO_USER_HEX = NO_USER.hex
+(_ORG, _REQUEST, _AT, _USER, _MODEL, _PROVIDER, _STATUS, _CANCELLED, _STREAM) = _positions(
+    "organization_id",
+    "request_id",
+    "created_at",
+    "user_id",
+    "model_id",
+    "provider_id",
+    "status_code",
+    "cancelled",
+    "stream",
+)
+(_IN, _CACHED, _CW5, _CW1H, _OUT, _REASONING, _COST, _LATENCY, _CONVERSATION) = _positions(
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_write_5m_tokens",
+    "cache_write_1h_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "cost_nanousd",
+    "latency_ms",
+    "conversation_id",
+)
+_DIMENSION_POSITIONS = tuple((d, EVENT_COLUMNS.index(c)) for d, c in DIMENSIONS.items())
+
+
+def _sqlite_converters(session: AsyncSession) -> list[bulk.Processor]:
+    return bulk.sqlite_converters(EVENTS, EVENT_COLUMNS, session)
+
+
+def _hour(at: str) -> str:
+    """The hour of a stored timestamp (``YYYY-MM-DD HH:MM:SS.ffffff``, UTC), stored the same way."""
+    return at[:13] + ":00:00.000000"
+
+
+class _Sums:
+    """One batch summed at the finest grains, keys and values in SQLite's storage format."""
+
+    __slots__ = ("conversations", "day_user_models", "dimension_users", "hour_users", "latency", "providers")
+
+    def __init__(self) -> None:
+        self.day_user_models: dict[tuple[Any, ...], list[int]] = {}
+        self.providers: dict[str, str] = {}
+        self.hour_users: dict[tuple[Any, ...], list[int]] = {}
+        self.dimension_users: dict[tuple[Any, ...], list[int]] = {}
+        self.latency: dict[tuple[Any, ...], int] = {}
+        self.conversations: dict[tuple[Any, ...], list[Any]] = {}
+
+
+def _sqlite_sums(events: list[tuple[Any, ...]], stored: list[tuple[Any, ...]]) -> _Sums:
+    """Sum new events (Python values, and the same rows in storage format) per finest rollup key."""
+    sums = _Sums()
+    dum, providers, hu, dimu = sums.day_user_models, sums.providers, sums.hour_users, sums.dimension_users
+    latency_counts, conversations = sums.latency, sums.conversations
+    bounds, bisect_left = LATENCY_BOUNDS, bisect.bisect_left
+    for event, r in zip(events, stored, strict=True):
+        org, at, model = r[_ORG], r[_AT], r[_MODEL]
+        user = r[_USER] or NO_USER_HEX
+        day = at[:10]
+        if model not in providers:
+            providers[model] = r[_PROVIDER]
+        error = 1 if r[_STATUS] >= 400 else 0
+        cancelled = 1 if r[_CANCELLED] else 0
+        streamed = 1 if r[_STREAM] else 0
+        inp, cached, cache_write = r[_IN], r[_CACHED], r[_CW5] + r[_CW1H]
+        out, reasoning, cost, latency = r[_OUT], r[_REASONING], r[_COST], r[_LATENCY]
+        key: tuple[Any, ...] = (org, day, user, model)
+        a = dum.get(key)
+        if a is None:
+            dum[key] = [
+                1,
+                error,
+                cancelled,
+                streamed,
+                inp,
+                cached,
+                cache_write,
+                out,
+                reasoning,
+                cost,
+                latency,
+            ]
+        else:
+            a[0] += 1
+            a[1] += error
+            a[2] += cancelled
+            a[3] += streamed
+            a[4] += inp
+            a[5] += cached
+            a[6] += cache_write
+            a[7] += out
+            a[8] += reasoning
+            a[9] += cost
+            a[10] += latency
+        total_in, total_out = inp + cached + cache_write, out + reasoning
+        key = (org, at[:13], user)
+        a = hu.get(key)
+        if a is None:
+            hu[key] = [1, total_in, total_out, cost]
+        else:
+            a[0] += 1
+            a[1] += total_in
+            a[2] += total_out
+            a[3] += cost
+        for dimension, position in _DIMENSION_POSITIONS:
+            value = event[position]
+            if value is None or value == "":
+                continue
+            key = (org, dimension, user, day, str(value))
+            a = dimu.get(key)
+            if a is None:
+                dimu[key] = [1, total_in, total_out, cost]
+            else:
+                a[0] += 1
+                a[1] += total_in
+                a[2] += total_out
+                a[3] += cost
+        key = (org, day, model, bisect_left(bounds, latency if latency > 0 else 0))
+        latency_counts[key] = latency_counts.get(key, 0) + 1
+        conversation_id = r[_CONVERSATION]
+        if conversation_id:
+            key = (org, conversation_id)
+            c = conversations.get(key)
+            if c is None:
+                conversations[key] = [user, at, at, 1, total_in, total_out, cost]
+            else:
+                if at < c[1]:  # stored timestamps compare like the instants: fixed width, UTC
+                    c[0], c[1] = user, at
+                if at > c[2]:
+                    c[2] = at
+                c[3] += 1
+                c[4] += total_in
+                c[5] += total_out
+                c[6] += cost
+    return sums
+
+
+def _coarser(
+    table: dict[tuple[Any, ...], list[int]], keep: Callable[[tuple[Any, ...]], tuple[Any, ...]]
+) -> dict[tuple[Any, ...], list[int]]:
+    out: dict[tuple[Any, ...], list[int]] = {}
+    for key, values in table.items():
+        k = keep(key)
+        found = out.get(k)
+        out[k] = values.copy() if found is None else list(map(add, found, values))
+    return out
+
+
+async def _sqlite_insert_and_apply(session: AsyncSession, records: list[tuple[Any, ...]]) -> list[int]:
+    _, driver = await bulk.driver(session)
+    stored = bulk.to_storage(records, _sqlite_converters(session))
+    returned = await bulk.sqlite_upsert(
+        driver, EVENTS.name, EVENT_COLUMNS, stored, keys=EVENT_KEY, returning=EVENT_KEY
+    )
+    inserted = set(returned)
+    new = [i for i, r in enumerate(stored) if (r[_ORG], r[_REQUEST]) in inserted]
+    if new:
+        if len(new) < len(records):
+            records, stored = [records[i] for i in new], [stored[i] for i in new]
+        await _sqlite_write(driver, _sqlite_sums(records, stored))
+    return new
+
+
+async def _sqlite_write(driver: Any, sums: _Sums) -> None:
+    """Upsert every rollup, in the same table order as PostgreSQL (SQLite has one writer anyway)."""
+    dum, providers = sums.day_user_models, sums.providers
+    day_users = _coarser(dum, itemgetter(0, 1, 2))
+    full = FULL_METRICS
+    # A row whose requests after the upsert equal those just added did not exist before (see the top).
+    returned = await bulk.sqlite_upsert(
+        driver,
+        "usage_day_users",
+        ("organization_id", "day", "user_id", *full),
+        [(*k, *v) for k, v in day_users.items()],
+        keys=("organization_id", "day", "user_id"),
+        update=bulk.add_columns("usage_day_users", full),
+        returning=("organization_id", "day", "user_id", "requests"),
+    )
+    new_days: dict[tuple[Any, ...], int] = {}
+    for org, day, user, requests in returned:
+        if user != NO_USER_HEX and requests == day_users[(org, day, user)][0]:
+            new_days[(org, day)] = new_days.get((org, day), 0) + 1
+    returned = await bulk.sqlite_upsert(
+        driver,
+        "usage_day_user_models",
+        ("organization_id", "day", "user_id", "model_id", "provider_id", *full),
+        [(*k, providers[k[3]], *v) for k, v in dum.items()],
+        keys=("organization_id", "day", "user_id", "model_id"),
+        update=bulk.add_columns("usage_day_user_models", full),
+        returning=("organization_id", "day", "user_id", "model_id", "requests"),
+    )
+    new_models: dict[tuple[Any, ...], int] = {}
+    for org, day, user, model, requests in returned:
+        if user != NO_USER_HEX and requests == dum[(org, day, user, model)][0]:
+            new_models[(org, day, model)] = new_models.get((org, day, model), 0) + 1
+    days = _coarser(day_users, itemgetter(0, 1))
+    await bulk.sqlite_upsert(
+        driver,
+        "usage_days",
+        ("organization_id", "day", "users", *full),
+        [(*k, new_days.get(k, 0), *v) for k, v in days.items()],
+        keys=("organization_id", "day"),
+        update=bulk.add_columns("usage_days", (*full, "users")),
+    )
+    day_models = _coarser(dum, itemgetter(0, 1, 3))
+    await bulk.sqlite_upsert(
+        driver,
+        "usage_day_models",
+        ("organization_id", "day", "model_id", "provider_id", "users", *full),
+        [(*k, providers[k[2]], new_models.get(k, 0), *v) for k, v in day_models.items()],
+        keys=("organization_id", "day", "model_id"),
+        update=bulk.add_columns("usage_day_models", (*full, "users")),
+    )
+    slim = SLIM_METRICS
+    hours = _coarser(sums.hour_users, itemgetter(0, 1))
+    for table, names, rows in (
+        ("usage_hours", ("organization_id", "hour"), [(k[0], _hour(k[1]), *v) for k, v in hours.items()]),
         (
-            UsageDimensionUserDay,
+            "usage_hour_users",
+            ("organization_id", "hour", "user_id"),
+            [(k[0], _hour(k[1]), k[2], *v) for k, v in sums.hour_users.items()],
+        ),
+        (
+            "usage_dimension_days",
+            ("organization_id", "dimension", "day", "value"),
+            [(*k, *v) for k, v in _coarser(sums.dimension_users, itemgetter(0, 1, 3, 4)).items()],
+        ),
+        (
+            "usage_dimension_user_days",
             ("organization_id", "dimension", "user_id", "day", "value"),
-            agg.dimension_users,
+            [(*k, *v) for k, v in sums.dimension_users.items()],
         ),
     ):
-        await _upsert(session, model, names, _rows(names, table, SLIM_METRICS), SLIM_METRICS)
-    latency_rows = [
-        {"organization_id": org, "day": day, "model_id": model, "bucket": bucket, "requests": count}
-        for (org, day, model, bucket), count in agg.latency.items()
-    ]
-    await _upsert(
-        session,
-        UsageLatencyBucket,
-        ("organization_id", "day", "model_id", "bucket"),
-        latency_rows,
-        ("requests",),
+        await bulk.sqlite_upsert(
+            driver, table, (*names, *slim), rows, keys=names, update=bulk.add_columns(table, slim)
+        )
+    await bulk.sqlite_upsert(
+        driver,
+        "usage_latency_buckets",
+        ("organization_id", "day", "model_id", "bucket", "requests"),
+        [(*k, count) for k, count in sums.latency.items()],
+        keys=("organization_id", "day", "model_id", "bucket"),
+        update=bulk.add_columns("usage_latency_buckets", ("requests",)),
     )
-
-
-async def _write_conversations(session: AsyncSession, agg: Aggregates) -> None:
-    if not agg.conversations:
-        return
-    table: Table = UsageConversation.__table__  # type: ignore[assignment]
-    least, greatest = ("least", "greatest") if bulk.is_postgres(session) else ("min", "max")
-    name = table.name
-    update = bulk.add_columns(table, SLIM_METRICS) | {
-        # The conversation belongs to the user of its earliest event.
-        "user_id": (
-            f"CASE WHEN excluded.first_at < {name}.first_at THEN excluded.user_id ELSE {name}.user_id END"
-        ),
-        "first_at": f"{least}({name}.first_at, excluded.first_at)",
-        "last_at": f"{greatest}({name}.last_at, excluded.last_at)",
-    }
-    columns = ["organization_id", "conversation_id", "user_id", "first_at", "last_at", *SLIM_METRICS]
-    records = [
-        (org, conversation_id, c.user_id, c.first_at, c.last_at, *c.slim)
-        for (org, conversation_id), c in agg.conversations.items()
-    ]
-    await bulk.merge(
-        session, table, columns, records, keys=("organization_id", "conversation_id"), update=update
+    name = "usage_conversations"
+    await bulk.sqlite_upsert(
+        driver,
+        name,
+        ("organization_id", "conversation_id", "user_id", "first_at", "last_at", *slim),
+        [(*k, *c) for k, c in sums.conversations.items()],
+        keys=("organization_id", "conversation_id"),
+        update=bulk.add_columns(name, slim)
+        | {
+            # The conversation belongs to the user of its earliest event.
+            "user_id": (
+                f"CASE WHEN excluded.first_at < {name}.first_at THEN excluded.user_id ELSE {name}.user_id END"
+            ),
+            "first_at": f"min({name}.first_at, excluded.first_at)",
+            "last_at": f"max({name}.last_at, excluded.last_at)",
+        },
     )
 
 
