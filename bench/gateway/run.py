@@ -389,7 +389,8 @@ def seed(env: Environment) -> None:
     upgrade(env.database_url)
 
     async def work(session: Any) -> tuple[str, str]:
-        result = await seed_demo(session)  # catalog sync (openai/gpt-4o-mini and its price), org, key
+        # Catalog sync (openai/gpt-4o-mini and its price), org, key; no demo history: metering is checked
+        result = await seed_demo(session, events=0)
         await ledger.post(session, result.organization.id, kind=EntryKind.grant, amount_nanousd=100_000 * USD)
         return result.api_key, str(result.organization.id)
 
