@@ -88,6 +88,31 @@ EXPECTED: dict[str, set[str]] = {
     "GET /organizations/{org_id}/usage": ALL,
     "GET /organizations/{org_id}/usage/conversations": ALL,
     "GET /organizations/{org_id}/usage/conversations/{conversation_id:path}": ALL,
+    # Billing: admins read it; owners and billing managers change it (seats through seats.manage).
+    "GET /api/v1/organizations/{org_id}/billing": {"owner", "admin", "billing_manager"},
+    "PATCH /api/v1/organizations/{org_id}/billing/profile": BILLING_SEATS,
+    "POST /api/v1/organizations/{org_id}/billing/purchases": BILLING_SEATS,
+    "POST /api/v1/organizations/{org_id}/billing/purchases/{purchase_id}/payments": BILLING_SEATS,
+    "GET /api/v1/organizations/{org_id}/billing/subscription": {"owner", "admin", "billing_manager"},
+    "GET /api/v1/organizations/{org_id}/billing/subscription/preview": {"owner", "admin", "billing_manager"},
+    "PUT /api/v1/organizations/{org_id}/billing/subscription/seats": BILLING_SEATS,
+    "PUT /api/v1/organizations/{org_id}/billing/subscription/frequency": BILLING_SEATS,
+    "PUT /api/v1/organizations/{org_id}/billing/subscription/renewal": BILLING_SEATS,
+    "POST /api/v1/organizations/{org_id}/billing/subscription/cancel": BILLING_SEATS,
+    "POST /api/v1/organizations/{org_id}/billing/subscription/resume": BILLING_SEATS,
+    "GET /api/v1/organizations/{org_id}/billing/invoices": {"owner", "admin", "billing_manager"},
+    "GET /api/v1/organizations/{org_id}/billing/invoices/{invoice_id}": {"owner", "admin", "billing_manager"},
+    "GET /api/v1/organizations/{org_id}/billing/invoices/{invoice_id}/pdf": {
+        "owner",
+        "admin",
+        "billing_manager",
+    },
+    # Operators only (no organization role may): recording money, refunds, adjustments, promotions.
+    "POST /api/v1/admin/organizations/{org_id}/billing/payments": set(),
+    "POST /api/v1/admin/organizations/{org_id}/billing/payment-failures": set(),
+    "POST /api/v1/admin/organizations/{org_id}/billing/refunds": set(),
+    "POST /api/v1/admin/organizations/{org_id}/billing/adjustments": set(),
+    "POST /api/v1/admin/organizations/{org_id}/billing/promotions": set(),
 }
 
 # Another member's key is hidden, not forbidden: members see only their own keys, so it is a 404.

@@ -57,6 +57,11 @@ NOT_TENANT_SCOPED: dict[str, str] = {
     "PATCH /api/v1/admin/catalog/models/{provider}/{model:path}": "installation-wide catalog, operators only",
     "GET /api/v1/admin/catalog/models/{provider}/{model:path}/prices": "installation-wide, operators only",
     "POST /api/v1/admin/catalog/models/{provider}/{model:path}/prices": "installation-wide, operators only",
+    "POST /api/v1/admin/organizations/{org_id}/billing/payments": "operators only, installation-wide",
+    "POST /api/v1/admin/organizations/{org_id}/billing/payment-failures": "operators only, installation-wide",
+    "POST /api/v1/admin/organizations/{org_id}/billing/refunds": "operators only, installation-wide",
+    "POST /api/v1/admin/organizations/{org_id}/billing/adjustments": "operators only, installation-wide",
+    "POST /api/v1/admin/organizations/{org_id}/billing/promotions": "operators only, installation-wide",
 }
 
 # Ids that belong to a user rather than an org: another user's token is a 404 too.
@@ -166,6 +171,14 @@ def test_every_body_id_field_has_a_cross_org_case(app: object) -> None:
         # org allows: tests/model_access/test_service.py::test_default_model_must_be_allowed_and_priced
         ("PUT /api/v1/organizations/{org_id}/model-access/default-model", "model_id"),
         ("POST /organizations/{org_id}/model-access/default-model", "model_id"),
+        # A tax number, not a row id.
+        ("PATCH /api/v1/organizations/{org_id}/billing/profile", "tax_id"),
+        # Operators' ids are looked up inside the org of the path: another org's invoice or purchase is a
+        # 404 (tests/billing/test_endpoints.py::test_operator_routes_refuse_another_orgs_ids).
+        ("POST /api/v1/admin/organizations/{org_id}/billing/payments", "invoice_id"),
+        ("POST /api/v1/admin/organizations/{org_id}/billing/payments", "purchase_id"),
+        ("POST /api/v1/admin/organizations/{org_id}/billing/payment-failures", "invoice_id"),
+        ("POST /api/v1/admin/organizations/{org_id}/billing/refunds", "purchase_id"),
     }
     found = set()
     for route in api_routes(app.routes):  # type: ignore[attr-defined]

@@ -17,6 +17,9 @@ from tokenboard import __version__
 from tokenboard.accounts.endpoints import router as accounts_router
 from tokenboard.announcements.endpoints import router as announcements_router
 from tokenboard.api_keys.endpoints import router as api_keys_router
+from tokenboard.billing.endpoints import admin_router as billing_admin_router
+from tokenboard.billing.endpoints import router as billing_router
+from tokenboard.billing.status import BillingStatusCache
 from tokenboard.catalog.endpoints import admin_router as catalog_admin_router
 from tokenboard.catalog.endpoints import router as catalog_router
 from tokenboard.catalog.service import CatalogCache
@@ -59,6 +62,8 @@ API_ROUTERS = [
     announcements_router,
     api_keys_router,
     ledger_router,
+    billing_router,
+    billing_admin_router,
     catalog_router,
     catalog_admin_router,
     model_access_router,
@@ -113,6 +118,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.model_access_cache = ModelAccessCache(app.state.catalog_cache)
     # Every session of this app can reach the cache, so a committed policy change invalidates it.
     app.state.sessionmaker.configure(info=session_info(app.state.model_access_cache))
+    # Billing state per organization (suspended, grace...) for the gateway, invalidated after commits.
+    app.state.billing_status = BillingStatusCache()
     app.state.key_cache = KeyCache()
     app.state.upstreams = UpstreamPool(settings.upstreams)
     app.state.usage_journal = UsageJournal(settings.journal_path(), uuid7().hex)
@@ -141,6 +148,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.catalog_cache.invalidate()
         if message == "all":
             app.state.model_access_cache.invalidate_all()
+            app.state.billing_status.invalidate_all()
+        elif message.startswith("billing:"):
+            with contextlib.suppress(ValueError):
+                app.state.billing_status.invalidate(uuid.UUID(message.split(":", 1)[1]))
         elif message.startswith("policy:"):
             with contextlib.suppress(ValueError):
                 app.state.model_access_cache.invalidate(uuid.UUID(message.split(":", 1)[1]))

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import secrets
+from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tokenboard.billing.plans import DEFAULT_PLAN_ID, DEFAULT_PLANS, PlanConfig
 
 
 class Environment(StrEnum):
@@ -53,6 +56,11 @@ class UpstreamConfig(BaseModel):
         if not url:
             raise ValueError(f"an upstream of kind {self.kind.value} needs a base_url")
         return url.rstrip("/")
+
+
+class PaymentProviderKind(StrEnum):
+    offline = "offline"
+    stripe = "stripe"
 
 
 class Settings(BaseSettings):
@@ -106,6 +114,43 @@ class Settings(BaseSettings):
         description="Credits a gateway process reserves per organization at a time, in nano-USD "
         "(default $2); requests are admitted against it in memory.",
     )
+
+    payment_provider: PaymentProviderKind = Field(
+        PaymentProviderKind.offline,
+        description="Who takes payments: offline (an operator records them) or stripe.",
+    )
+    billing_plans: dict[str, PlanConfig] = Field(
+        default_factory=lambda: dict(DEFAULT_PLANS),
+        description="Plans as JSON: id -> {name, monthly_price_per_seat, annual_price_per_seat, features, "
+        "usage_in_arrears, self_serve} (USD strings); default Teams $29/$290 and Enterprise $59/$590.",
+    )
+    billing_default_plan: str = Field(DEFAULT_PLAN_ID, description="Plan of a new subscription.")
+    billing_grace_days: int = Field(
+        7, ge=0, le=90, description="Days of gateway access after a failed payment before suspension."
+    )
+    credit_bundles_usd: list[int] = Field(
+        default_factory=lambda: [10, 50, 100, 500], description="Preset credit bundles offered, in USD."
+    )
+    credit_purchase_min_usd: Decimal = Field(Decimal("5"), gt=0, description="Smallest custom purchase.")
+    credit_purchase_max_usd: Decimal = Field(Decimal("10000"), gt=0, description="Largest custom purchase.")
+    invoice_issuer: str = Field(
+        "TB", pattern=r"^[A-Z0-9]{1,10}$", description="Invoice number prefix: TB-2026-000001."
+    )
+    invoice_issuer_name: str = Field("Tokenboard", description="Seller name printed on invoices.")
+    invoice_issuer_address: str = Field("", description="Seller address printed on invoices.")
+    offline_owner_records_payments: bool | None = Field(
+        None,
+        description="With the offline provider, owners and billing managers may record their own payments "
+        "(demos, trials); default: yes outside production, no in production (operators only).",
+    )
+
+    @property
+    def owners_record_payments(self) -> bool:
+        if self.payment_provider != PaymentProviderKind.offline:
+            return False
+        if self.offline_owner_records_payments is not None:
+            return self.offline_owner_records_payments
+        return self.env != Environment.production
 
     @property
     def is_sqlite(self) -> bool:

@@ -71,6 +71,8 @@ def ids_of(
         "provider_id": "openai",
         "day": "2026-01-05",
         "conversation_id": "conv-1",
+        "purchase_id": "00000000-0000-7000-8000-00000000b111",
+        "invoice_id": "00000000-0000-7000-8000-00000000b222",
     }
     if token_id is not None:
         values["token_id"] = str(token_id)
@@ -119,6 +121,32 @@ API_BODIES: dict[str, dict[str, object]] = {
             {"id": "evt-1", "timestamp": "2026-01-01T00:00:00Z", "model": "openai/gpt-4o", "cost_nanousd": 1}
         ]
     },
+    "PATCH /api/v1/organizations/{org_id}/billing/profile": {"country": "DE", "tax_rate_bps": 1900},
+    "POST /api/v1/organizations/{org_id}/billing/purchases": {"amount_usd": "50"},
+    "POST /api/v1/organizations/{org_id}/billing/purchases/{purchase_id}/payments": {"reference": "r-1"},
+    "PUT /api/v1/organizations/{org_id}/billing/subscription/seats": {"seats": 25},
+    "PUT /api/v1/organizations/{org_id}/billing/subscription/frequency": {"frequency": "annual"},
+    "PUT /api/v1/organizations/{org_id}/billing/subscription/renewal": {"auto_renew": False},
+    "POST /api/v1/organizations/{org_id}/billing/subscription/cancel": {"confirm": True},
+    "POST /api/v1/admin/organizations/{org_id}/billing/payments": {
+        "invoice_id": "<invoice_id>",
+        "reference": "r",
+    },
+    "POST /api/v1/admin/organizations/{org_id}/billing/payment-failures": {
+        "invoice_id": "<invoice_id>",
+        "reason": "declined",
+    },
+    "POST /api/v1/admin/organizations/{org_id}/billing/refunds": {
+        "purchase_id": "<purchase_id>",
+        "amount_usd": "1",
+        "reason": "r",
+    },
+    "POST /api/v1/admin/organizations/{org_id}/billing/adjustments": {"amount_usd": "1", "reason": "r"},
+    "POST /api/v1/admin/organizations/{org_id}/billing/promotions": {
+        "amount_usd": "1",
+        "expires_at": "2099-01-01T00:00:00Z",
+        "reason": "r",
+    },
 }
 
 FORM_BODIES: dict[str, dict[str, str]] = {
@@ -149,6 +177,7 @@ FORM_BODIES: dict[str, dict[str, str]] = {
 # waits for the whole response, so the suites ask it to end at once.
 QUERIES: dict[str, str] = {
     "GET /api/v1/organizations/{org_id}/usage/live": "?lifetime=0",
+    "GET /api/v1/organizations/{org_id}/billing/subscription/preview": "?seats=21",
 }
 
 

@@ -32,6 +32,8 @@ class Permission(StrEnum):
     workspaces_manage = "workspaces.manage"
     audit_view = "audit.view"
     billing_view = "billing.view"
+    # Buy credits, change billing details and the subscription (admins only read billing).
+    billing_manage = "billing.manage"
     seats_manage = "seats.manage"
     keys_use = "keys.use"
     keys_manage_all = "keys.manage_all"
@@ -72,7 +74,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.usage_view_all,
         }
     ),
-    Role.billing_manager: frozenset(_EVERYONE | {Permission.billing_view, Permission.seats_manage}),
+    Role.billing_manager: frozenset(
+        _EVERYONE | {Permission.billing_view, Permission.billing_manage, Permission.seats_manage}
+    ),
     Role.member: frozenset(_EVERYONE),
 }
 
