@@ -287,6 +287,7 @@ async def list_invoices(session: AsyncSession, org_id: uuid.UUID, limit: int) ->
         scoped(select(Invoice), Invoice, org_id)
         .order_by(Invoice.created_at.desc(), Invoice.id.desc())
         .limit(limit)
+        .execution_options(populate_existing=True)
     )
     return list((await session.execute(stmt)).scalars())
 
