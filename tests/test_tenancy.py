@@ -173,6 +173,7 @@ def test_every_body_id_field_has_a_cross_org_case(app: object) -> None:
         ("POST /organizations/{org_id}/model-access/default-model", "model_id"),
         # A tax number, not a row id.
         ("PATCH /api/v1/organizations/{org_id}/billing/profile", "tax_id"),
+        ("POST /organizations/{org_id}/billing/profile", "tax_id"),
         # Operators' ids are looked up inside the org of the path: another org's invoice or purchase is a
         # 404 (tests/billing/test_endpoints.py::test_operator_routes_refuse_another_orgs_ids).
         ("POST /api/v1/admin/organizations/{org_id}/billing/payments", "invoice_id"),

@@ -150,6 +150,13 @@ API_BODIES: dict[str, dict[str, object]] = {
 }
 
 FORM_BODIES: dict[str, dict[str, str]] = {
+    "POST /organizations/{org_id}/billing/purchases": {"amount_usd": "50"},
+    "POST /organizations/{org_id}/billing/purchases/{purchase_id}/payments": {"reference": "r-1"},
+    "POST /organizations/{org_id}/billing/profile": {"country": "DE", "tax_rate_percent": "19"},
+    "POST /organizations/{org_id}/subscription/seats": {"seats": "25"},
+    "POST /organizations/{org_id}/subscription/frequency": {"frequency": "annual"},
+    "POST /organizations/{org_id}/subscription/renewal": {"auto_renew": "true"},
+    "POST /organizations/{org_id}/subscription/cancel": {"confirm": "true"},
     "POST /organizations/{org_id}/settings": {"name": "Renamed"},
     "POST /organizations/{org_id}/seats": {"seat_limit": "30"},
     "POST /organizations/{org_id}/invitations": {"email": "fresh-invitee@example.com", "role": "member"},

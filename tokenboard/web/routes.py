@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from tokenboard.web.pages import (
     accounts,
+    billing,
     keys,
     members,
     model_access,
@@ -16,5 +17,5 @@ from tokenboard.web.pages import (
 )
 
 router = APIRouter()
-for _pages in (accounts, organizations, members, teams, workspaces, keys, model_access, usage):
+for _pages in (accounts, organizations, members, teams, workspaces, keys, model_access, usage, billing):
     router.include_router(_pages.router)

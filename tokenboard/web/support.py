@@ -36,6 +36,8 @@ NAV: list[tuple[str, str, str, str, Permission]] = [
     ("workspaces", "Workspaces", "workspaces", "▤", Permission.workspaces_view),
     ("keys", "API keys", "keys", "¤", Permission.keys_use),
     ("models", "Model access", "models", "◇", Permission.models_view),
+    ("billing", "Billing", "billing", "$", Permission.billing_view),
+    ("subscription", "Subscription", "subscription", "▣", Permission.billing_view),
     ("activity", "Activity log", "activity", "☰", Permission.audit_view),
     ("settings", "Settings", "settings", "⚙", Permission.org_manage),
 ]

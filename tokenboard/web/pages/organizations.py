@@ -9,6 +9,7 @@ from fastapi import Form, Query, Request
 
 from tokenboard.accounts.auth import CurrentPrincipal
 from tokenboard.audit.service import Actor, audit
+from tokenboard.billing.service import billing
 from tokenboard.kit.deps import DB, AppSettings, Client
 from tokenboard.kit.errors import TokenboardError
 from tokenboard.kit.money import parse_usd, usd_string
@@ -68,11 +69,24 @@ async def overview_page(
     request: Request,
     db: DB,
     principal: CurrentPrincipal,
+    settings: AppSettings,
     ctx: Annotated[OrgContext, org_page(Permission.org_view)],
 ) -> Any:
     view = await organizations.overview(db, ctx)
+    # The billing cards (overview_billing.html), only for roles with billing access.
+    billing_card = (
+        await billing.overview(db, ctx.organization, settings) if ctx.can(Permission.billing_view) else None
+    )
     return await page(
-        request, "overview.html", db, principal, ctx=ctx, active="overview", title="Dashboard", view=view
+        request,
+        "overview.html",
+        db,
+        principal,
+        ctx=ctx,
+        active="overview",
+        title="Dashboard",
+        view=view,
+        billing_card=billing_card,
     )
 
 
