@@ -7,11 +7,14 @@ through ``tokenboard.usage.ingest.record_events`` in batches of ``--batch``, one
 batch. Events/s counts only the time in ``record_events`` and the commit (the generator is excluded) and is
 checked: every event stored once, the rollups summing to the events.
 
-Phases run per engine in order (``PHASES``); page timings (the usage page and its JSON twin, and the same
-page computed naively over raw events) are meant to be added as further phases reading the same database.
+Phases run per engine in order (``PHASES``): seed, ingest (``--writers`` concurrent writers, one by
+default), small batches (1 and 100 events, what a gateway flush costs), the usage page's reads
+(``repository.py``) per period, org-wide and for the heaviest user, the same page as GROUP BY over raw
+events, and the JSON twin (``GET /api/v1/organizations/{org}/usage``) in-process with a personal access token.
 
     .venv/bin/python bench/analytics/run.py                  # 1M events on both engines, writes the docs
     .venv/bin/python bench/analytics/run.py --events 100000 --no-docs
+    .venv/bin/python bench/analytics/run.py --events 10000000 --writers 2   # the 10M bar (long)
     .venv/bin/python bench/analytics/run.py --smoke          # a few thousand events, never writes the docs
 """
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import math
 import os
 import platform
 import re
@@ -37,19 +41,35 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(ROOT))
 
 import asyncpg  # noqa: E402
-from sqlalchemy import func, select  # noqa: E402
+from httpx import ASGITransport, AsyncClient  # noqa: E402
+from sqlalchemy import func, select, text  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker  # noqa: E402
 
+from tokenboard.accounts.service import PAT_PREFIX  # noqa: E402
+from tokenboard.app import create_app  # noqa: E402
 from tokenboard.catalog.service import CatalogCache, catalog  # noqa: E402
+from tokenboard.config import Environment, Settings  # noqa: E402
 from tokenboard.kit.db import create_engine, create_sessionmaker  # noqa: E402
+from tokenboard.kit.security import hash_token, new_token  # noqa: E402
 from tokenboard.migrations import upgrade  # noqa: E402
-from tokenboard.models import Membership, Organization, UsageDay, UsageEvent, User  # noqa: E402
+from tokenboard.models import (  # noqa: E402
+    Membership,
+    Organization,
+    PersonalAccessToken,
+    UsageDay,
+    UsageEvent,
+    User,
+)
+from tokenboard.usage import repository  # noqa: E402
 from tokenboard.usage.ingest import record_events  # noqa: E402
+from tokenboard.usage.rollups import DIMENSIONS  # noqa: E402
 from tokenboard.usage.synthetic import Person, UsageGenerator  # noqa: E402
 
 DOCS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Usage analytics"
 QUALITY_BARS = {"sqlite": 20_000, "postgresql": 50_000}  # events/s, QUALITY.md "usage ingestion"
+PAGE_BAR_MS = 50  # p95 of the usage page's server time at 10M events, QUALITY.md "dashboard queries"
+END = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 
 
 def log(message: str) -> None:
@@ -115,6 +135,7 @@ class Context:
     backend: str
     sessionmaker: async_sessionmaker[AsyncSession]
     args: argparse.Namespace
+    url: str
     organization_id: uuid.UUID = field(default_factory=uuid.uuid4)
     people: list[Person] = field(default_factory=list)
     figures: dict[str, Any] = field(default_factory=dict)
@@ -133,39 +154,81 @@ async def seed(ctx: Context) -> None:
         ]
         session.add_all(users)
         await session.flush()
-        session.add_all(Membership(organization_id=org.id, user_id=u.id, role="member") for u in users)
+        session.add_all(
+            Membership(organization_id=org.id, user_id=u.id, role="owner" if i == 0 else "member")
+            for i, u in enumerate(users)
+        )
         await session.commit()
         ctx.organization_id = org.id
         ctx.people = [Person(u.id) for u in users] + [Person(None)]
 
 
-async def ingest(ctx: Context) -> None:
-    cache = CatalogCache()
-    async with ctx.sessionmaker() as session:
-        await cache.load(session)
-    generator = UsageGenerator(
+def _generator(ctx: Context, cache: CatalogCache) -> UsageGenerator:
+    return UsageGenerator(
         ctx.organization_id,
         ctx.people,
         cache,
         events=ctx.args.events,
-        end=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
+        end=END,
         seed=11,
         source="bench",
     )
+
+
+async def ingest(ctx: Context) -> None:
+    """``--writers`` tasks, each with its own connection, commit one batch each at a time.
+
+    With one writer, events/s counts only the time in ``record_events`` and the commit. With several, the
+    batches are in flight together (as several gateway instances would write them) and events/s counts the
+    wall time minus the time spent generating events (the generator shares the process).
+    """
+    cache = CatalogCache()
+    async with ctx.sessionmaker() as session:
+        await cache.load(session)
+    generator = _generator(ctx, cache)
+    writers = ctx.args.writers
+    queue: asyncio.Queue[list[dict[str, Any]] | None] = asyncio.Queue(maxsize=writers)
     busy = 0.0
+    generating = 0.0
     inserted = 0
+
+    async def writer() -> None:
+        nonlocal busy, inserted
+        while (batch := await queue.get()) is not None:
+            t0 = time.perf_counter()
+            async with ctx.sessionmaker() as session:
+                inserted += len(await record_events(session, batch))
+                await session.commit()
+            busy += time.perf_counter() - t0
+
     started = time.perf_counter()
     next_report = started + 10
-    for batch in generator.batches(size=ctx.args.batch):
+    batches = generator.batches(size=ctx.args.batch)
+    tasks = [asyncio.create_task(writer()) for _ in range(writers)] if writers > 1 else []
+    while True:
         t0 = time.perf_counter()
-        async with ctx.sessionmaker() as session:
-            inserted += len(await record_events(session, batch))
-            await session.commit()
-        busy += time.perf_counter() - t0
+        batch = next(batches, None)
+        generating += time.perf_counter() - t0
+        if not tasks:  # one writer: strictly one after the other, so the generator never overlaps a write
+            if batch is None:
+                break
+            t0 = time.perf_counter()
+            async with ctx.sessionmaker() as session:
+                inserted += len(await record_events(session, batch))
+                await session.commit()
+            busy += time.perf_counter() - t0
+        else:
+            await queue.put(batch)
+            if batch is None:
+                break
         if time.perf_counter() > next_report:
-            log(f"  {ctx.backend}: {inserted:,} events, {inserted / busy:,.0f}/s in the pipeline")
+            log(f"  {ctx.backend}: {inserted:,} events written")
             next_report = time.perf_counter() + 10
+    for _ in range(len(tasks) - 1):
+        await queue.put(None)
+    await asyncio.gather(*tasks)
     wall = time.perf_counter() - started
+    measured = busy if writers == 1 else wall - generating
     async with ctx.sessionmaker() as session:
         stored = await session.scalar(select(func.count()).select_from(UsageEvent))
         rolled = await session.scalar(select(func.sum(UsageDay.requests)))
@@ -178,17 +241,252 @@ async def ingest(ctx: Context) -> None:
         "stored": int(stored or 0),
         "rolled_up": int(rolled or 0),
         "replayed_inserted": again,
-        "pipeline_s": busy,
+        "pipeline_s": measured,
         "wall_s": wall,
-        "events_per_s": inserted / busy if busy else 0.0,
+        "events_per_s": inserted / measured if measured else 0.0,
     }
     log(
-        f"  {ctx.backend}: {inserted:,} events in {busy:.1f} s of pipeline time "
-        f"({inserted / busy:,.0f} events/s; {wall:.1f} s wall with the generator)"
+        f"  {ctx.backend}: {inserted:,} events in {measured:.1f} s "
+        f"({inserted / measured:,.0f} events/s; {wall:.1f} s wall with the generator)"
     )
 
 
-PHASES: list[tuple[str, Callable[[Context], Awaitable[None]]]] = [("seed", seed), ("ingest", ingest)]
+async def small_batches(ctx: Context) -> None:
+    """What one gateway flush costs: ``record_events`` and the commit of 1 and of 100 new events."""
+    cache = CatalogCache()
+    async with ctx.sessionmaker() as session:
+        await cache.load(session)
+    result = {}
+    reps = 20 if ctx.args.smoke else 100
+    for size in (1, 100):
+        generator = UsageGenerator(
+            ctx.organization_id, ctx.people, cache, events=size * reps, end=END, seed=5, source=f"small{size}"
+        )
+        times = []
+        for batch in generator.batches(size=size):
+            t0 = time.perf_counter()
+            async with ctx.sessionmaker() as session:
+                await record_events(session, batch)
+                await session.commit()
+            times.append(time.perf_counter() - t0)
+        result[size] = (_pct(times, 0.5) * 1000, _pct(times, 0.95) * 1000)
+        log(f"  {ctx.backend}: batch of {size}: p50 {result[size][0]:.2f} ms, p95 {result[size][1]:.2f} ms")
+    ctx.figures["small"] = result
+
+
+def _pct(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(len(ordered) * fraction) - 1))]
+
+
+# --- Page timings -----------------------------------------------------------------------------------------
+
+PERIODS = ("week", "month", "year", "all")
+
+
+def _range(period: str) -> tuple[dt.date | None, dt.date | None]:
+    last = (END - dt.timedelta(days=1)).date()
+    days = {"week": 7, "month": 30, "year": 365}.get(period)
+    return (None, None) if days is None else (last - dt.timedelta(days=days - 1), last)
+
+
+def _page_reads(
+    org: uuid.UUID, start: dt.date | None, end: dt.date | None, user: uuid.UUID | None
+) -> list[tuple[str, Callable[[AsyncSession], Awaitable[Any]]]]:
+    """What the usage page reads (repository.py), in order; the day drill-downs use the range's last day."""
+    day = end or (END - dt.timedelta(days=1)).date()
+    reads: list[tuple[str, Callable[[AsyncSession], Awaitable[Any]]]] = [
+        ("summary", lambda s: repository.summary(s, org, start, end, user_id=user, as_of=day)),
+        ("by_day", lambda s: repository.by_day(s, org, start, end, user_id=user)),
+        ("by_day_users", lambda s: repository.by_day_users(s, org, day, user_id=user)),
+        ("by_model_day", lambda s: repository.by_model_day(s, org, start, end, user_id=user)),
+        (
+            "by_model_day_users",
+            lambda s: repository.by_model_day_users(s, org, day, TOP_MODEL, user_id=user),
+        ),
+        ("hourly_pattern", lambda s: repository.hourly_pattern(s, org, start, end, user_id=user)),
+        ("by_month", lambda s: repository.by_month(s, org, start, end, user_id=user)),
+        ("by_year", lambda s: repository.by_year(s, org, start, end, user_id=user)),
+        ("model_popularity", lambda s: repository.model_popularity(s, org, start, end, user_id=user)),
+        ("provider_mix", lambda s: repository.provider_mix(s, org, start, end, user_id=user)),
+    ]
+    if user is None:
+        reads.append(("user_totals", lambda s: repository.user_totals(s, org, start, end)))
+    for dimension in DIMENSIONS:
+        reads.append(
+            (
+                f"dimension:{dimension}",
+                lambda s, d=dimension: repository.dimension_breakdown(s, org, d, start, end, user_id=user),  # type: ignore[misc]
+            )
+        )
+    reads.append(("conversations", lambda s: repository.conversations(s, org, user_id=user)))
+    return reads
+
+
+TOP_MODEL = "anthropic/claude-sonnet-4-5"
+
+
+async def pages(ctx: Context) -> None:
+    """Each read of the usage page, org-wide and for the heaviest user, per period; the page is their sum."""
+    reps = 2 if ctx.args.smoke else ctx.args.reps
+    org = ctx.organization_id
+    async with ctx.sessionmaker() as session:
+        top = await repository.user_totals(session, org, None, None, limit=1)
+    user = top[0].user_id
+    ctx.figures["page_user"] = str(user)
+    per_read: dict[tuple[str, str], list[float]] = {}
+    per_page: dict[tuple[str, str], list[float]] = {}
+    for scope, who in (("org", None), ("user", user)):
+        for period in PERIODS:
+            start, end = _range(period)
+            reads = _page_reads(org, start, end, who)
+            for rep in range(reps + 1):
+                total = 0.0
+                async with ctx.sessionmaker() as session:
+                    for name, read in reads:
+                        t0 = time.perf_counter()
+                        await read(session)
+                        took = time.perf_counter() - t0
+                        total += took
+                        if rep:  # the first pass warms the caches and the statement cache
+                            per_read.setdefault((scope, name), []).append(took)
+                if rep:
+                    per_page.setdefault((scope, period), []).append(total)
+    ctx.figures["reads"] = {k: (_pct(v, 0.5) * 1000, _pct(v, 0.95) * 1000) for k, v in per_read.items()}
+    ctx.figures["pages"] = {k: (_pct(v, 0.5) * 1000, _pct(v, 0.95) * 1000) for k, v in per_page.items()}
+    for (scope, period), (p50, p95) in ctx.figures["pages"].items():
+        log(f"  {ctx.backend}: page {scope} {period}: p50 {p50:.1f} ms, p95 {p95:.1f} ms")
+
+
+def _naive_sql(backend: str) -> dict[str, str]:
+    """The same page as GROUP BY over the raw events (what the rollups replace)."""
+    if backend == "postgresql":
+        day, hour = (
+            "(created_at AT TIME ZONE 'UTC')::date",
+            "date_trunc('hour', created_at AT TIME ZONE 'UTC')",
+        )
+        month = "date_trunc('month', created_at AT TIME ZONE 'UTC')"
+        year = "date_trunc('year', created_at AT TIME ZONE 'UTC')"
+    else:
+        day, hour = "substr(created_at, 1, 10)", "substr(created_at, 1, 13)"
+        month, year = "substr(created_at, 1, 7)", "substr(created_at, 1, 4)"
+    usage = (
+        "count(*), sum(cost_nanousd), sum(input_tokens + cached_input_tokens + cache_write_5m_tokens "
+        "+ cache_write_1h_tokens), sum(output_tokens + reasoning_tokens)"
+    )
+    where = "organization_id = :org AND created_at >= :start AND created_at < :stop"
+    queries = {
+        "summary": f"SELECT {usage}, sum(CASE WHEN status_code >= 400 THEN 1 ELSE 0 END) "
+        "FROM usage_events "
+        f"WHERE {where}",
+        "by_day": f"SELECT {day}, {usage}, count(DISTINCT user_id) FROM usage_events "
+        f"WHERE {where} GROUP BY 1",
+        "by_model_day": f"SELECT {day}, model_id, {usage}, count(DISTINCT user_id) FROM usage_events "
+        f"WHERE {where} GROUP BY 1, 2",
+        "hourly_pattern": f"SELECT {hour}, {usage} FROM usage_events WHERE {where} GROUP BY 1",
+        "by_month": f"SELECT {month}, {usage} FROM usage_events WHERE {where} GROUP BY 1",
+        "by_year": f"SELECT {year}, {usage} FROM usage_events WHERE {where} GROUP BY 1",
+        "model_popularity": f"SELECT model_id, {usage}, sum(latency_ms) FROM usage_events WHERE {where} "
+        "GROUP BY 1",
+        "user_totals": f"SELECT user_id, {usage} FROM usage_events WHERE {where} GROUP BY 1",
+        "conversations": f"SELECT conversation_id, min(created_at), max(created_at), {usage} "
+        "FROM usage_events WHERE organization_id = :org AND conversation_id IS NOT NULL "
+        "GROUP BY 1 ORDER BY 3 DESC LIMIT 50",
+    }
+    for dimension, column in DIMENSIONS.items():
+        queries[f"dimension:{dimension}"] = (
+            f"SELECT {column}, {usage} FROM usage_events WHERE {where} AND {column} IS NOT NULL GROUP BY 1"
+        )
+    return queries
+
+
+async def naive(ctx: Context) -> None:
+    """The org-wide page computed with GROUP BY over raw events, per period (fewer repetitions: slow)."""
+    reps = 1 if ctx.args.smoke else max(1, ctx.args.reps // 5)
+    queries = _naive_sql(ctx.backend)
+    result = {}
+    for period in PERIODS:
+        start, end = _range(period)
+        lo = (
+            dt.datetime.combine(start, dt.time(), dt.UTC) if start else dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+        )
+        hi = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), dt.UTC) if end else END
+        params: dict[str, Any] = {"org": ctx.organization_id, "start": lo, "stop": hi}
+        if ctx.backend == "sqlite":  # stored text: compare like with like
+            params = {
+                "org": ctx.organization_id.hex,
+                "start": lo.strftime("%Y-%m-%d %H:%M:%S.%f"),
+                "stop": hi.strftime("%Y-%m-%d %H:%M:%S.%f"),
+            }
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            async with ctx.sessionmaker() as session:
+                for sql in queries.values():
+                    (await session.execute(text(sql), params)).all()
+            times.append(time.perf_counter() - t0)
+        result[period] = (_pct(times, 0.5) * 1000, _pct(times, 0.95) * 1000)
+        log(f"  {ctx.backend}: naive page {period}: p50 {result[period][0]:.0f} ms")
+    ctx.figures["naive"] = result
+
+
+async def json_twin(ctx: Context) -> None:
+    """GET /api/v1/organizations/{org}/usage in-process (httpx ASGITransport) with a personal access token,
+    as an owner (org-wide) and with ``mine=true``, per period."""
+    reps = 2 if ctx.args.smoke else ctx.args.reps
+    settings = Settings(
+        env=Environment.testing,
+        database_url=ctx.url,
+        secret_key="bench-secret-key-not-for-production",
+        base_url="http://testserver",
+        journal_dir=Path(tempfile.mkdtemp(prefix="tokenboard-bench-journal-")),
+    )
+    app = create_app(settings)
+    token = new_token(PAT_PREFIX)
+    async with app.state.sessionmaker() as session:
+        session.add(
+            PersonalAccessToken(
+                user_id=ctx.people[0].user_id, name="bench", token_hash=hash_token(token), token_hint="bench"
+            )
+        )
+        await session.commit()
+    headers = {"Authorization": f"Bearer {token}"}
+    result: dict[tuple[str, str], tuple[float, float]] = {}
+    try:
+        transport = ASGITransport(app=app)
+        async with AsyncClient(transport=transport, base_url="http://testserver", headers=headers) as client:
+            for scope, mine in (("org", "false"), ("user", "true")):
+                for period in PERIODS:
+                    times = []
+                    for rep in range(reps + 1):
+                        t0 = time.perf_counter()
+                        response = await client.get(
+                            f"/api/v1/organizations/{ctx.organization_id}/usage",
+                            params={"period": period, "mine": mine},
+                        )
+                        took = time.perf_counter() - t0
+                        if response.status_code != 200:
+                            raise RuntimeError(
+                                f"usage JSON twin: {response.status_code} {response.text[:300]}"
+                            )
+                        if rep:
+                            times.append(took)
+                    result[(scope, period)] = (_pct(times, 0.5) * 1000, _pct(times, 0.95) * 1000)
+                    p50 = result[(scope, period)][0]
+                    log(f"  {ctx.backend}: JSON twin {scope} {period}: p50 {p50:.1f} ms")
+    finally:
+        await app.state.engine.dispose()
+    ctx.figures["json"] = result
+
+
+PHASES: list[tuple[str, Callable[[Context], Awaitable[None]]]] = [
+    ("seed", seed),
+    ("ingest", ingest),
+    ("small batches", small_batches),
+    ("pages", pages),
+    ("naive page", naive),
+    ("JSON twin", json_twin),
+]
 
 
 async def run_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
@@ -197,7 +495,7 @@ async def run_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict
         await asyncio.to_thread(upgrade, database.url)
         engine = create_engine(database.url)
         try:
-            ctx = Context(backend, create_sessionmaker(engine), args)
+            ctx = Context(backend, create_sessionmaker(engine), args, database.url)
             for name, phase in PHASES:
                 log(f"{backend}: {name}")
                 await phase(ctx)
@@ -215,8 +513,20 @@ def report(
     results: dict[str, dict[str, Any]], args: argparse.Namespace, info: dict[str, str], took: float
 ) -> str:
     now = dt.datetime.now(dt.UTC)
-    command = "python bench/analytics/run.py" + (
-        f" --events {args.events}" if args.events != 1_000_000 else ""
+    command = "python bench/analytics/run.py" + "".join(
+        f" --{name} {value}"
+        for name, value, default in (
+            ("events", args.events, 1_000_000),
+            ("writers", args.writers, 1),
+            ("backends", args.backends, "sqlite,postgresql"),
+        )
+        if value != default
+    )
+    writers = (
+        "one writer: events/s counts the time in `record_events` and the commit, not the generator"
+        if args.writers == 1
+        else f"{args.writers} writers on their own connections, batches in flight together as several "
+        "instances would write them: events/s counts the wall time minus the generator's"
     )
     out = [
         SECTION,
@@ -231,8 +541,7 @@ def report(
         "",
         f"{args.events:,} synthetic events (a year, {args.users} users, the demo's model mix) through "
         f"`record_events` in batches of {args.batch:,}, one committed transaction per batch, into a fresh "
-        "database; every rollup is updated in the same transaction. Events/s counts the pipeline and the "
-        "commit, not the generator.",
+        f"database; every rollup is updated in the same transaction; {writers}.",
         "",
         "| engine | events | stored | rolled up | replayed batch inserted | pipeline s | events/s | bar "
         "| verdict |",
@@ -250,10 +559,54 @@ def report(
         )
     out += [
         "",
-        "Page timings (the usage page and its JSON twin against the naive GROUP BY over raw events) are to "
-        "be added to this script as further phases.",
+        "Small batches (what one gateway flush costs): `record_events` and the commit of new events, into "
+        "the database above, ms.",
         "",
+        "| engine | 1 event p50 | 1 event p95 | 100 events p50 | 100 events p95 |",
+        "| --- | --- | --- | --- | --- |",
     ]
+    for backend, figures in results.items():
+        small = figures["small"]
+        one, hundred = small[1], small[100]
+        out.append(f"| {backend} | {one[0]:.2f} | {one[1]:.2f} | {hundred[0]:.2f} | {hundred[1]:.2f} |")
+    out += [
+        "",
+        "### Usage page",
+        "",
+        "Server time of the reads the usage page makes (`tokenboard/usage/repository.py`), after the "
+        f"ingestion above, {args.reps} timed repetitions after one warm-up, for the periods ending on the "
+        "data's last day (week, month = 30 days, year = 365 days, all), org-wide and for the heaviest user "
+        "(only my usage). The page is the sum of its reads; the naive page computes the same figures with "
+        "GROUP BY over the raw events (org-wide). The JSON twin is `GET /api/v1/organizations/{org}/usage` "
+        "in-process through httpx's ASGI transport with a personal access token (owner; `mine=true` for "
+        f"the user), which adds the report's own work and serialisation. Bar: p95 <= {PAGE_BAR_MS} ms at "
+        "10M events.",
+        "",
+        "| engine | scope | period | page p50 ms | page p95 ms | JSON twin p50 | JSON twin p95 "
+        "| naive page ms | naive / page |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for backend, figures in results.items():
+        for (scope, period), (p50, p95) in figures["pages"].items():
+            twin = figures.get("json", {}).get((scope, period))
+            twin_cells = f"{twin[0]:.1f} | {twin[1]:.1f}" if twin else "- | -"
+            naive_ms = figures["naive"].get(period, (0.0, 0.0))[0] if scope == "org" else None
+            naive_cells = f"{naive_ms:,.0f} | {naive_ms / p50:,.0f}x" if naive_ms else "- | -"
+            out.append(
+                f"| {backend} | {scope} | {period} | {p50:.1f} | {p95:.1f} | {twin_cells} | {naive_cells} |"
+            )
+    out += ["", "Per read, p50 / p95 ms over every period and repetition:", ""]
+    names = list(dict.fromkeys(name for f in results.values() for _, name in f["reads"]))
+    header = "| read | " + " | ".join(f"{b} org | {b} user" for b in results) + " |"
+    out += [header, "| --- |" + " --- | --- |" * len(results)]
+    for name in names:
+        cells = []
+        for figures in results.values():
+            for scope in ("org", "user"):
+                v = figures["reads"].get((scope, name))
+                cells.append(f"{v[0]:.1f} / {v[1]:.1f}" if v else "-")
+        out.append(f"| {name} | " + " | ".join(cells) + " |")
+    out.append("")
     return "\n".join(out)
 
 
@@ -279,6 +632,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--users", type=int, default=300)
     parser.add_argument("--batch", type=int, default=5_000)
+    parser.add_argument("--writers", type=int, default=1, help="concurrent writers, each its own connection")
+    parser.add_argument("--reps", type=int, default=20, help="timed repetitions of each page")
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument(
         "--pg-dsn",
@@ -288,7 +643,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="a few thousand events; never writes the docs")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.events, args.users, args.batch, args.no_docs = 3_000, 20, 1_000, True
+        args.events, args.users, args.batch, args.no_docs, args.reps = 3_000, 20, 1_000, True, 2
     info = machine()
     started = time.perf_counter()
     results: dict[str, dict[str, Any]] = {}
