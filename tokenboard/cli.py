@@ -288,6 +288,10 @@ def credits_balance(org: Annotated[str, typer.Option("--org", help="Organization
     )
 
 
+from tokenboard.billing.cli import billing_app  # noqa: E402
+
+app.add_typer(billing_app, name="billing")
+
 catalog_app = typer.Typer(help="Model catalog: prices and facts of every model.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 
