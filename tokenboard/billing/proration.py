@@ -132,7 +132,7 @@ def preview_seats(cycle: Cycle, seats: int, at: datetime, *, next_seats: int | N
         explanation = (
             f"Adding {added} seat{'s' if added != 1 else ''} now: "
             f"{added} {X} {format_usd(price)} per {unit} {X} "
-            f"{describe_duration(left)} left of this {describe_duration(total)} period "
+            f"{describe_duration(left)} left of this period of {describe_duration(total)} "
             f"({left:,} of {total:,} seconds) = {format_usd(charge)}, charged today. "
             f"From {_date(cycle.end)} you pay {seats} {X} {format_usd(price)} = "
             f"{format_usd(next_total)} per {unit}."
