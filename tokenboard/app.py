@@ -139,6 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
 
     app.state.gateway.policy = getattr(app.state, "model_access_cache", None)
+    app.state.gateway.billing = app.state.billing_status
 
     def apply_invalidation(message: str) -> None:
         if message in ("keys", "all"):

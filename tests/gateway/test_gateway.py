@@ -527,3 +527,46 @@ async def test_open_pages_hear_of_new_usage(
     assert message is not None and message.event == "usage"
     assert message.data["requests"] == 1 and message.data["cost_nanousd"] == events[0].cost_nanousd
     subscription.close()
+
+
+async def test_a_suspended_subscription_closes_the_gateway(
+    factory: Factory, live_gateway: LiveGateway, upstream: FakeUpstream
+) -> None:
+    from datetime import timedelta
+
+    from tokenboard.models import Subscription
+
+    tenant = await seed(factory)
+    now = utcnow()
+
+    async def subscribe(session: object, status: str, grace: object) -> None:
+        from sqlalchemy import delete
+
+        await session.execute(delete(Subscription).where(Subscription.organization_id == tenant.setup.id))  # type: ignore[attr-defined]
+        session.add(  # type: ignore[attr-defined]
+            Subscription(
+                organization_id=tenant.setup.id,
+                plan="teams",
+                seats=5,
+                status=status,
+                anchor_day=1,
+                current_period_start=now - timedelta(days=40),
+                current_period_end=now - timedelta(days=10),
+                past_due_since=now - timedelta(days=10) if status == "past_due" else None,
+                grace_until=grace,
+            )
+        )
+
+    # A payment failed and the grace period ended: refused in each API's format, nothing forwarded.
+    await factory.run(lambda s: subscribe(s, "past_due", now - timedelta(days=1)))
+    http = httpx.AsyncClient(base_url=live_gateway.url, timeout=30)
+    headers = {"authorization": f"Bearer {tenant.key}"}
+    refused = await http.post("/v1/chat/completions", json={**CHAT, "max_tokens": 5}, headers=headers)
+    assert refused.status_code == 402 and "suspended" in refused.json()["error"]["message"]
+    assert refused.json()["error"]["code"] == "billing_suspended" and upstream.requests == []
+    # Still within the grace period: served. (The change is seen once the cache is told, as after a commit.)
+    await factory.run(lambda s: subscribe(s, "past_due", now + timedelta(days=3)))
+    live_gateway.app.state.billing_status.invalidate(tenant.setup.id)
+    served = await http.post("/v1/chat/completions", json={**CHAT, "max_tokens": 5}, headers=headers)
+    assert served.status_code == 200, served.text
+    await http.aclose()

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from tokenboard.billing.status import BillingStatusCache
 from tokenboard.catalog.pricing import (
     Prices,
     TokenUsage,
@@ -182,6 +183,9 @@ class Gateway:
         self.background: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._syncer: asyncio.Task[None] | None = None
+        # Subscription state (billing/status.py): a suspended org is refused; set by the app.
+        self.billing: BillingStatusCache | None = None
+        self._billing_refreshing: set[uuid.UUID] = set()
 
     # ------------------------------------------------------------------ admission
 
@@ -196,6 +200,8 @@ class Gateway:
             )
         if not key.member_active:
             raise GatewayError(403, "The owner of this key is no longer a member of the organization.")
+        if self.billing is not None:
+            await self._check_billing(key.organization_id)
         model_id = body.get("model")
         if not isinstance(model_id, str) or not model_id:
             raise GatewayError(400, "Name the model, as provider/model (for example openai/gpt-4o).")
@@ -277,6 +283,40 @@ class Gateway:
         admitted.estimate = estimate
         self.spend.start(key.key_id, key.spent_nanousd, estimate, limited=key.spend_limit_nanousd is not None)
         return admitted
+
+    async def _check_billing(self, org_id: uuid.UUID) -> None:
+        """A suspended or canceled subscription closes the gateway (memory; re-read at most once a minute)."""
+        billing = self.billing
+        assert billing is not None
+        if not billing.loaded(org_id):
+            try:
+                billing.state(org_id)  # known but stale: answer from it, refresh in the background
+            except LookupError:
+                async with self.sessionmaker() as session:
+                    await billing.ensure_org(session, org_id)
+            else:
+                self._refresh_billing_soon(org_id)
+        refusal = billing.refusal(org_id)
+        if refusal is not None:
+            raise GatewayError(refusal.status, refusal.message, code=refusal.code)
+
+    def _refresh_billing_soon(self, org_id: uuid.UUID) -> None:
+        if org_id in self._billing_refreshing:
+            return
+        self._billing_refreshing.add(org_id)
+
+        async def refresh() -> None:
+            try:
+                async with self.sessionmaker() as session:
+                    await self.billing.ensure_org(session, org_id)  # type: ignore[union-attr]
+            except Exception:  # the next request tries again
+                log.exception("refreshing the billing status of %s failed", org_id)
+            finally:
+                self._billing_refreshing.discard(org_id)
+
+        task = asyncio.get_running_loop().create_task(refresh())
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
 
     def forget_key_spend(self) -> None:
         self.spend.forget()
