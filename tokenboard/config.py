@@ -119,6 +119,19 @@ class Settings(BaseSettings):
         PaymentProviderKind.offline,
         description="Who takes payments: offline (an operator records them) or stripe.",
     )
+    stripe_secret_key: SecretStr | None = Field(
+        None,
+        description="Stripe secret API key (sk_live_... or sk_test_...); required with the stripe provider.",
+    )
+    stripe_webhook_secret: SecretStr | None = Field(
+        None, description="Signing secret of the Stripe webhook endpoint (whsec_...)."
+    )
+    stripe_api_base: str = Field(
+        "https://api.stripe.com", description="Stripe API address (tests point it at a local fake)."
+    )
+    stripe_webhook_tolerance_seconds: int = Field(
+        300, ge=1, le=86_400, description="Oldest webhook signature timestamp accepted, in seconds."
+    )
     billing_plans: dict[str, PlanConfig] = Field(
         default_factory=lambda: dict(DEFAULT_PLANS),
         description="Plans as JSON: id -> {name, monthly_price_per_seat, annual_price_per_seat, features, "

@@ -11,6 +11,6 @@ def provider_for(settings: Settings) -> PaymentProvider:
     """The provider the installation is configured with (``TOKENBOARD_PAYMENT_PROVIDER``)."""
     if settings.payment_provider == PaymentProviderKind.offline:
         return OfflineProvider()
-    raise NotImplementedError(
-        "The Stripe provider is not installed yet: set TOKENBOARD_PAYMENT_PROVIDER=offline."
-    )
+    from tokenboard.billing.providers.stripe import StripeProvider
+
+    return StripeProvider(settings)
