@@ -52,11 +52,12 @@ def _uuid(value: str, what: str) -> uuid.UUID:
 
 
 def _usd(value: str) -> int:
-    from tokenboard.kit.money import parse_usd
+    from tokenboard.billing.endpoints import usd
+    from tokenboard.kit.errors import BadRequest
 
     try:
-        return parse_usd(value)
-    except ValueError as exc:
+        return usd(value)
+    except BadRequest as exc:
         raise _fail(f"{value!r} is not an amount in USD, such as 25 or 12.50.") from exc
 
 

@@ -39,11 +39,17 @@ Manager = Annotated[OrgContext, Depends(require_org(Permission.billing_manage))]
 SeatManager = Annotated[OrgContext, Depends(require_org(Permission.seats_manage))]
 
 
+MAX_AMOUNT_NANOUSD = 10**18  # a billion USD: anything above is a typing error (and overflows BIGINT soon)
+
+
 def usd(text: str, what: str = "amount") -> int:
     try:
-        return parse_usd(text)
-    except ValueError as exc:
+        value = parse_usd(text)
+    except (ValueError, ArithmeticError) as exc:
         raise BadRequest(f"The {what} must be an amount in USD, such as 25 or 12.50.") from exc
+    if abs(value) > MAX_AMOUNT_NANOUSD:
+        raise BadRequest(f"The {what} is too large.")
+    return value
 
 
 def optional_usd(text: str | None, what: str) -> tuple[int | None, bool]:
