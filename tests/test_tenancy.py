@@ -57,6 +57,7 @@ NOT_TENANT_SCOPED: dict[str, str] = {
     "PATCH /api/v1/admin/catalog/models/{provider}/{model:path}": "installation-wide catalog, operators only",
     "GET /api/v1/admin/catalog/models/{provider}/{model:path}/prices": "installation-wide, operators only",
     "POST /api/v1/admin/catalog/models/{provider}/{model:path}/prices": "installation-wide, operators only",
+    "POST /api/v1/billing/stripe/webhook": "Stripe, by signature; the metadata names the org (tests/billing)",
     "POST /api/v1/admin/organizations/{org_id}/billing/payments": "operators only, installation-wide",
     "POST /api/v1/admin/organizations/{org_id}/billing/payment-failures": "operators only, installation-wide",
     "POST /api/v1/admin/organizations/{org_id}/billing/refunds": "operators only, installation-wide",

@@ -20,6 +20,7 @@ from tokenboard.api_keys.endpoints import router as api_keys_router
 from tokenboard.billing.endpoints import admin_router as billing_admin_router
 from tokenboard.billing.endpoints import router as billing_router
 from tokenboard.billing.status import BillingStatusCache
+from tokenboard.billing.webhooks import router as stripe_webhook_router
 from tokenboard.catalog.endpoints import admin_router as catalog_admin_router
 from tokenboard.catalog.endpoints import router as catalog_router
 from tokenboard.catalog.service import CatalogCache
@@ -64,6 +65,7 @@ API_ROUTERS = [
     ledger_router,
     billing_router,
     billing_admin_router,
+    stripe_webhook_router,
     catalog_router,
     catalog_admin_router,
     model_access_router,

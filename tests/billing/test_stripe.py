@@ -12,13 +12,12 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.billing.conftest import ACTOR, USD, billing_org
+from tests.support import fake_stripe
 from tests.support.factories import Factory
 from tests.support.fake_stripe import (
     Card,
     FakeStripe,
-    fake_stripe_server,  # noqa: F401
     sign,
-    stripe_fake,  # noqa: F401
     stripe_settings,
     unflatten,
 )
@@ -27,6 +26,10 @@ from tokenboard.billing.providers import provider_for
 from tokenboard.billing.providers.base import ChargeRequest, ChargeStatus, RefundRequest
 from tokenboard.billing.providers.stripe import StripeNotConfigured, StripeProvider, to_cents
 from tokenboard.config import Settings
+
+# the fake Stripe API's fixtures, for this module
+fake_stripe_server = fake_stripe.fake_stripe_server
+stripe_fake = fake_stripe.stripe_fake
 
 
 @pytest.fixture

@@ -18,6 +18,8 @@ CSRF_COOKIE = "tb_csrf"
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+# Called by payment providers, authenticated by their signature over the body; no cookies are read.
+SIGNED_WEBHOOK_PATHS = frozenset({"/api/v1/billing/stripe/webhook"})
 
 
 def new_csrf_cookie() -> str:
@@ -38,6 +40,8 @@ async def verify_csrf(request: Request) -> None:
     """Dependency on every router: refuse unsafe cookie-authenticated requests without a valid token."""
     if request.method in SAFE_METHODS or request.url.path.startswith("/v1/"):
         # The gateway (/v1/...) accepts API keys only, never cookies: there is nothing to forge.
+        return
+    if request.url.path in SIGNED_WEBHOOK_PATHS:
         return
     if request.headers.get("authorization", "").lower().startswith("bearer "):
         return
