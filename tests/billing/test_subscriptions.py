@@ -200,3 +200,49 @@ async def test_cancel_needs_confirmation_and_ends_at_period_end(factory: Factory
     state = await factory.run(lambda s: load_state(s, org.id))
     refusal = refusal_for(state, datetime(2026, 4, 2, tzinfo=UTC))
     assert refusal is not None and refusal.status == 403
+
+
+async def test_enterprise_renewal_itemizes_usage_already_paid_from_credits(
+    factory: Factory, settings: Settings
+) -> None:
+    from tokenboard.usage.ingest import record_events
+
+    org = await started(factory, settings)
+
+    async def enterprise_with_usage(s):  # type: ignore[no-untyped-def]
+        sub = await repository.get_subscription(s, org.id)
+        sub.plan = "enterprise"
+        rows = [
+            {
+                "organization_id": org.id,
+                "request_id": f"req-{n}",
+                "provider_id": "openai",
+                "model_id": "openai/gpt-4o" if n % 3 else "anthropic/claude-sonnet-4",
+                "route": "chat",
+                "cost_nanousd": 1_000_000 * (n + 1),
+                "created_at": datetime(2026, 3, 5, 12, tzinfo=UTC) + timedelta(hours=n),
+            }
+            for n in range(9)
+        ]
+        await record_events(s, rows)
+
+    await factory.run(enterprise_with_usage)
+    renew_at = datetime(2026, 4, 1, 0, 0, 1, tzinfo=UTC)
+    assert (
+        await factory.run(lambda s: billing.run(s, settings=settings, actor=ACTOR, now=renew_at))
+    ).renewed == 1
+    invoice = next(
+        i
+        for i in await factory.run(lambda s: repository.list_invoices(s, org.id, 10))
+        if i.purpose == "subscription"
+    )
+    lines = await factory.run(lambda s: repository.invoice_lines(s, org.id, invoice.id))
+    usage = {line.model_id: line for line in lines if line.kind == "usage"}
+    # gpt-4o: requests 1, 2, 4, 5, 7, 8 (costs 2+3+5+6+8+9 = 33 m$); claude: 0, 3, 6 (1+4+7 = 12 m$)
+    assert {m: (line.quantity, line.amount_nanousd) for m, line in usage.items()} == {
+        "openai/gpt-4o": (6, 0),
+        "anthropic/claude-sonnet-4": (3, 0),
+    }
+    assert "$0.033, paid from credits" in usage["openai/gpt-4o"].description
+    seats = [line for line in lines if line.kind == "seats"]
+    assert invoice.subtotal_nanousd == sum(line.amount_nanousd for line in seats) > 0  # never charged twice

@@ -584,6 +584,8 @@ class SubscriptionService:
                 )
             ]
             if plan.usage_in_arrears:
+                # The gateway already charged this usage to the organization's credits, request by request:
+                # the invoice itemizes it per model for the accounts department, at no second charge.
                 for model_id, requests, cost in await repository.usage_by_model(
                     session, org_id, previous[0].date(), previous[1].date()
                 ):
@@ -591,8 +593,10 @@ class SubscriptionService:
                         LineSpec(
                             "usage",
                             f"Usage of {model_id}, {requests:,} requests "
-                            f"({previous[0]:%Y-%m-%d} to {previous[1]:%Y-%m-%d})",
-                            cost,
+                            f"({previous[0]:%Y-%m-%d} to {previous[1]:%Y-%m-%d}): "
+                            f"{format_usd(cost)}, paid from credits",
+                            0,
+                            quantity=requests,
                             model_id=model_id,
                         )
                     )
