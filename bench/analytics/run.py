@@ -16,6 +16,13 @@ events, and the JSON twin (``GET /api/v1/organizations/{org}/usage``) in-process
     .venv/bin/python bench/analytics/run.py --events 100000 --no-docs
     .venv/bin/python bench/analytics/run.py --events 10000000 --writers 2   # the 10M bar (long)
     .venv/bin/python bench/analytics/run.py --smoke          # a few thousand events, never writes the docs
+
+To time the reads again without ingesting again: ``--keep DIR`` keeps the databases (the SQLite file in DIR,
+the PostgreSQL database left in place) and prints their URLs; ``--db URL`` then reuses one (migrated to head
+first, so new rollups are filled by their migration) and runs only the page phases:
+
+    .venv/bin/python bench/analytics/run.py --backends sqlite --keep /tmp/tb --no-docs
+    .venv/bin/python bench/analytics/run.py --db sqlite+aiosqlite:////tmp/tb/tokenboard_bench_x.db --no-docs
 """
 
 from __future__ import annotations
@@ -114,9 +121,10 @@ class Database:
                 await conn.close()
 
 
-async def create_database(backend: str, tmp: Path, pg_dsn: str) -> Database:
+async def create_database(backend: str, tmp: Path, pg_dsn: str, keep: Path | None = None) -> Database:
     name = f"tokenboard_bench_{uuid.uuid4().hex[:10]}"
     if backend == "sqlite":
+        tmp = keep or tmp
         return Database(backend, f"sqlite+aiosqlite:///{tmp / (name + '.db')}", name)
     conn = await asyncpg.connect(pg_dsn)
     try:
@@ -124,7 +132,7 @@ async def create_database(backend: str, tmp: Path, pg_dsn: str) -> Database:
     finally:
         await conn.close()
     base = pg_dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-    return Database(backend, f"{base}/{name}", name, admin_dsn=pg_dsn)
+    return Database(backend, f"{base}/{name}", name, admin_dsn=None if keep else pg_dsn)
 
 
 # --- Phases -----------------------------------------------------------------------------------------------
@@ -293,32 +301,26 @@ def _range(period: str) -> tuple[dt.date | None, dt.date | None]:
 def _page_reads(
     org: uuid.UUID, start: dt.date | None, end: dt.date | None, user: uuid.UUID | None
 ) -> list[tuple[str, Callable[[AsyncSession], Awaitable[Any]]]]:
-    """What the usage page reads (repository.py), in order; the day drill-downs use the range's last day."""
+    """What the usage report reads (reports.py via repository.py), plus the day drill-downs and the
+    conversations list; the drill-downs use the range's last day."""
     day = end or (END - dt.timedelta(days=1)).date()
+    window = (day - dt.timedelta(days=13), day)  # the By Model & Day table shows a page of 14 days
     reads: list[tuple[str, Callable[[AsyncSession], Awaitable[Any]]]] = [
-        ("summary", lambda s: repository.summary(s, org, start, end, user_id=user, as_of=day)),
-        ("by_day", lambda s: repository.by_day(s, org, start, end, user_id=user)),
+        ("day_series", lambda s: repository.day_series(s, org, user_id=user)),
+        ("active_users", lambda s: repository.active_users(s, org, day, user_id=user)),
         ("by_day_users", lambda s: repository.by_day_users(s, org, day, user_id=user)),
-        ("by_model_day", lambda s: repository.by_model_day(s, org, start, end, user_id=user)),
+        ("by_model_day (page)", lambda s: repository.by_model_day(s, org, *window, user_id=user)),
         (
             "by_model_day_users",
             lambda s: repository.by_model_day_users(s, org, day, TOP_MODEL, user_id=user),
         ),
         ("hourly_pattern", lambda s: repository.hourly_pattern(s, org, start, end, user_id=user)),
-        ("by_month", lambda s: repository.by_month(s, org, start, end, user_id=user)),
-        ("by_year", lambda s: repository.by_year(s, org, start, end, user_id=user)),
         ("model_popularity", lambda s: repository.model_popularity(s, org, start, end, user_id=user)),
-        ("provider_mix", lambda s: repository.provider_mix(s, org, start, end, user_id=user)),
+        ("dimension_names", lambda s: repository.dimension_names(s, org)),
+        ("dimensions", lambda s: repository.dimension_breakdowns(s, org, start, end, user_id=user)),
     ]
     if user is None:
         reads.append(("user_totals", lambda s: repository.user_totals(s, org, start, end)))
-    for dimension in DIMENSIONS:
-        reads.append(
-            (
-                f"dimension:{dimension}",
-                lambda s, d=dimension: repository.dimension_breakdown(s, org, d, start, end, user_id=user),  # type: ignore[misc]
-            )
-        )
     reads.append(("conversations", lambda s: repository.conversations(s, org, user_id=user)))
     return reads
 
@@ -479,6 +481,24 @@ async def json_twin(ctx: Context) -> None:
     ctx.figures["json"] = result
 
 
+async def load(ctx: Context) -> None:
+    """A database kept by an earlier run (``--db``): its organization and members, nothing ingested."""
+    async with ctx.sessionmaker() as session:
+        org = await session.scalar(select(Organization).where(Organization.name == "Bench Co"))
+        if org is None:
+            raise RuntimeError("--db: no bench organization in that database")
+        ctx.organization_id = org.id
+        ids = await session.scalars(select(Membership.user_id).where(Membership.organization_id == org.id))
+        ctx.people = [Person(i) for i in ids] + [Person(None)]
+        ctx.figures["events"] = int(await session.scalar(select(func.count()).select_from(UsageEvent)) or 0)
+
+
+READ_PHASES: list[tuple[str, Callable[[Context], Awaitable[None]]]] = [
+    ("load", load),
+    ("pages", pages),
+    ("JSON twin", json_twin),
+]
+
 PHASES: list[tuple[str, Callable[[Context], Awaitable[None]]]] = [
     ("seed", seed),
     ("ingest", ingest),
@@ -490,13 +510,22 @@ PHASES: list[tuple[str, Callable[[Context], Awaitable[None]]]] = [
 
 
 async def run_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    database = await create_database(backend, tmp, args.pg_dsn)
+    if args.db:
+        database = Database(backend, args.db, "")
+        phases = READ_PHASES
+    else:
+        database = await create_database(backend, tmp, args.pg_dsn, args.keep)
+        phases = PHASES
     try:
+        t0 = time.perf_counter()
         await asyncio.to_thread(upgrade, database.url)
+        log(f"{backend}: migrated in {time.perf_counter() - t0:.1f} s ({database.url})")
         engine = create_engine(database.url)
         try:
             ctx = Context(backend, create_sessionmaker(engine), args, database.url)
-            for name, phase in PHASES:
+            for name, phase in phases:
+                if name == "naive page" and args.no_naive:
+                    continue
                 log(f"{backend}: {name}")
                 await phase(ctx)
             return ctx.figures
@@ -548,6 +577,9 @@ def report(
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for backend, figures in results.items():
+        if "ingest" not in figures:
+            out.append(f"| {backend} | {figures.get('events', 0):,} (kept database) |" + " - |" * 7)
+            continue
         f = figures["ingest"]
         bar = QUALITY_BARS[backend]
         ok = f["events_per_s"] >= bar and _complete(f)
@@ -566,6 +598,8 @@ def report(
         "| --- | --- | --- | --- | --- |",
     ]
     for backend, figures in results.items():
+        if "small" not in figures:
+            continue
         small = figures["small"]
         one, hundred = small[1], small[100]
         out.append(f"| {backend} | {one[0]:.2f} | {one[1]:.2f} | {hundred[0]:.2f} | {hundred[1]:.2f} |")
@@ -590,7 +624,7 @@ def report(
         for (scope, period), (p50, p95) in figures["pages"].items():
             twin = figures.get("json", {}).get((scope, period))
             twin_cells = f"{twin[0]:.1f} | {twin[1]:.1f}" if twin else "- | -"
-            naive_ms = figures["naive"].get(period, (0.0, 0.0))[0] if scope == "org" else None
+            naive_ms = figures.get("naive", {}).get(period, (0.0, 0.0))[0] if scope == "org" else None
             naive_cells = f"{naive_ms:,.0f} | {naive_ms / p50:,.0f}x" if naive_ms else "- | -"
             out.append(
                 f"| {backend} | {scope} | {period} | {p50:.1f} | {p95:.1f} | {twin_cells} | {naive_cells} |"
@@ -641,7 +675,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-docs", action="store_true", help="print the figures, leave docs/benchmarks.md")
     parser.add_argument("--smoke", action="store_true", help="a few thousand events; never writes the docs")
+    parser.add_argument("--no-naive", action="store_true", help="skip the GROUP BY page (slow at 10M)")
+    parser.add_argument("--keep", type=Path, help="keep the databases (SQLite files in this directory)")
+    parser.add_argument("--db", help="reuse a database kept with --keep: only the page phases (no docs)")
     args = parser.parse_args(argv)
+    if args.db:
+        args.backends = "postgresql" if args.db.startswith("postgresql") else "sqlite"
+        args.no_docs = True
     if args.smoke:
         args.events, args.users, args.batch, args.no_docs, args.reps = 3_000, 20, 1_000, True, 2
     info = machine()
@@ -656,7 +696,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_docs:
         write_docs(section)
         log(f"written to {DOCS.relative_to(ROOT)}")
-    return 0 if all(_complete(r["ingest"]) for r in results.values()) else 1
+    return 0 if all(_complete(r["ingest"]) for r in results.values() if "ingest" in r) else 1
 
 
 if __name__ == "__main__":

@@ -38,6 +38,12 @@ from tokenboard.models.usage_event import UsageEvent
 from tokenboard.models.usage_hour import UsageHour
 from tokenboard.models.usage_hour_user import UsageHourUser
 from tokenboard.models.usage_latency_bucket import UsageLatencyBucket
+from tokenboard.models.usage_month import (
+    UsageMonthDimension,
+    UsageMonthLatencyBucket,
+    UsageMonthModel,
+    UsageMonthUser,
+)
 from tokenboard.models.user import User
 from tokenboard.models.user_session import UserSession
 from tokenboard.models.workspace import Workspace, WorkspaceStatus
@@ -81,6 +87,10 @@ __all__ = [
     "UsageHour",
     "UsageHourUser",
     "UsageLatencyBucket",
+    "UsageMonthDimension",
+    "UsageMonthLatencyBucket",
+    "UsageMonthModel",
+    "UsageMonthUser",
     "User",
     "UserSession",
     "Workspace",

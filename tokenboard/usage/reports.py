@@ -174,12 +174,26 @@ def _month_before(day: date) -> date:
     return (day.replace(day=1) - timedelta(days=1)).replace(day=1)
 
 
-async def month_view(session: AsyncSession, ctx: OrgContext, scope: Scope, *, today: date) -> MonthView:
+async def month_view(
+    session: AsyncSession,
+    ctx: OrgContext,
+    scope: Scope,
+    *,
+    today: date,
+    series: Sequence[DayRow] | None = None,
+) -> MonthView:
+    """The month card; ``series`` (every day of the scope, as :func:`repository.day_series` reads them)
+    saves the read when the caller has it already."""
     month_start = today.replace(day=1)
     last_start = _month_before(today)
     last_days = calendar.monthrange(last_start.year, last_start.month)[1]
     same_day = last_start.replace(day=min(today.day, last_days))
-    rows = await repository.by_day(session, ctx.organization_id, last_start, today, user_id=scope.user_id)
+    if series is None:
+        rows: Sequence[DayRow] = await repository.by_day(
+            session, ctx.organization_id, last_start, today, user_id=scope.user_id
+        )
+    else:
+        rows = [r for r in series if last_start <= r.day <= today]
     this = [r for r in rows if r.day >= month_start]
     cost = sum(r.cost_nanousd for r in this)
     days_in_month = calendar.monthrange(today.year, today.month)[1]
@@ -306,29 +320,33 @@ class UsageReports:
         scope = scope_for(ctx, mine=mine)
         org_id, user_id = ctx.organization_id, scope.user_id
         start, end = period.start, period.end
-        summary = await repository.summary(session, org_id, start, end, user_id=user_id, as_of=today)
-        all_days = await repository.by_day(session, org_id, start, end, user_id=user_id)
+        # Every day of the scope in one read: summary, day table, trend, months, years and the month card.
+        series = await repository.day_series(session, org_id, user_id=user_id)
+        in_period = repository.in_range(series, start, end)
+        active = await repository.active_users(session, org_id, today, user_id=user_id)
+        summary = repository.summary_of(in_period, active)
+        all_days: list[DayRow] = list(reversed(in_period))  # newest first
         pages = max(1, -(-len(all_days) // DAYS_PER_PAGE))
         page = min(max(1, page), pages)
         days = all_days[(page - 1) * DAYS_PER_PAGE : page * DAYS_PER_PAGE]
         model_days: list[ModelDayRow] = []
-        if days:
+        if days:  # only the days of this page
             model_days = await repository.by_model_day(
                 session, org_id, days[-1].day, days[0].day, user_id=user_id
             )
-        all_months = await repository.by_month(session, org_id, None, None, user_id=user_id)
+        all_months = repository.periods_of(series, "month")
         years: dict[int, list[int]] = {}
         for row in all_months:
             years.setdefault(row.start.year, [0] * 12)[row.start.month - 1] = row.cost_nanousd
         models = await repository.model_popularity(session, org_id, start, end, user_id=user_id)
         names = await repository.dimension_names(session, org_id)
+        found = await repository.dimension_breakdowns(session, org_id, start, end, user_id=user_id)
         breakdowns = []
         for dimension in BREAKDOWNS:
-            rows = await repository.dimension_breakdown(
-                session, org_id, dimension, start, end, user_id=user_id
-            )
             labels = names.get(dimension, {})
-            breakdowns.append(Breakdown(dimension, [(labels.get(r.value, r.value), r) for r in rows]))
+            breakdowns.append(
+                Breakdown(dimension, [(labels.get(r.value, r.value), r) for r in found[dimension]])
+            )
         top_users = member_costs = None
         if not scope.mine:
             everyone = await repository.user_totals(session, org_id, start, end)
@@ -351,7 +369,7 @@ class UsageReports:
             models=models,
             providers=_providers(models),
             breakdowns=breakdowns,
-            month=await month_view(session, ctx, scope, today=today),
+            month=await month_view(session, ctx, scope, today=today, series=series),
             top_users=top_users,
             member_costs=member_costs,
         )

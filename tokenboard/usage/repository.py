@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, CompoundSelect, Integer, Select, func, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tokenboard.kit.tenancy import scoped
@@ -31,6 +32,10 @@ from tokenboard.models import (
     UsageHour,
     UsageHourUser,
     UsageLatencyBucket,
+    UsageMonthDimension,
+    UsageMonthLatencyBucket,
+    UsageMonthModel,
+    UsageMonthUser,
     User,
     Workspace,
 )
@@ -61,6 +66,11 @@ class Summary(Usage):
 class DayRow(Usage):
     day: date
     users: int
+
+
+@dataclass(frozen=True, slots=True)
+class DayTotals(DayRow):
+    errors: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +187,75 @@ def _hours(stmt: Select[Any], column: Any, start: date | None, end: date | None)
     return stmt
 
 
+def _next_month(day: date) -> date:
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """A range of days as its full calendar months and the days at its edges outside those months.
+
+    ``months`` is (first month, month after the last) by their first days, ``None`` for an open side, or
+    ``None`` altogether when the range holds no full month; ``edges`` are day ranges (both ends included).
+    Summing the monthly rollups over ``months`` and the daily ones over ``edges`` gives the range's sums.
+    """
+
+    months: tuple[date | None, date | None] | None
+    edges: tuple[tuple[date, date], ...]
+
+
+def split_range(start: date | None, end: date | None) -> Split:
+    lo = None if start is None else start if start.day == 1 else _next_month(start)
+    hi = None if end is None else (end + timedelta(days=1)).replace(day=1)
+    if lo is not None and hi is not None and lo >= hi:
+        assert start is not None and end is not None
+        return Split(None, ((start, end),))
+    edges = []
+    if start is not None and lo is not None and start < lo:
+        edges.append((start, lo - timedelta(days=1)))
+    if end is not None and hi is not None and hi <= end:
+        edges.append((hi, end))
+    return Split((lo, hi), tuple(edges))
+
+
+def _in_months(stmt: Select[Any], column: Any, months: tuple[date | None, date | None]) -> Select[Any]:
+    lo, hi = months
+    if lo is not None:
+        stmt = stmt.where(column >= lo)
+    if hi is not None:
+        stmt = stmt.where(column < hi)
+    return stmt
+
+
+def _on_edges(stmt: Select[Any], column: Any, edges: tuple[tuple[date, date], ...]) -> Select[Any]:
+    return stmt.where(or_(*(column.between(lo, hi) for lo, hi in edges)))
+
+
+def _split_union(
+    split: Split, monthly: Callable[[], Select[Any]], daily: Callable[[], Select[Any]], month: Any, day: Any
+) -> CompoundSelect[Any] | Select[Any] | None:
+    """The monthly select over the full months and the daily one over the edges, as one statement."""
+    parts: list[Select[Any]] = []
+    if split.months is not None:
+        parts.append(_in_months(monthly(), month, split.months))
+    if split.edges:
+        parts.append(_on_edges(daily(), day, split.edges))
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else union_all(*parts)
+
+
+def _merge(rows: Any, keys: int) -> dict[tuple[Any, ...], list[int]]:
+    """Sum rows ``(*key, *values)`` per key (the monthly and the daily parts of a split range)."""
+    out: dict[tuple[Any, ...], list[int]] = {}
+    for r in rows:
+        key = tuple(r[:keys])
+        values = [int(v) for v in r[keys:]]
+        found = out.get(key)
+        out[key] = values if found is None else [a + b for a, b in zip(found, values, strict=True)]
+    return out
+
+
 def _user(user_id: uuid.UUID) -> uuid.UUID | None:
     return None if user_id == NO_USER else user_id
 
@@ -195,6 +274,81 @@ def _share(part: int, whole: int) -> float:
 # --- Reads ----------------------------------------------------------------------------------------------
 
 
+async def day_series(
+    session: AsyncSession, org_id: uuid.UUID, *, user_id: uuid.UUID | None = None
+) -> list[DayTotals]:
+    """Every day with usage, oldest first, with its errors: the one read behind the page's summary, day
+    table, trend, month and year comparisons and month card (a few thousand rows at most in ten years)."""
+    if user_id is None:
+        model: Any = UsageDay
+        stmt = select(model.day, *_full_sums(model), _sum(model.errors), _sum(model.users))
+        stmt = scoped(stmt, model, org_id)
+    else:
+        model = UsageDayUser
+        stmt = select(model.day, *_full_sums(model), _sum(model.errors), func.count())
+        stmt = scoped(stmt, model, org_id).where(model.user_id == user_id)
+    stmt = stmt.group_by(model.day).order_by(model.day)
+    return [
+        DayTotals(**_usage(r[1:5]), day=r[0], errors=int(r[5]), users=int(r[6]))
+        for r in await session.execute(stmt)
+    ]
+
+
+def in_range(rows: list[DayTotals], start: date | None, end: date | None) -> list[DayTotals]:
+    return [r for r in rows if (start is None or r.day >= start) and (end is None or r.day <= end)]
+
+
+async def active_users(
+    session: AsyncSession, org_id: uuid.UUID, as_of: date, *, user_id: uuid.UUID | None = None
+) -> int:
+    """Distinct users with requests in the 7 days ending ``as_of`` (7 days of the day x user rollup)."""
+    active = _days(
+        scoped(select(func.count(func.distinct(UsageDayUser.user_id))), UsageDayUser, org_id),
+        UsageDayUser.day,
+        as_of - timedelta(days=6),
+        as_of,
+    ).where(UsageDayUser.user_id != NO_USER)
+    if user_id is not None:
+        active = active.where(UsageDayUser.user_id == user_id)
+    return int(await session.scalar(active) or 0)
+
+
+def summary_of(rows: list[DayTotals], active_users_7d: int) -> Summary:
+    """The summary card from the days of the range (see :func:`summary`)."""
+    usage = [0, 0, 0, 0]
+    errors = 0
+    for r in rows:
+        usage[0] += r.requests
+        usage[1] += r.cost_nanousd
+        usage[2] += r.input_tokens
+        usage[3] += r.output_tokens
+        errors += r.errors
+    requests = usage[0]
+    # Half-even integer division: money is never a float.
+    quotient, remainder = divmod(usage[1], requests) if requests else (0, 0)
+    if 2 * remainder > requests or (2 * remainder == requests and quotient % 2):
+        quotient += 1
+    return Summary(
+        **_usage(usage),
+        errors=errors,
+        avg_cost_per_request_nanousd=quotient,
+        active_users_7d=active_users_7d,
+    )
+
+
+def periods_of(rows: list[DayTotals], period: str) -> list[PeriodRow]:
+    """Month over month (``period`` "month") or year over year, oldest first, from the days."""
+    totals: dict[date, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for r in rows:
+        key = r.day.replace(day=1) if period == "month" else r.day.replace(month=1, day=1)
+        t = totals[key]
+        t[0] += r.requests
+        t[1] += r.cost_nanousd
+        t[2] += r.input_tokens
+        t[3] += r.output_tokens
+    return [PeriodRow(**_usage(v), start=k) for k, v in sorted(totals.items())]
+
+
 async def summary(
     session: AsyncSession,
     org_id: uuid.UUID,
@@ -205,32 +359,9 @@ async def summary(
     as_of: date | None = None,
 ) -> Summary:
     """Totals over the range, and the distinct users active in the 7 days ending ``as_of`` (default today)."""
-    model: Any = UsageDay if user_id is None else UsageDayUser
-    stmt = _days(scoped(select(*_full_sums(model), _sum(model.errors)), model, org_id), model.day, start, end)
-    if user_id is not None:
-        stmt = stmt.where(model.user_id == user_id)
-    row = (await session.execute(stmt)).one()
-    usage = _usage(row[:4])
+    rows = in_range(await day_series(session, org_id, user_id=user_id), start, end)
     as_of = as_of or datetime.now(UTC).date()
-    active = _days(
-        scoped(select(func.count(func.distinct(UsageDayUser.user_id))), UsageDayUser, org_id),
-        UsageDayUser.day,
-        as_of - timedelta(days=6),
-        as_of,
-    ).where(UsageDayUser.user_id != NO_USER)
-    if user_id is not None:
-        active = active.where(UsageDayUser.user_id == user_id)
-    requests = usage["requests"]
-    # Half-even integer division: money is never a float.
-    quotient, remainder = divmod(usage["cost_nanousd"], requests) if requests else (0, 0)
-    if 2 * remainder > requests or (2 * remainder == requests and quotient % 2):
-        quotient += 1
-    return Summary(
-        **usage,
-        errors=int(row[4]),
-        avg_cost_per_request_nanousd=quotient,
-        active_users_7d=int(await session.scalar(active) or 0),
-    )
+    return summary_of(rows, await active_users(session, org_id, as_of, user_id=user_id))
 
 
 async def by_day(
@@ -336,21 +467,28 @@ async def hourly_pattern(
     *,
     user_id: uuid.UUID | None = None,
 ) -> list[HourCell]:
-    """The weekly pattern: 7 x 24 cells (weekday 0 = Monday, UTC hours), every cell present."""
+    """The weekly pattern: 7 x 24 cells (weekday 0 = Monday, UTC hours), every cell present.
+
+    Grouped by weekday and hour in SQL: a year is 8,760 hour rows, only 168 come back.
+    """
     model: Any = UsageHour if user_id is None else UsageHourUser
-    stmt = _hours(scoped(select(model.hour, *_slim_sums(model)), model, org_id), model.hour, start, end)
+    if session.get_bind().dialect.name == "postgresql":
+        utc = func.timezone("UTC", model.hour)
+        weekday: ColumnElement[Any] = func.extract("isodow", utc) - 1
+        hour: ColumnElement[Any] = func.extract("hour", utc)
+    else:  # stored as text "YYYY-MM-DD HH:MM:SS.ffffff", UTC; %w counts from Sunday
+        weekday = (func.cast(func.strftime("%w", model.hour), Integer) + 6) % 7
+        hour = func.cast(func.substr(model.hour, 12, 2), Integer)
+    stmt = select(weekday, hour, *_slim_sums(model))
+    stmt = _hours(scoped(stmt, model, org_id), model.hour, start, end)
     if user_id is not None:
         stmt = stmt.where(model.user_id == user_id)
-    cells: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    for r in await session.execute(stmt.group_by(model.hour)):
-        at: datetime = r[0]
-        cell = cells[(at.weekday(), at.hour)]
-        for i in range(4):
-            cell[i] += int(r[1 + i])
+    cells = {(int(r[0]), int(r[1])): r[2:6] for r in await session.execute(stmt.group_by(weekday, hour))}
+    zero = (0, 0, 0, 0)
     return [
-        HourCell(**_usage(cells[(weekday, hour)]), weekday=weekday, hour=hour)
-        for weekday in range(7)
-        for hour in range(24)
+        HourCell(**_usage(cells.get((day, h), zero)), weekday=day, hour=h)
+        for day in range(7)
+        for h in range(24)
     ]
 
 
@@ -362,17 +500,8 @@ async def _periods(
     user_id: uuid.UUID | None,
     period: str,
 ) -> list[PeriodRow]:
-    model: Any = UsageDay if user_id is None else UsageDayUser
-    stmt = _days(scoped(select(model.day, *_full_sums(model)), model, org_id), model.day, start, end)
-    if user_id is not None:
-        stmt = stmt.where(model.user_id == user_id)
-    totals: dict[date, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    for r in await session.execute(stmt.group_by(model.day)):
-        day: date = r[0]
-        key = day.replace(day=1) if period == "month" else day.replace(month=1, day=1)
-        for i in range(4):
-            totals[key][i] += int(r[1 + i])
-    return [PeriodRow(**_usage(v), start=k) for k, v in sorted(totals.items())]
+    rows = in_range(await day_series(session, org_id, user_id=user_id), start, end)
+    return periods_of(rows, period)
 
 
 async def by_month(
@@ -383,7 +512,7 @@ async def by_month(
     *,
     user_id: uuid.UUID | None = None,
 ) -> list[PeriodRow]:
-    """Month over month (oldest first), from the daily rollup."""
+    """Month over month (oldest first), from the daily rollup (a few thousand rows in ten years)."""
     return await _periods(session, org_id, start, end, user_id, "month")
 
 
@@ -411,27 +540,53 @@ async def model_popularity(
 
     Latency percentiles come from the organization's histogram of the model (every user's requests).
     """
-    model: Any = UsageDayModel if user_id is None else UsageDayUserModel
-    stmt: Select[Any] = select(
-        model.model_id,
-        func.min(model.provider_id),
-        *_full_sums(model),
-        _sum(model.errors),
-        _sum(model.latency_ms_sum),
-    )
-    stmt = _days(scoped(stmt, model, org_id), model.day, start, end).group_by(model.model_id)
-    if user_id is not None:
-        stmt = stmt.where(model.user_id == user_id)
-    rows = list(await session.execute(stmt))
+    split = split_range(start, end)
+
+    def sums(model: Any) -> Callable[[], Select[Any]]:
+        def stmt() -> Select[Any]:
+            columns = (model.model_id, func.min(model.provider_id), *_full_sums(model), _sum(model.errors))
+            found = scoped(select(*columns, _sum(model.latency_ms_sum)), model, org_id)
+            return found.group_by(model.model_id)
+
+        return stmt
+
+    if user_id is None:
+        union = _split_union(
+            split, sums(UsageMonthModel), sums(UsageDayModel), UsageMonthModel.month, UsageDayModel.day
+        )
+    else:  # one user's days of the day x user x model rollup (by its user index)
+        union = _days(
+            sums(UsageDayUserModel)().where(UsageDayUserModel.user_id == user_id),
+            UsageDayUserModel.day,
+            start,
+            end,
+        )
+    providers: dict[str, str] = {}
+    totals: dict[str, list[int]] = {}
+    for r in await session.execute(union) if union is not None else []:
+        providers[r[0]] = min(providers.get(r[0], r[1]), r[1])
+        values = [int(v) for v in r[2:]]
+        found = totals.get(r[0])
+        totals[r[0]] = values if found is None else [x + y for x, y in zip(found, values, strict=True)]
+    rows: list[tuple[Any, ...]] = [(m, providers[m], *v) for m, v in totals.items()]
+
+    def buckets(model: Any) -> Callable[[], Select[Any]]:
+        def stmt() -> Select[Any]:
+            found = scoped(select(model.model_id, model.bucket, _sum(model.requests)), model, org_id)
+            return found.group_by(model.model_id, model.bucket)
+
+        return stmt
+
     histogram: dict[str, dict[int, int]] = defaultdict(dict)
-    buckets = select(
-        UsageLatencyBucket.model_id, UsageLatencyBucket.bucket, _sum(UsageLatencyBucket.requests)
+    union = _split_union(
+        split,
+        buckets(UsageMonthLatencyBucket),
+        buckets(UsageLatencyBucket),
+        UsageMonthLatencyBucket.month,
+        UsageLatencyBucket.day,
     )
-    buckets = _days(scoped(buckets, UsageLatencyBucket, org_id), UsageLatencyBucket.day, start, end)
-    for model_id, bucket, count in await session.execute(
-        buckets.group_by(UsageLatencyBucket.model_id, UsageLatencyBucket.bucket)
-    ):
-        histogram[model_id][bucket] = int(count)
+    for model_id, bucket, count in await session.execute(union) if union is not None else []:
+        histogram[model_id][bucket] = histogram[model_id].get(bucket, 0) + int(count)
     total_cost = sum(int(r[3]) for r in rows)
     stats = []
     for r in rows:
@@ -484,13 +639,66 @@ async def user_totals(
     *,
     limit: int | None = None,
 ) -> list[UserLine]:
-    """Every user's usage over the range, by cost: top users (with ``limit``) and the distribution."""
-    model = UsageDayUser
-    stmt = _days(scoped(select(model.user_id, *_full_sums(model)), model, org_id), model.day, start, end)
-    stmt = stmt.group_by(model.user_id).order_by(_sum(model.cost_nanousd).desc(), model.user_id)
+    """Every user's usage over the range, by cost: top users (with ``limit``) and the distribution.
+
+    Full months from the monthly rollup, the edge days from the daily one (a year: ~12 x users rows).
+    """
+
+    def month() -> Select[Any]:
+        m = UsageMonthUser
+        return scoped(select(m.user_id, *_slim_sums(m)), m, org_id).group_by(m.user_id)
+
+    def day() -> Select[Any]:
+        d = UsageDayUser
+        return scoped(select(d.user_id, *_full_sums(d)), d, org_id).group_by(d.user_id)
+
+    union = _split_union(split_range(start, end), month, day, UsageMonthUser.month, UsageDayUser.day)
+    merged = _merge(await session.execute(union), 1) if union is not None else {}
+    ordered = sorted(merged.items(), key=lambda item: (-item[1][1], item[0][0]))
     if limit is not None:
-        stmt = stmt.limit(limit)
-    return await _user_lines(session, list(await session.execute(stmt)))
+        ordered = ordered[:limit]
+    return await _user_lines(session, [(k[0], *v) for k, v in ordered])
+
+
+async def dimension_breakdowns(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    start: date | None,
+    end: date | None,
+    *,
+    user_id: uuid.UUID | None = None,
+) -> dict[str, list[DimensionRow]]:
+    """Every dimension's breakdown (see :func:`dimension_breakdown`) in one read, every dimension present."""
+    if user_id is None:
+
+        def month() -> Select[Any]:
+            m = UsageMonthDimension
+            stmt = scoped(select(m.dimension, m.value, *_slim_sums(m)), m, org_id)
+            return stmt.group_by(m.dimension, m.value)
+
+        def day() -> Select[Any]:
+            d = UsageDimensionDay
+            stmt = scoped(select(d.dimension, d.value, *_slim_sums(d)), d, org_id)
+            return stmt.group_by(d.dimension, d.value)
+
+        union = _split_union(
+            split_range(start, end), month, day, UsageMonthDimension.month, UsageDimensionDay.day
+        )
+    else:
+        u = UsageDimensionUserDay
+        # Every dimension named, so the key (organization, dimension, user, day, ...) is probed per dimension.
+        stmt = scoped(select(u.dimension, u.value, *_slim_sums(u)), u, org_id).where(
+            u.dimension.in_(list(DIMENSIONS)), u.user_id == user_id
+        )
+        union = _days(stmt, u.day, start, end).group_by(u.dimension, u.value)
+    merged = _merge(await session.execute(union), 2) if union is not None else {}
+    found: dict[str, list[DimensionRow]] = {dimension: [] for dimension in DIMENSIONS}
+    for (dimension, value), v in merged.items():
+        if dimension in found:
+            found[dimension].append(DimensionRow(**_usage(v), value=value))
+    for rows in found.values():
+        rows.sort(key=lambda r: (-r.cost_nanousd, r.value))
+    return found
 
 
 async def dimension_breakdown(
@@ -508,14 +716,7 @@ async def dimension_breakdown(
     """
     if dimension not in DIMENSIONS:
         raise ValueError(f"unknown dimension {dimension!r}; one of {sorted(DIMENSIONS)}")
-    model: Any = UsageDimensionDay if user_id is None else UsageDimensionUserDay
-    stmt = scoped(select(model.value, *_slim_sums(model)), model, org_id).where(model.dimension == dimension)
-    if user_id is not None:
-        stmt = stmt.where(model.user_id == user_id)
-    stmt = _days(stmt, model.day, start, end).group_by(model.value)
-    rows = [DimensionRow(**_usage(r[1:5]), value=r[0]) for r in await session.execute(stmt)]
-    rows.sort(key=lambda r: (-r.cost_nanousd, r.value))
-    return rows
+    return (await dimension_breakdowns(session, org_id, start, end, user_id=user_id))[dimension]
 
 
 async def conversations(

@@ -46,6 +46,10 @@ from tokenboard.models import (
     UsageHour,
     UsageHourUser,
     UsageLatencyBucket,
+    UsageMonthDimension,
+    UsageMonthLatencyBucket,
+    UsageMonthModel,
+    UsageMonthUser,
 )
 from tokenboard.models.usage_rollup_columns import FULL_METRICS, NO_USER, SLIM_METRICS
 from tokenboard.usage import bulk
@@ -213,6 +217,9 @@ _DIMENSIONS = ", ".join(
 )
 
 
+_MONTH = "date_trunc('month', day)::date"
+
+
 def _adds(table: str, columns: Sequence[str]) -> str:
     return ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in columns)
 
@@ -293,6 +300,29 @@ SELECT organization_id, day, model_id, bucket, count(*) FROM tb_usage_new
 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
 ON CONFLICT (organization_id, day, model_id, bucket)
 DO UPDATE SET requests = usage_latency_buckets.requests + excluded.requests;
+
+INSERT INTO usage_month_users (organization_id, month, user_id, {slim})
+SELECT organization_id, {_MONTH}, user_id, {_SLIM} FROM tb_usage_new GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+ON CONFLICT (organization_id, month, user_id) DO UPDATE SET {_adds("usage_month_users", SLIM_METRICS)};
+
+INSERT INTO usage_month_models (organization_id, month, model_id, provider_id, {full})
+SELECT a.organization_id, a.month, a.model_id, prov.provider_id, {a_full}
+FROM (SELECT organization_id, {_MONTH} AS month, model_id, {_FULL} FROM tb_usage_new GROUP BY 1, 2, 3) a
+JOIN ({prov}) prov USING (model_id)
+ORDER BY 1, 2, 3
+ON CONFLICT (organization_id, month, model_id) DO UPDATE SET {_adds("usage_month_models", FULL_METRICS)};
+
+INSERT INTO usage_month_dimensions (organization_id, dimension, month, value, {slim})
+SELECT organization_id, d.dimension, {_MONTH}, d.value, {_SLIM} FROM {dims}
+WHERE d.value <> '' GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+ON CONFLICT (organization_id, dimension, month, value)
+DO UPDATE SET {_adds("usage_month_dimensions", SLIM_METRICS)};
+
+INSERT INTO usage_month_latency_buckets (organization_id, month, model_id, bucket, requests)
+SELECT organization_id, {_MONTH}, model_id, bucket, count(*) FROM tb_usage_new
+GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+ON CONFLICT (organization_id, month, model_id, bucket)
+DO UPDATE SET requests = usage_month_latency_buckets.requests + excluded.requests;
 
 INSERT INTO {conv} (organization_id, conversation_id, user_id, first_at, last_at, {slim})
 SELECT organization_id, conversation_id, (array_agg(user_id ORDER BY created_at, n))[1],
@@ -487,6 +517,11 @@ def _coarser(
     return out
 
 
+def _add_into(table: dict[tuple[Any, ...], list[int]], key: tuple[Any, ...], values: list[int]) -> None:
+    found = table.get(key)
+    table[key] = values.copy() if found is None else list(map(add, found, values))
+
+
 async def _sqlite_insert_and_apply(session: AsyncSession, records: list[tuple[Any, ...]]) -> list[int]:
     _, driver = await bulk.driver(session)
     stored = bulk.to_storage(records, _sqlite_converters(session))
@@ -554,6 +589,7 @@ async def _sqlite_write(driver: Any, sums: _Sums) -> None:
     )
     slim = SLIM_METRICS
     hours = _coarser(sums.hour_users, itemgetter(0, 1))
+    dimension_days = _coarser(sums.dimension_users, itemgetter(0, 1, 3, 4))
     for table, names, rows in (
         ("usage_hours", ("organization_id", "hour"), [(k[0], _hour(k[1]), *v) for k, v in hours.items()]),
         (
@@ -564,7 +600,7 @@ async def _sqlite_write(driver: Any, sums: _Sums) -> None:
         (
             "usage_dimension_days",
             ("organization_id", "dimension", "day", "value"),
-            [(*k, *v) for k, v in _coarser(sums.dimension_users, itemgetter(0, 1, 3, 4)).items()],
+            [(*k, *v) for k, v in dimension_days.items()],
         ),
         (
             "usage_dimension_user_days",
@@ -582,6 +618,51 @@ async def _sqlite_write(driver: Any, sums: _Sums) -> None:
         [(*k, count) for k, count in sums.latency.items()],
         keys=("organization_id", "day", "model_id", "bucket"),
         update=bulk.add_columns("usage_latency_buckets", ("requests",)),
+    )
+    # The monthly tables: the day keys' sums again, per month ("YYYY-MM-01", as SQLite stores the date).
+    month_users: dict[tuple[Any, ...], list[int]] = {}
+    for (org, day, user), v in day_users.items():
+        _add_into(month_users, (org, day[:8] + "01", user), [v[0], v[4] + v[5] + v[6], v[7] + v[8], v[9]])
+    month_models: dict[tuple[Any, ...], list[int]] = {}
+    for (org, day, model), v in day_models.items():
+        _add_into(month_models, (org, day[:8] + "01", model), v)
+    month_dimensions: dict[tuple[Any, ...], list[int]] = {}
+    for (org, dimension, day, value), v in dimension_days.items():
+        _add_into(month_dimensions, (org, dimension, day[:8] + "01", value), v)
+    month_latency: dict[tuple[Any, ...], int] = {}
+    for (org, day, model, bucket), count in sums.latency.items():
+        key = (org, day[:8] + "01", model, bucket)
+        month_latency[key] = month_latency.get(key, 0) + count
+    for table, names, rows in (
+        (
+            "usage_month_users",
+            ("organization_id", "month", "user_id"),
+            [(*k, *v) for k, v in month_users.items()],
+        ),
+        (
+            "usage_month_dimensions",
+            ("organization_id", "dimension", "month", "value"),
+            [(*k, *v) for k, v in month_dimensions.items()],
+        ),
+    ):
+        await bulk.sqlite_upsert(
+            driver, table, (*names, *slim), rows, keys=names, update=bulk.add_columns(table, slim)
+        )
+    await bulk.sqlite_upsert(
+        driver,
+        "usage_month_models",
+        ("organization_id", "month", "model_id", "provider_id", *full),
+        [(*k, providers[k[2]], *v) for k, v in month_models.items()],
+        keys=("organization_id", "month", "model_id"),
+        update=bulk.add_columns("usage_month_models", full),
+    )
+    await bulk.sqlite_upsert(
+        driver,
+        "usage_month_latency_buckets",
+        ("organization_id", "month", "model_id", "bucket", "requests"),
+        [(*k, count) for k, count in month_latency.items()],
+        keys=("organization_id", "month", "model_id", "bucket"),
+        update=bulk.add_columns("usage_month_latency_buckets", ("requests",)),
     )
     name = "usage_conversations"
     await bulk.sqlite_upsert(
@@ -614,6 +695,10 @@ ROLLUP_MODELS = (
     UsageDimensionDay,
     UsageDimensionUserDay,
     UsageLatencyBucket,
+    UsageMonthUser,
+    UsageMonthModel,
+    UsageMonthDimension,
+    UsageMonthLatencyBucket,
     UsageConversation,
 )
 REBUILD_CHUNK = 5_000

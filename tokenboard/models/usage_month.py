@@ -1,0 +1,57 @@
+"""Monthly rollups: the daily rollups summed per calendar month (UTC), for long ranges.
+
+A range is read as its full months from these tables plus its partial edge days from the daily ones: exact
+integer sums either way (see tokenboard/usage/repository.py). ``month`` is the first day of the month.
+Distinct users are not kept here: they cannot be summed across days, and the pages count them per day.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+from sqlalchemy import BigInteger, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tokenboard.kit.db import Base
+from tokenboard.models.usage_rollup_columns import FullMetrics, OrgKey, SlimMetrics
+
+
+class UsageMonthUser(OrgKey, SlimMetrics, Base):
+    """Rollup: one user's usage in one UTC month (``NO_USER`` for requests without a user)."""
+
+    __tablename__ = "usage_month_users"
+
+    month: Mapped[date] = mapped_column(primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+
+
+class UsageMonthModel(OrgKey, FullMetrics, Base):
+    """Rollup: one model's usage in one UTC month."""
+
+    __tablename__ = "usage_month_models"
+
+    month: Mapped[date] = mapped_column(primary_key=True)
+    model_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    provider_id: Mapped[str] = mapped_column(String(80))
+
+
+class UsageMonthDimension(OrgKey, SlimMetrics, Base):
+    """Rollup: usage per value of one attribution dimension in one UTC month."""
+
+    __tablename__ = "usage_month_dimensions"
+
+    dimension: Mapped[str] = mapped_column(String(20), primary_key=True)
+    month: Mapped[date] = mapped_column(primary_key=True)
+    value: Mapped[str] = mapped_column(String(200), primary_key=True)
+
+
+class UsageMonthLatencyBucket(OrgKey, Base):
+    """Rollup: a model's latency histogram in one UTC month (the buckets of usage_latency_buckets)."""
+
+    __tablename__ = "usage_month_latency_buckets"
+
+    month: Mapped[date] = mapped_column(primary_key=True)
+    model_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    bucket: Mapped[int] = mapped_column(primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger, default=0)
