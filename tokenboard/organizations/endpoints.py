@@ -8,6 +8,7 @@ from fastapi import Depends, Query, status
 
 from tokenboard.accounts.auth import CurrentPrincipal
 from tokenboard.audit.service import Actor, audit
+from tokenboard.billing.subscriptions import subscriptions
 from tokenboard.kit.deps import DB, AppSettings, Client
 from tokenboard.kit.routing import make_router
 from tokenboard.members.roles import Permission
@@ -106,13 +107,22 @@ async def update_settings(
     return await organizations.update_settings(db, ctx, **body.model_dump(exclude_unset=True))
 
 
-@router.put("/organizations/{org_id}/seats", response_model=schemas.Organization)
+@router.put(
+    "/organizations/{org_id}/seats",
+    response_model=schemas.Organization,
+    description="Seats are part of the subscription: this is `PUT .../subscription/seats` (additions "
+    "invoiced pro rata at once, removals at the next period), answering with the organization.",
+)
 async def set_seats(
     body: schemas.SeatsUpdate,
     ctx: Annotated[OrgContext, Depends(require_org(Permission.seats_manage))],
     db: DB,
+    settings: AppSettings,
 ) -> object:
-    return await organizations.set_seat_limit(db, ctx, body.seat_limit)
+    await subscriptions.change_seats(
+        db, ctx.organization, body.seat_limit, settings=settings, actor=ctx.actor
+    )
+    return ctx.organization
 
 
 @router.get("/organizations/{org_id}/activity", response_model=schemas.AuditEventPage)

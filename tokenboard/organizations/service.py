@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tokenboard.announcements.service import announcements
 from tokenboard.audit.service import Actor, audit
-from tokenboard.kit.errors import BadRequest, Conflict
+from tokenboard.kit.errors import BadRequest
 from tokenboard.members.roles import Permission, Role
 from tokenboard.model_access.cache import invalidate_after_commit
 from tokenboard.models import Announcement, AuditEvent, Membership, Organization, User, WorkspaceStatus
@@ -168,33 +168,6 @@ class OrganizationService:
             )
             if "opt_out_training_providers" in changed:
                 invalidate_after_commit(session, org.id)  # the gateway refuses or allows at once
-        await session.flush()
-        return org
-
-    async def set_seat_limit(self, session: AsyncSession, ctx: OrgContext, seat_limit: int) -> Organization:
-        """Change how many members may join. Never below the members already in."""
-        org = ctx.organization
-        if not 1 <= seat_limit <= MAX_SEATS:
-            raise BadRequest(f"Seats must be between 1 and {MAX_SEATS}.")
-        await repository.lock(session, org.id)
-        used = await repository.member_count(session, org.id)
-        if seat_limit < used:
-            raise Conflict(
-                f"{used} members already use seats; remove members before going below {used} seats."
-            )
-        if seat_limit != org.seat_limit:
-            audit.record(
-                session,
-                organization_id=org.id,
-                actor=ctx.actor,
-                action="organization.seats_changed",
-                target_type="organization",
-                target_id=org.id,
-                target_label=org.name,
-                before={"seat_limit": org.seat_limit},
-                after={"seat_limit": seat_limit},
-            )
-            org.seat_limit = seat_limit
         await session.flush()
         return org
 

@@ -10,6 +10,7 @@ from fastapi import Form, Query, Request
 from tokenboard.accounts.auth import CurrentPrincipal
 from tokenboard.audit.service import Actor, audit
 from tokenboard.billing.service import billing
+from tokenboard.billing.subscriptions import subscriptions
 from tokenboard.kit.deps import DB, AppSettings, Client
 from tokenboard.kit.errors import TokenboardError
 from tokenboard.kit.money import parse_usd, usd_string
@@ -148,15 +149,25 @@ async def settings_submit(
 async def seats_submit(
     db: DB,
     ctx: Annotated[OrgContext, org_page(Permission.seats_manage)],
+    settings: AppSettings,
     seat_limit: Annotated[int, Form(ge=1, le=100_000)],
 ) -> Any:
+    """Seats belong to the subscription: additions are invoiced pro rata, removals wait for the next period.
+    The subscription page shows the cost first; this form (members page) applies the same change."""
     here = f"/organizations/{ctx.organization_id}/members"
+
+    async def change() -> Any:
+        preview, _ = await subscriptions.change_seats(
+            db, ctx.organization, seat_limit, settings=settings, actor=ctx.actor
+        )
+        return preview
+
     return await form_action(
         db,
-        lambda: organizations.set_seat_limit(db, ctx, seat_limit),
+        change,
         success=here,
         failure=here,
-        notice=f"Seats set to {seat_limit}.",
+        notice=f"Seats changed to {seat_limit}; see the Subscription page for the charge and its date.",
     )
 
 
