@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import uuid
@@ -17,6 +18,7 @@ from tokenboard import __version__
 from tokenboard.accounts.endpoints import router as accounts_router
 from tokenboard.announcements.endpoints import router as announcements_router
 from tokenboard.api_keys.endpoints import router as api_keys_router
+from tokenboard.billing.credits import credits
 from tokenboard.billing.endpoints import admin_router as billing_admin_router
 from tokenboard.billing.endpoints import router as billing_router
 from tokenboard.billing.status import BillingStatusCache
@@ -37,6 +39,7 @@ from tokenboard.kit.csrf import verify_csrf
 from tokenboard.kit.db import create_engine, create_sessionmaker, uuid7
 from tokenboard.kit.email import Mailer
 from tokenboard.kit.http import RequestGuardMiddleware, install_error_handlers
+from tokenboard.kit.jobs import run_after_commit
 from tokenboard.kit.live import LiveHub, close_streams_on_exit_signals
 from tokenboard.kit.ratelimit import FailureCounter, MemoryFailureCounter, RedisFailureCounter
 from tokenboard.ledger.endpoints import router as ledger_router
@@ -168,6 +171,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.live_hub.notify_usage(org_id, requests=requests, cost_nanousd=cost)
 
     app.state.usage_writer.hooks.append(tell_open_pages)
+
+    # Gateway usage lowers balances: low-balance email and automatic top-up are checked after each batch.
+    balance_watch: set[asyncio.Task[None]] = set()
+
+    async def watch_balances(org_ids: list[uuid.UUID]) -> None:
+        try:
+            async with app.state.sessionmaker() as session:
+                session.info["app_state"] = app.state  # the app's mailer and caches, as in a request
+                for org_id in org_ids:
+                    await credits.watch_balance(session, org_id, settings)
+                await session.commit()
+                await run_after_commit(session)  # the emails, once the "notified" mark is committed
+        except Exception:  # `tokenboard billing run` checks again; usage was written regardless
+            log.exception("checking balances after usage failed")
+
+    def check_balances(batch: list[UsageRecord], result: BatchResult) -> None:
+        spent = [org_id for org_id, (_, cost) in result.new_by_org.items() if cost > 0]
+        if spent:
+            task = asyncio.get_running_loop().create_task(watch_balances(spent))
+            balance_watch.add(task)
+            task.add_done_callback(balance_watch.discard)
+
+    app.state.usage_writer.hooks.append(check_balances)
     install_error_handlers(app)
     app.include_router(gateway_router)
     for router in API_ROUTERS:

@@ -92,6 +92,21 @@ async def test_checkout_session_through_the_sdk(
     assert again.id == purchase.provider_reference and len(stripe_fake.sessions) == 1
     assert stripe_fake.requests[-1].replayed
 
+    # Once the org has a Stripe customer (its first payment), later checkouts reuse it.
+    customer = stripe_fake.add_customer(email="billing@example.com")
+
+    async def remember_customer(s: AsyncSession) -> None:
+        from tokenboard.billing.service import billing
+
+        profile = await billing.profile(s, org.id)
+        profile.provider_customer_id = customer
+
+    await factory.run(remember_customer)
+    second = await factory.run(buy)
+    sent_again = stripe_fake.posts("/v1/checkout/sessions")[-1]
+    assert sent_again.idempotency_key == f"checkout:{second.purchase.id}"
+    assert sent_again.form["customer"] == customer and "customer_creation" not in sent_again.form
+
 
 async def test_charge_refund_and_card_on_the_saved_method(
     settings: Settings, stripe_fake: FakeStripe

@@ -570,3 +570,33 @@ async def test_a_suspended_subscription_closes_the_gateway(
     served = await http.post("/v1/chat/completions", json={**CHAT, "max_tokens": 5}, headers=headers)
     assert served.status_code == 200, served.text
     await http.aclose()
+
+
+async def test_usage_that_crosses_the_low_balance_threshold_emails_once(
+    factory: Factory, live_gateway: LiveGateway, upstream: FakeUpstream
+) -> None:
+    from tokenboard.billing.service import billing
+
+    tenant = await seed(factory, credits_usd=1)
+
+    async def threshold(session: object) -> None:
+        profile = await billing.profile(session, tenant.setup.id)  # type: ignore[arg-type]
+        profile.low_balance_threshold_nanousd = USD  # $1: the first request's cost crosses it
+
+    await factory.run(threshold)
+    mailer = live_gateway.app.state.mailer
+    mailer.sent.clear()
+    client = openai.AsyncOpenAI(base_url=live_gateway.v1, api_key=tenant.key)
+    for _ in range(2):
+        await client.chat.completions.create(**CHAT, max_tokens=20)
+    await client.close()
+    await wait_for_events(factory, tenant.setup.id, 2)
+    for _ in range(100):
+        low = [m for m in mailer.sent if "Low credit" in m.subject]
+        if low:
+            break
+        await asyncio.sleep(0.05)
+    await live_gateway.give_back_leases()
+    low = [m for m in mailer.sent if "Low credit" in m.subject]
+    # One email per owner and billing manager, once for the crossing (not again for the second request).
+    assert low and len(low) == len({m.to for m in low})

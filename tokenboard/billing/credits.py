@@ -109,6 +109,7 @@ class CreditService:
                 customer_email=profile.billing_email if profile else "",
                 success_url=f"{settings.base_url}/organizations/{org.id}/billing?purchase={purchase.id}",
                 cancel_url=f"{settings.base_url}/organizations/{org.id}/billing",
+                customer_id=profile.provider_customer_id if profile else None,
             )
         )
         purchase.provider_reference = checkout.provider_reference

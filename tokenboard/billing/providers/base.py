@@ -28,6 +28,7 @@ class CheckoutRequest:
     customer_email: str
     success_url: str
     cancel_url: str
+    customer_id: str | None = None  # the provider's customer for this org, once it has one
 
 
 @dataclass(frozen=True, slots=True)

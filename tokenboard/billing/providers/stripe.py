@@ -128,8 +128,7 @@ class StripeProvider:
 
     async def start_checkout(self, request: CheckoutRequest) -> Checkout:
         metadata = payment_metadata(request.organization_id, purchase_id=request.purchase_id, invoice_id=None)
-        # The billing domain's CheckoutRequest names no customer yet; when it does, reuse it.
-        customer: str | None = getattr(request, "customer_id", None)
+        customer = request.customer_id  # reuse the org's Stripe customer once it has one
         params: dict[str, Any] = {
             "mode": "payment",
             "client_reference_id": str(request.purchase_id),
