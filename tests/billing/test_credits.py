@@ -118,6 +118,53 @@ async def test_replayed_refund_event_claws_back_once(factory: Factory, settings:
     assert await balance(factory, org) == 6 * USD
 
 
+async def test_an_operator_refund_and_its_webhook_racing_claw_back_once(
+    factory: Factory, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The provider's webhook confirming a refund commits while the operator's refund is still open (between
+    its read and its write): the operator's compare-and-set finds the total changed and is rolled back, so
+    the credits are clawed back once."""
+    from tokenboard.billing import credits as credits_module
+    from tokenboard.billing import repository
+    from tokenboard.billing.providers.base import ChargeStatus, RefundRequest, RefundResult
+    from tokenboard.kit.errors import Conflict
+
+    org, _ = await billing_org(factory)
+    started = await factory.run(
+        lambda s: credits.start_purchase(s, org, amount_nanousd=10 * USD, settings=settings, actor=ACTOR)
+    )
+    pid = started.purchase.id
+    await factory.run(lambda s: credits.record_offline_payment(s, org.id, pid, reference="r", actor=ACTOR))
+
+    class RefundsThenWebhook:
+        async def refund(self, request: RefundRequest) -> RefundResult:
+            # The provider refunds, and its webhook for that refund lands and commits at once.
+            await factory.run(
+                lambda s: credits.refund(
+                    s,
+                    org.id,
+                    pid,
+                    amount_nanousd=request.amount_nanousd,
+                    reason="webhook",
+                    settings=settings,
+                    actor=ACTOR,
+                    refund_event_id="ch_1:400",
+                )
+            )
+            return RefundResult(refund_id="re_operator", status=ChargeStatus.succeeded)
+
+    monkeypatch.setattr(credits_module, "provider_for", lambda _settings: RefundsThenWebhook())
+    with pytest.raises(Conflict, match="recorded meanwhile"):
+        await factory.run(
+            lambda s: credits.refund(
+                s, org.id, pid, amount_nanousd=4 * USD, reason="operator", settings=settings, actor=ACTOR
+            )
+        )
+    assert await balance(factory, org) == 6 * USD
+    purchase = await factory.run(lambda s: repository.get_purchase(s, org.id, pid))
+    assert purchase is not None and purchase.refunded_nanousd == 4 * USD
+
+
 @pytest.mark.parametrize(
     ("amount", "message"), [(4 * USD, "between"), (10_001 * USD, "between"), (5 * USD + 1, "cents")]
 )

@@ -214,8 +214,14 @@ class CreditService:
         )
         if not posted.applied:
             return 0
-        if not await repository.add_refunded(session, org_id, purchase.id, amount_nanousd):
-            raise Conflict("The purchase was refunded concurrently; try again.")
+        refunded_before = purchase.refunded_nanousd
+        if not await repository.add_refunded(
+            session, org_id, purchase.id, amount_nanousd, refunded_before=refunded_before
+        ):
+            raise Conflict(
+                "A refund of this purchase was recorded meanwhile (perhaps this one, confirmed by the "
+                "payment provider). Check the purchase history before refunding again."
+            )
         purchase = await repository.get_purchase(session, org_id, purchase.id)
         assert purchase is not None
         purchase.status = (

@@ -176,14 +176,22 @@ async def mark_purchase_paid(
     return bool(getattr(result, "rowcount", 0))
 
 
-async def add_refunded(session: AsyncSession, org_id: uuid.UUID, purchase_id: uuid.UUID, amount: int) -> bool:
-    """Count ``amount`` as refunded, only while the total refunded stays within what was paid."""
+async def add_refunded(
+    session: AsyncSession, org_id: uuid.UUID, purchase_id: uuid.UUID, amount: int, *, refunded_before: int
+) -> bool:
+    """Count ``amount`` as refunded, only if nothing else was refunded since the caller read
+    ``refunded_before`` (compare and set) and the total stays within what was paid.
+
+    An operator's refund and the provider's webhook confirming it may run at the same time: whichever
+    commits second finds the total changed and is rolled back, so the credits are clawed back once.
+    """
     result = await session.execute(
         update(CreditPurchase)
         .where(
             CreditPurchase.organization_id == org_id,
             CreditPurchase.id == purchase_id,
             CreditPurchase.status.in_(("paid", "partially_refunded")),
+            CreditPurchase.refunded_nanousd == refunded_before,
             CreditPurchase.refunded_nanousd + amount <= CreditPurchase.amount_nanousd,
         )
         .values(refunded_nanousd=CreditPurchase.refunded_nanousd + amount)
