@@ -14,6 +14,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,6 +42,47 @@ from tokenboard.kit.money import format_usd
 from tokenboard.models import Invoice, Organization, Subscription, SubscriptionChange
 
 MAX_SEATS = 100_000
+
+
+def _record_previewed_change(
+    session: AsyncSession,
+    org: Organization,
+    kind: str,
+    *,
+    seats: tuple[int, int],
+    preview: Preview,
+    invoice: Invoice | None,
+    actor: Actor,
+    now: datetime,
+    audit_before: dict[str, Any],
+    audit_after: dict[str, Any],
+) -> None:
+    """A change the owner saw previewed: its line in the seat history and its audit event."""
+    session.add(
+        SubscriptionChange(
+            organization_id=org.id,
+            kind=kind,
+            seats_before=seats[0],
+            seats_after=seats[1],
+            description=preview.explanation[:1000],
+            amount_nanousd=preview.charge_now_nanousd,
+            effective_at=preview.effective_at,
+            invoice_id=invoice.id if invoice else None,
+            actor_label=actor.label,
+            created_at=now,
+        )
+    )
+    audit.record(
+        session,
+        organization_id=org.id,
+        actor=actor,
+        action=f"billing.{kind}",
+        target_type="subscription",
+        target_id=org.id,
+        target_label=org.name,
+        before=audit_before,
+        after=audit_after,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,30 +252,17 @@ class SubscriptionService:
             sub.pending_seats = None
             kind = "seats_unchanged"
         sub.updated_at = now
-        session.add(
-            SubscriptionChange(
-                organization_id=org.id,
-                kind=kind,
-                seats_before=before,
-                seats_after=seats,
-                description=preview.explanation[:1000],
-                amount_nanousd=preview.charge_now_nanousd,
-                effective_at=preview.effective_at,
-                invoice_id=invoice.id if invoice else None,
-                actor_label=actor.label,
-                created_at=now,
-            )
-        )
-        audit.record(
+        _record_previewed_change(
             session,
-            organization_id=org.id,
+            org,
+            kind,
+            seats=(before, seats),
+            preview=preview,
+            invoice=invoice,
             actor=actor,
-            action=f"billing.{kind}",
-            target_type="subscription",
-            target_id=org.id,
-            target_label=org.name,
-            before={"seats": before},
-            after={"seats": seats, "charge_nanousd": preview.charge_now_nanousd},
+            now=now,
+            audit_before={"seats": before},
+            audit_after={"seats": seats, "charge_nanousd": preview.charge_now_nanousd},
         )
         await session.flush()
         return preview, invoice
@@ -310,30 +339,17 @@ class SubscriptionService:
         else:
             sub.pending_frequency = frequency.value
         sub.updated_at = now
-        session.add(
-            SubscriptionChange(
-                organization_id=org.id,
-                kind="frequency_changed",
-                seats_before=sub.seats,
-                seats_after=sub.seats,
-                description=preview.explanation[:1000],
-                amount_nanousd=preview.charge_now_nanousd,
-                effective_at=preview.effective_at,
-                invoice_id=invoice.id if invoice else None,
-                actor_label=actor.label,
-                created_at=now,
-            )
-        )
-        audit.record(
+        _record_previewed_change(
             session,
-            organization_id=org.id,
+            org,
+            "frequency_changed",
+            seats=(sub.seats, sub.seats),
+            preview=preview,
+            invoice=invoice,
             actor=actor,
-            action="billing.frequency_changed",
-            target_type="subscription",
-            target_id=org.id,
-            target_label=org.name,
-            before={"frequency": before},
-            after={"frequency": frequency.value},
+            now=now,
+            audit_before={"frequency": before},
+            audit_after={"frequency": frequency.value},
         )
         await session.flush()
         return preview, invoice
