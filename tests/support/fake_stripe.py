@@ -30,7 +30,6 @@ import itertools
 import json
 import re
 import secrets
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -40,11 +39,12 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.support.uvicorn_server import serving_in_thread
 
 SECRET_KEY = "sk_test_CANARYsecretKEY_" + "0" * 16
 WEBHOOK_SECRET = "whsec_CANARYwebhookSECRET_" + "1" * 16
@@ -596,33 +596,9 @@ def _error(type_: str, message: str) -> dict[str, Any]:
 def fake_stripe(secret_key: str = SECRET_KEY, webhook_secret: str = WEBHOOK_SECRET) -> Iterator[FakeStripe]:
     """Serve a ``FakeStripe`` with uvicorn on a free loopback port, in a background thread."""
     fake = FakeStripe(secret_key=secret_key, webhook_secret=webhook_secret)
-    config = uvicorn.Config(
-        fake.app,
-        loop="asyncio",
-        ws="none",
-        lifespan="off",
-        log_config=None,
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=2,
-    )
-    server = uvicorn.Server(config)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="fake-stripe", daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the fake Stripe API did not start")
-            time.sleep(0.005)
-        fake.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    with serving_in_thread(fake.app, "fake-stripe") as base_url:
+        fake.base_url = base_url
         yield fake
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 @pytest.fixture(scope="session")

@@ -61,9 +61,7 @@ import itertools
 import json
 import logging
 import re
-import socket
 import struct
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -73,12 +71,13 @@ from typing import Any, Literal, get_args
 
 import anyio
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
+
+from tests.support.uvicorn_server import serving_in_thread
 
 BEHAVIOUR_HEADER = "x-fake-behaviour"
 OPENROUTER_CHARGE_PER_TOKEN = 0.000001  # what the fake "charges" when asked for usage accounting (USD)
@@ -741,35 +740,9 @@ def fake_upstream(
     logger = logging.getLogger("uvicorn.error")
     if _QUIET not in logger.filters:
         logger.addFilter(_QUIET)
-    config = uvicorn.Config(
-        fake.app,
-        loop="asyncio",
-        ws="none",
-        lifespan="off",
-        log_config=None,
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=2,
-    )
-    server = uvicorn.Server(config)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="fake-upstream", daemon=True
-    )
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the fake upstream did not start")
-            time.sleep(0.005)
-        fake.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    with serving_in_thread(fake.app, "fake-upstream") as base_url:
+        fake.base_url = base_url
         yield fake
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 @pytest.fixture(scope="session")
