@@ -43,6 +43,7 @@ def settings(database: tuple[str, str], tmp_path: Path) -> Settings:
         secret_key=TEST_SECRET,
         base_url="http://testserver",
         default_seats=10,
+        gc_tuning=False,  # many apps in one process: frozen objects would never be collected
     )
 
 

@@ -42,6 +42,7 @@ from tokenboard.kit.http import RequestGuardMiddleware, install_error_handlers
 from tokenboard.kit.jobs import run_after_commit
 from tokenboard.kit.live import LiveHub, close_streams_on_exit_signals
 from tokenboard.kit.ratelimit import FailureCounter, MemoryFailureCounter, RedisFailureCounter
+from tokenboard.kit.runtime import tune_gc
 from tokenboard.ledger.endpoints import router as ledger_router
 from tokenboard.live.endpoints import router as live_router
 from tokenboard.members.endpoints import router as members_router
@@ -92,6 +93,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await app.state.cache_bus.start()
         await app.state.live_hub.start()
         restore_signals = close_streams_on_exit_signals(app.state.live_hub)
+        if settings.gc_tuning:
+            tune_gc()
         yield
         restore_signals()
         await app.state.live_hub.stop()

@@ -14,6 +14,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from tokenboard.config import Environment, Settings, get_settings
+from tokenboard.kit.runtime import tune_gc
 
 app = typer.Typer(
     help="Tokenboard: self-hostable AI usage, cost and governance for teams.",
@@ -106,6 +107,8 @@ def demo(
 
     settings = _settings()
     upgrade(settings.database_url)
+    if settings.gc_tuning:
+        tune_gc()
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("Seeding the demo organization and its usage", total=events)
 
@@ -439,6 +442,8 @@ def import_usage(
         finally:
             await engine.dispose()
 
+    if _settings().gc_tuning:
+        tune_gc()
     try:
         report = asyncio.run(work())
     except TokenboardError as exc:

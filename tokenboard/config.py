@@ -72,6 +72,9 @@ class Settings(BaseSettings):
         description="SQLAlchemy async URL: sqlite+aiosqlite:///path.db or postgresql+asyncpg://user@host/db.",
     )
     database_echo: bool = Field(False, description="Log every SQL statement.")
+    gc_tuning: bool = Field(
+        True, description="Freeze the startup heap and collect old generations less often (kit/runtime.py)."
+    )
     redis_url: str | None = Field(None, description="Optional Redis URL shared by several app instances.")
     secret_key: str = Field(
         default_factory=_default_secret, description="Signs CSRF tokens; set in production."

@@ -57,6 +57,7 @@ from tokenboard.app import create_app  # noqa: E402
 from tokenboard.catalog.service import CatalogCache, catalog  # noqa: E402
 from tokenboard.config import Environment, Settings  # noqa: E402
 from tokenboard.kit.db import create_engine, create_sessionmaker  # noqa: E402
+from tokenboard.kit.runtime import tune_gc  # noqa: E402
 from tokenboard.kit.security import hash_token, new_token  # noqa: E402
 from tokenboard.migrations import upgrade  # noqa: E402
 from tokenboard.models import (  # noqa: E402
@@ -194,6 +195,7 @@ async def ingest(ctx: Context) -> None:
     async with ctx.sessionmaker() as session:
         await cache.load(session)
     generator = _generator(ctx, cache)
+    tune_gc()  # as `tokenboard serve`, `import` and `demo` run (TOKENBOARD_GC_TUNING)
     writers = ctx.args.writers
     queue: asyncio.Queue[list[dict[str, Any]] | None] = asyncio.Queue(maxsize=writers)
     busy = 0.0

@@ -16,15 +16,20 @@ Either way the writes are part of the caller's unit of work and commit or roll b
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from itertools import chain
+from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import Table, text
+from sqlalchemy import Boolean, Table, Uuid, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from tokenboard.kit.db import UTCDateTime
 
 Processor = Callable[[Any], Any] | None
 # SQLite's default limit on bound parameters per statement (SQLITE_MAX_VARIABLE_NUMBER since 3.32).
 SQLITE_MAX_PARAMETERS = 32_766
+_HEX = attrgetter("hex")
 
 
 def is_postgres(session: AsyncSession) -> bool:
@@ -43,10 +48,33 @@ async def driver(session: AsyncSession) -> tuple[AsyncConnection, Any]:
     return connection, driver
 
 
+def _utc_text(value: datetime) -> str:
+    """A ``UTCDateTime`` as SQLite stores it (SQLAlchemy's format: microseconds always written)."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTCDateTime column")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
 def sqlite_converters(table: Table, columns: Sequence[str], session: AsyncSession) -> list[Processor]:
-    """The columns' own SQLAlchemy bind processors (``None`` where the driver takes the value as is)."""
+    """Per column, what turns a Python value into SQLite's storage format (``None``: the driver takes it).
+
+    The columns' own SQLAlchemy bind processors, except where a C-level equivalent stores the very same
+    value (tested against the processors): UUIDs as hex, UTC timestamps as text, booleans as the driver's
+    integers.
+    """
     dialect = session.get_bind().dialect
-    return [table.c[name].type._cached_bind_processor(dialect) for name in columns]
+    converters: list[Processor] = []
+    for name in columns:
+        kind = table.c[name].type
+        if isinstance(kind, Uuid) and kind.as_uuid:
+            converters.append(_HEX)
+        elif isinstance(kind, UTCDateTime):
+            converters.append(_utc_text)
+        elif isinstance(kind, Boolean):
+            converters.append(None)
+        else:
+            converters.append(kind._cached_bind_processor(dialect))
+    return converters
 
 
 def to_storage(records: list[tuple[Any, ...]], converters: Sequence[Processor]) -> list[tuple[Any, ...]]:
@@ -93,6 +121,44 @@ async def sqlite_upsert(
         sql = head + ", ".join([row] * len(chunk)) + tail
         found.extend(tuple(r) for r in await driver.execute_fetchall(sql, list(chain.from_iterable(chunk))))
     return found
+
+
+async def sqlite_insert_new(
+    driver: Any, table: str, columns: Sequence[str], records: list[tuple[Any, ...]], *, keys: Sequence[str]
+) -> set[int] | None:
+    """Insert records, skipping those whose ``keys`` are already stored; say which positions were inserted.
+
+    ``None`` means all of them (the usual case, told by the row count alone). Otherwise the stored rows
+    with those keys are read back: a record was inserted now when the stored row carries its ``id``
+    (records are unique on ``keys`` and each has a fresh ``id``). ``keys`` are two columns, the first
+    usually the organization: the read back takes one statement per distinct first value.
+    """
+    if not records:
+        return set()
+    head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
+    cursor = await driver.executemany(f"{head} ON CONFLICT ({', '.join(keys)}) DO NOTHING", records)
+    if cursor.rowcount == len(records):
+        return None
+    first, second = (columns.index(k) for k in keys)
+    ident = columns.index("id")
+    by_key = {(r[first], r[second]): (i, r[ident]) for i, r in enumerate(records)}
+    inserted: set[int] = set()
+    groups: dict[Any, list[Any]] = {}
+    for first_value, second_value in by_key:
+        groups.setdefault(first_value, []).append(second_value)
+    per_statement = SQLITE_MAX_PARAMETERS - 1
+    for first_value, values in groups.items():
+        for start in range(0, len(values), per_statement):
+            chunk = values[start : start + per_statement]
+            sql = (
+                f"SELECT {keys[1]}, id FROM {table} WHERE {keys[0]} = ? "
+                f"AND {keys[1]} IN ({', '.join('?' for _ in chunk)})"
+            )
+            for second_value, stored_id in await driver.execute_fetchall(sql, [first_value, *chunk]):
+                position, own_id = by_key[(first_value, second_value)]
+                if stored_id == own_id:
+                    inserted.add(position)
+    return inserted
 
 
 def add_columns(table: str, columns: Sequence[str]) -> dict[str, str]:

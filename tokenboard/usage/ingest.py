@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from operator import itemgetter
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import String, Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tokenboard.kit.db import utcnow, uuid7
+from tokenboard.kit.db import utcnow, uuid7_many
 from tokenboard.kit.errors import BadRequest
 from tokenboard.models import UsageEvent
 from tokenboard.usage import bulk, rollups
@@ -63,8 +62,7 @@ DEFAULTS: dict[str, Any] = {
 
 
 _COLUMN_SET = frozenset(COLUMNS)
-_as_record = itemgetter(*COLUMNS)
-_required = itemgetter(*REQUIRED)
+_MADE_OR_REQUIRED = frozenset((*REQUIRED, "id", "created_at"))
 _ID, _CREATED, _ATTACHMENTS = (COLUMNS.index(c) for c in ("id", "created_at", "attachments"))
 _ORG, _REQUEST = (COLUMNS.index(c) for c in ("organization_id", "request_id"))
 # Text columns: the driver is reached directly, so NUL characters are refused here (see kit/db.py).
@@ -73,23 +71,56 @@ _TEXT = tuple(i for i, c in enumerate(EVENTS.c) if isinstance(c.type, String))
 
 def complete(row: Mapping[str, Any]) -> dict[str, Any]:
     """A row with every column of ``usage_events``: defaults filled in, unknown keys refused."""
-    unknown = row.keys() - _COLUMN_SET
+    return dict(zip(COLUMNS, _complete_all([row])[0], strict=True))
+
+
+def _complete_all(rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+    """Rows as complete records in :data:`COLUMNS` order, built a column at a time (the pipeline's hot loop).
+
+    Defaults fill what a row leaves out, an ``id`` and ``created_at`` are made where missing; unknown keys,
+    missing required values and naive timestamps are refused.
+    """
+    given: set[str] = set().union(*(row.keys() for row in rows))
+    unknown = given - _COLUMN_SET
     if unknown:
         raise ValueError(f"not columns of usage_events: {sorted(unknown)}")
-    full = {**DEFAULTS, **row}
-    if None in _required(full):
-        raise ValueError(f"usage event without {[name for name in REQUIRED if full.get(name) is None]}")
-    if full.get("id") is None:
-        full["id"] = uuid7()
-    created: datetime | None = full.get("created_at")
-    if created is None:
-        full["created_at"] = utcnow()
-    elif created.tzinfo is None:
+    count = len(rows)
+    present = [name for name in COLUMNS if name in given]
+    picked: dict[str, Sequence[Any]] = {}
+    if len(present) > 1 and all(len(row) == len(present) for row in rows):
+        # Every row names the same columns (the usual case): one C-level pick per row, then transposed.
+        picked = dict(zip(present, zip(*map(itemgetter(*present), rows), strict=True), strict=True))
+    columns: list[list[Any]] = []
+    for name in COLUMNS:
+        default = DEFAULTS.get(name)
+        if name not in given:
+            columns.append([default] * count)
+            continue
+        values = list(picked[name]) if picked else [row.get(name, default) for row in rows]
+        if name in _MADE_OR_REQUIRED and any(v is None for v in values):
+            if name in REQUIRED:
+                raise ValueError(f"usage event without {name}")
+            if name == "id":
+                fresh = iter(uuid7_many(values.count(None)))
+                values = [next(fresh) if v is None else v for v in values]
+            elif name == "created_at":
+                now = utcnow()
+                values = [now if v is None else v for v in values]
+        columns.append(values)
+    if "id" not in given:
+        columns[_ID] = uuid7_many(count)
+    if "created_at" not in given:
+        columns[_CREATED] = [utcnow()] * count
+    for name in REQUIRED:
+        if name not in given:
+            raise ValueError(f"usage event without {name}")
+    if any(at.tzinfo is None for at in columns[_CREATED]):
         raise ValueError("usage event created_at must be timezone-aware")
-    return full
+    _refuse_nul(columns)
+    return list(zip(*columns, strict=True))
 
 
-async def record_events(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+async def record_events(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> Sequence[dict[str, Any]]:
     """Insert usage events, skipping those already recorded, and apply the new ones to the rollups.
 
     ``rows`` are ``usage_events`` columns (see :data:`DEFAULTS` for what may be left out). Returns the rows
@@ -98,26 +129,58 @@ async def record_events(session: AsyncSession, rows: Sequence[Mapping[str, Any]]
     transaction makes the events and their rollups durable together.
     """
     if not rows:
-        return []
-    records: list[tuple[Any, ...]] = []
-    seen: set[tuple[Any, Any]] = set()
-    for row in rows:
-        record = _as_record(complete(row))
-        key = (record[_ORG], record[_REQUEST])
-        if key not in seen:
-            seen.add(key)
-            records.append(record)
-    _refuse_nul(records)
+        return Recorded([], [])
+    records = _complete_all(rows)
+    if len({r[_REQUEST] for r in records}) < len(records):  # a repeated request id: keep its first row
+        seen: set[tuple[Any, Any]] = set()
+        unique = []
+        for record in records:
+            key = (record[_ORG], record[_REQUEST])
+            if key not in seen:
+                seen.add(key)
+                unique.append(record)
+        records = unique
     staged = records
     if any(r[_ATTACHMENTS] is not None for r in records):
         staged = [_encode_attachments(r, json_as_text=bulk.is_postgres(session)) for r in records]
     new = await rollups.insert_and_apply(session, staged)
-    return [dict(zip(COLUMNS, records[i], strict=True)) for i in new]
+    return Recorded(records, new)
 
 
-def _refuse_nul(records: list[tuple[Any, ...]]) -> None:
+class Recorded(Sequence[dict[str, Any]]):
+    """The events inserted now, as complete rows; each row is made into a dict only when it is read."""
+
+    __slots__ = ("_positions", "_records")
+
+    def __init__(self, records: list[tuple[Any, ...]], positions: list[int]) -> None:
+        self._records, self._positions = records, positions
+
+    def __len__(self) -> int:
+        return len(self._positions)
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(index, slice):
+            return [dict(zip(COLUMNS, self._records[i], strict=True)) for i in self._positions[index]]
+        return dict(zip(COLUMNS, self._records[self._positions[index]], strict=True))
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == other if isinstance(other, list) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _refuse_nul(columns: list[list[Any]]) -> None:
     for i in _TEXT:
-        if NUL in "".join([v for r in records if isinstance(v := r[i], str)]):
+        values = columns[i]
+        try:
+            joined = "".join(filter(None, values))  # text columns hold str or None: one C-level scan
+        except TypeError:
+            joined = "".join(v for v in values if isinstance(v, str))
+        if NUL in joined:
             raise BadRequest("Text cannot contain NUL (U+0000) characters.")
 
 

@@ -525,11 +525,8 @@ def _add_into(table: dict[tuple[Any, ...], list[int]], key: tuple[Any, ...], val
 async def _sqlite_insert_and_apply(session: AsyncSession, records: list[tuple[Any, ...]]) -> list[int]:
     _, driver = await bulk.driver(session)
     stored = bulk.to_storage(records, _sqlite_converters(session))
-    returned = await bulk.sqlite_upsert(
-        driver, EVENTS.name, EVENT_COLUMNS, stored, keys=EVENT_KEY, returning=EVENT_KEY
-    )
-    inserted = set(returned)
-    new = [i for i, r in enumerate(stored) if (r[_ORG], r[_REQUEST]) in inserted]
+    inserted = await bulk.sqlite_insert_new(driver, EVENTS.name, EVENT_COLUMNS, stored, keys=EVENT_KEY)
+    new = list(range(len(stored))) if inserted is None else [i for i in range(len(stored)) if i in inserted]
     if new:
         if len(new) < len(records):
             records, stored = [records[i] for i in new], [stored[i] for i in new]
