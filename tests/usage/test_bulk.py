@@ -81,12 +81,11 @@ BASE = {"organization_id": ORG, "request_id": "r1", "provider_id": "openai", "mo
 
 def test_completion_fills_defaults_and_keeps_given_values() -> None:
     at = datetime(2026, 3, 1, tzinfo=UTC)
-    given = uuid.uuid4()
-    rows = _complete_all([BASE, {**BASE, "request_id": "r2", "id": given, "created_at": at, "user_id": None}])
+    rows = _complete_all([BASE, {**BASE, "request_id": "r2", "created_at": at, "user_id": None}])
     first, second = (dict(zip(COLUMNS, r, strict=True)) for r in rows)
     assert first["id"].version == 7 and first["created_at"].tzinfo is not None
     assert first["status_code"] == 200 and first["source"] == "gateway" and first["attachments"] is None
-    assert second["id"] == given and second["created_at"] == at and second["user_id"] is None
+    assert second["id"] != first["id"] and second["created_at"] == at and second["user_id"] is None
     assert complete(BASE)["request_id"] == "r1"
 
 
@@ -94,6 +93,7 @@ def test_completion_fills_defaults_and_keeps_given_values() -> None:
     ("rows", "message"),
     [
         ([{**BASE, "colour": "blue"}], "not columns of usage_events"),
+        ([{**BASE, "id": uuid.uuid4()}], "ids are made by the pipeline"),
         ([{k: v for k, v in BASE.items() if k != "model_id"}], "without model_id"),
         ([BASE, {k: v for k, v in BASE.items() if k != "provider_id"}], "without provider_id"),
         ([{**BASE, "organization_id": None}], "without organization_id"),

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tokenboard.kit.db import utcnow, uuid7
+from tokenboard.kit.db import utcnow
 from tokenboard.ledger.service import ledger
 from tokenboard.models import ApiKey
 from tokenboard.usage.ingest import record_events
@@ -72,7 +72,6 @@ class UsageRecord:
         values.pop("reserved")
         values.pop("lease_id")
         values.pop("journal_segment")
-        values["id"] = uuid7()
         values["source"] = "gateway"
         return values
 

@@ -4,9 +4,10 @@ Everything that records usage calls :func:`record_events` inside its transaction
 writer, the ingest API, ``tokenboard import`` and the demo. An event is idempotent on its
 (organization, request id): a retried one is neither inserted nor applied to the rollups again.
 
-Rows are handed to the driver directly (binary ``COPY`` into a staging table on PostgreSQL, multi-row
-``INSERT ... ON CONFLICT DO NOTHING RETURNING`` on SQLite), then the new ones are summed into the rollups
-by :func:`tokenboard.usage.rollups.insert_and_apply`.
+Rows are completed a column at a time, each with a fresh id, and handed to the driver directly (binary
+``COPY`` into a staging table on PostgreSQL, ``executemany`` of ``INSERT ... ON CONFLICT DO NOTHING`` on
+SQLite); the row count tells when every event was new, and otherwise the stored ids tell which were. The new
+ones are summed into the rollups by :func:`tokenboard.usage.rollups.insert_and_apply`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ COLUMNS: tuple[str, ...] = tuple(c.name for c in EVENTS.c)
 NUL = "\x00"
 REQUIRED = ("organization_id", "request_id", "provider_id", "model_id")
 
-# Every column a caller may leave out, with the value it gets ("id" and "created_at" are made per row).
+# Every column a caller may leave out, with the value it gets ("created_at" is made per row where missing;
+# "id" is always made here and may not be given).
 DEFAULTS: dict[str, Any] = {
     "source": "gateway",
     "route": "external",
@@ -62,7 +64,7 @@ DEFAULTS: dict[str, Any] = {
 
 
 _COLUMN_SET = frozenset(COLUMNS)
-_MADE_OR_REQUIRED = frozenset((*REQUIRED, "id", "created_at"))
+_MADE_OR_REQUIRED = frozenset((*REQUIRED, "created_at"))
 _ID, _CREATED, _ATTACHMENTS = (COLUMNS.index(c) for c in ("id", "created_at", "attachments"))
 _ORG, _REQUEST = (COLUMNS.index(c) for c in ("organization_id", "request_id"))
 # Text columns: the driver is reached directly, so NUL characters are refused here (see kit/db.py).
@@ -77,13 +79,16 @@ def complete(row: Mapping[str, Any]) -> dict[str, Any]:
 def _complete_all(rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
     """Rows as complete records in :data:`COLUMNS` order, built a column at a time (the pipeline's hot loop).
 
-    Defaults fill what a row leaves out, an ``id`` and ``created_at`` are made where missing; unknown keys,
-    missing required values and naive timestamps are refused.
+    Defaults fill what a row leaves out; every row gets a fresh ``id``, and ``created_at`` where missing;
+    unknown keys (``id`` among them), missing required values and naive timestamps are refused.
     """
     given: set[str] = set().union(*(row.keys() for row in rows))
     unknown = given - _COLUMN_SET
     if unknown:
         raise ValueError(f"not columns of usage_events: {sorted(unknown)}")
+    if "id" in given:
+        # Fresh ids per call are how the pipeline tells the events it inserted from those already stored.
+        raise ValueError("usage event ids are made by the pipeline; identify an event by its request_id")
     count = len(rows)
     present = [name for name in COLUMNS if name in given]
     picked: dict[str, Sequence[Any]] = {}
@@ -100,15 +105,11 @@ def _complete_all(rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
         if name in _MADE_OR_REQUIRED and any(v is None for v in values):
             if name in REQUIRED:
                 raise ValueError(f"usage event without {name}")
-            if name == "id":
-                fresh = iter(uuid7_many(values.count(None)))
-                values = [next(fresh) if v is None else v for v in values]
-            elif name == "created_at":
+            if name == "created_at":
                 now = utcnow()
                 values = [now if v is None else v for v in values]
         columns.append(values)
-    if "id" not in given:
-        columns[_ID] = uuid7_many(count)
+    columns[_ID] = uuid7_many(count)
     if "created_at" not in given:
         columns[_CREATED] = [utcnow()] * count
     for name in REQUIRED:

@@ -173,11 +173,10 @@ CREATE TEMP TABLE IF NOT EXISTS tb_usage_new (
     cost_nanousd bigint, latency_ms integer, bucket integer, team text, workspace text, feature text,
     tool text, integration text, conversation_id text, created_at timestamptz
 ) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS tb_usage_keys (organization_id uuid, request_id text) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS tb_usage_user_days (organization_id uuid, day date) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS tb_usage_user_models (organization_id uuid, day date, model_id text)
     ON COMMIT DELETE ROWS;
-DELETE FROM tb_usage_in; DELETE FROM tb_usage_new; DELETE FROM tb_usage_keys; DELETE FROM tb_usage_user_days;
+DELETE FROM tb_usage_in; DELETE FROM tb_usage_new; DELETE FROM tb_usage_user_days;
 DELETE FROM tb_usage_user_models;
 """
 # One new event as the rollups see it: UTC day and hour, "no user" as the nil UUID, its latency bucket
@@ -192,16 +191,14 @@ _PG_DERIVED = f"""
     i.feature, i.tool, i.integration, i.conversation_id, i.created_at"""
 _COLS = ", ".join(EVENT_COLUMNS)
 _PG_INSERT = f"""
-WITH ins AS (
-    INSERT INTO usage_events ({_COLS}) SELECT {_COLS} FROM tb_usage_in ORDER BY n
-    ON CONFLICT (organization_id, request_id) DO NOTHING RETURNING organization_id, request_id
-)
-INSERT INTO tb_usage_keys SELECT * FROM ins
+INSERT INTO usage_events ({_COLS}) SELECT {_COLS} FROM tb_usage_in ORDER BY n
+ON CONFLICT (organization_id, request_id) DO NOTHING
 """
-# Only when some were already stored: drop those from the staged rows, and say which they were.
+# Only when some were already stored: drop those from the staged rows, and say which they were. Every
+# staged row has a fresh id (made by the pipeline), so a row was inserted now if and only if its id is stored.
 _PG_DROP_OLD = """
 DELETE FROM tb_usage_in i WHERE NOT EXISTS (
-    SELECT 1 FROM tb_usage_keys k WHERE k.organization_id = i.organization_id AND k.request_id = i.request_id
+    SELECT 1 FROM usage_events e WHERE e.organization_id = i.organization_id AND e.id = i.id
 ) RETURNING n
 """
 _PG_STAGE_ALL = f"INSERT INTO tb_usage_new SELECT {_PG_DERIVED} FROM tb_usage_in i;"
