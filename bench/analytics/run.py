@@ -322,7 +322,7 @@ def _page_reads(
         ("dimensions", lambda s: repository.dimension_breakdowns(s, org, start, end, user_id=user)),
     ]
     if user is None:
-        reads.append(("user_totals", lambda s: repository.user_totals(s, org, start, end)))
+        reads.append(("top_users", lambda s: repository.top_users(s, org, start, end, top=10)))
     reads.append(("conversations", lambda s: repository.conversations(s, org, user_id=user)))
     return reads
 

@@ -51,3 +51,57 @@ def test_migrations_go_down_and_up_again(backend: str, tmp_path: object) -> None
         upgrade(url)
     finally:
         drop_database(backend, name)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_migration_0011_fills_the_weekly_cells_from_the_hours_already_rolled_up(
+    backend: str, tmp_path: object
+) -> None:
+    import asyncio
+    import uuid
+
+    from sqlalchemy import select
+
+    from tokenboard.kit.db import create_engine, create_sessionmaker
+    from tokenboard.models import Organization, UsageHour, UsageMonthHourCell
+
+    url, name = await asyncio.to_thread(create_database, backend, tmp_path, "cells")  # type: ignore[arg-type]
+    try:
+        await asyncio.to_thread(downgrade, url, "0010")
+        engine = create_engine(url)
+        org_id = uuid.uuid4()
+        hours = [  # (UTC hour, requests): two Mondays 09:00 in March, a Sunday 23:00, a Monday in April
+            (datetime(2026, 3, 2, 9, tzinfo=UTC), 2),
+            (datetime(2026, 3, 9, 9, tzinfo=UTC), 3),
+            (datetime(2026, 3, 8, 23, tzinfo=UTC), 5),
+            (datetime(2026, 4, 6, 9, tzinfo=UTC), 7),
+        ]
+        async with create_sessionmaker(engine)() as session:
+            session.add(Organization(id=org_id, name="Cells", seat_limit=5))
+            await session.flush()
+            session.add_all(
+                UsageHour(
+                    organization_id=org_id,
+                    hour=at,
+                    requests=n,
+                    total_input_tokens=10 * n,
+                    total_output_tokens=n,
+                    cost_nanousd=1000 * n,
+                )
+                for at, n in hours
+            )
+            await session.commit()
+        await engine.dispose()
+        await asyncio.to_thread(upgrade, url)
+        engine = create_engine(url)
+        async with create_sessionmaker(engine)() as session:
+            cells = (await session.scalars(select(UsageMonthHourCell))).all()
+            found = {(c.month.isoformat(), c.weekday, c.hour): (c.requests, c.cost_nanousd) for c in cells}
+        await engine.dispose()
+        assert found == {
+            ("2026-03-01", 0, 9): (5, 5000),
+            ("2026-03-01", 6, 23): (5, 5000),
+            ("2026-04-01", 0, 9): (7, 7000),
+        }
+    finally:
+        await asyncio.to_thread(drop_database, backend, name)

@@ -175,7 +175,12 @@ async def check_reads(
 ) -> None:
     org_id = org.id
     emails = {u.id: u.email for u in users}
-    ranges = [(None, None), (date(2026, 1, 1), date(2026, 1, 15)), (date(2025, 12, 25), None)]
+    ranges = [
+        (None, None),
+        (date(2026, 1, 1), date(2026, 1, 15)),
+        (date(2025, 12, 25), None),
+        (date(2025, 12, 22), date(2026, 2, 1)),  # a full month between two edges
+    ]
     me = users[1].id
     for start, end in ranges:
         for user in (None, me):
@@ -287,6 +292,12 @@ async def check_reads(
         assert [t.cost_nanousd for t in top] == sorted(
             (usage_of(v)["cost_nanousd"] for v in per_user.values()), reverse=True
         )[:2]
+        for n in (1, 2, 3, 10):
+            lines, member_costs = await repository.top_users(db, org_id, start, end, top=n)
+            assert lines == totals[:n]
+            assert member_costs == sorted(
+                (usage_of(v)["cost_nanousd"] for k, v in per_user.items() if k is not None), reverse=True
+            )
 
     for user in (None, me):
         listed = await repository.conversations(db, org_id, user_id=user, limit=1000)
@@ -368,3 +379,20 @@ async def test_users_without_an_account_are_not_counted_as_users(factory: Factor
     anonymous_day = day_of(next(e for e in raw if e["user_id"] is None))
     lines = await repository.by_day_users(db, org.id, anonymous_day)
     assert any(line.user_id is None and line.email is None for line in lines)
+
+
+async def test_top_users_order_ties_as_the_full_list_does(factory: Factory, db: AsyncSession) -> None:
+    org, users = await setup_org(factory)
+    base = make_events(org.id, [users[0].id], 1, seed=9)[0]
+    events = [  # every user costs the same: the top one is decided by requests, then email
+        {**base, "request_id": f"tie-{i}-{j}", "user_id": u.id, "cost_nanousd": 6_000 // (i + 1)}
+        for i, u in enumerate(users)
+        for j in range(i + 1)
+    ]
+    await ingest(factory, events, batch=100)
+    everyone = await repository.user_totals(db, org.id, None, None)
+    assert len({line.cost_nanousd for line in everyone}) == 1
+    for n in range(1, len(users) + 1):
+        lines, _ = await repository.top_users(db, org.id, None, None, top=n)
+        assert lines == everyone[:n]
+    assert everyone[0].requests == len(users)

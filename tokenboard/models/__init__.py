@@ -40,6 +40,7 @@ from tokenboard.models.usage_hour_user import UsageHourUser
 from tokenboard.models.usage_latency_bucket import UsageLatencyBucket
 from tokenboard.models.usage_month import (
     UsageMonthDimension,
+    UsageMonthHourCell,
     UsageMonthLatencyBucket,
     UsageMonthModel,
     UsageMonthUser,
@@ -88,6 +89,7 @@ __all__ = [
     "UsageHourUser",
     "UsageLatencyBucket",
     "UsageMonthDimension",
+    "UsageMonthHourCell",
     "UsageMonthLatencyBucket",
     "UsageMonthModel",
     "UsageMonthUser",

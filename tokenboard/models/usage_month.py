@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
-from sqlalchemy import BigInteger, String
+from sqlalchemy import BigInteger, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tokenboard.kit.db import Base
@@ -55,3 +55,16 @@ class UsageMonthLatencyBucket(OrgKey, Base):
     model_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     bucket: Mapped[int] = mapped_column(primary_key=True)
     requests: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class UsageMonthHourCell(OrgKey, SlimMetrics, Base):
+    """Rollup: one cell of the weekly pattern (UTC weekday x hour of day) in one UTC month, org-wide.
+
+    The weekly pattern of a long range reads 168 cells per month instead of every hour of the range.
+    """
+
+    __tablename__ = "usage_month_hour_cells"
+
+    month: Mapped[date] = mapped_column(primary_key=True)
+    weekday: Mapped[int] = mapped_column(SmallInteger, primary_key=True)  # 0 = Monday
+    hour: Mapped[int] = mapped_column(SmallInteger, primary_key=True)  # 0-23

@@ -349,9 +349,7 @@ class UsageReports:
             )
         top_users = member_costs = None
         if not scope.mine:
-            everyone = await repository.user_totals(session, org_id, start, end)
-            top_users = everyone[:TOP_USERS]
-            member_costs = [u.cost_nanousd for u in everyone if u.user_id is not None]
+            top_users, member_costs = await repository.top_users(session, org_id, start, end, top=TOP_USERS)
         report = UsageReport(
             period=period,
             scope=scope,

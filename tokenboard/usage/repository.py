@@ -33,6 +33,7 @@ from tokenboard.models import (
     UsageHourUser,
     UsageLatencyBucket,
     UsageMonthDimension,
+    UsageMonthHourCell,
     UsageMonthLatencyBucket,
     UsageMonthModel,
     UsageMonthUser,
@@ -489,8 +490,41 @@ async def hourly_pattern(
 ) -> list[HourCell]:
     """The weekly pattern: 7 x 24 cells (weekday 0 = Monday, UTC hours), every cell present.
 
-    Grouped by weekday and hour in SQL: a year is 8,760 hour rows, only 168 come back.
+    Org-wide, a range's full months come from the monthly cells (168 rows a month) and its edge days from
+    the hourly rollup, grouped by weekday and hour in SQL; one user's pattern reads that user's hours.
     """
+    months: tuple[date | None, date | None] | None = None
+    edges: tuple[tuple[date | None, date | None], ...] = ((start, end),)
+    if user_id is None:
+        split = split_range(start, end)
+        months, edges = split.months, split.edges
+    statements: list[Select[Any]] = []
+    if months is not None:
+        m = UsageMonthHourCell
+        monthly = scoped(select(m.weekday, m.hour, *_slim_sums(m)), m, org_id)
+        statements.append(_in_months(monthly, m.month, months).group_by(m.weekday, m.hour))
+    for lo, hi in edges:
+        statements.append(_hour_cells(session, org_id, lo, hi, user_id))
+    found: dict[tuple[int, int], list[int]] = {}
+    for statement in statements:
+        for r in await session.execute(statement):
+            key, values = (int(r[0]), int(r[1])), [int(v) for v in r[2:6]]
+            previous = found.get(key)
+            found[key] = (
+                values if previous is None else [a + b for a, b in zip(previous, values, strict=True)]
+            )
+    zero = [0, 0, 0, 0]
+    return [
+        HourCell(**_usage(found.get((day, h), zero)), weekday=day, hour=h)
+        for day in range(7)
+        for h in range(24)
+    ]
+
+
+def _hour_cells(
+    session: AsyncSession, org_id: uuid.UUID, start: date | None, end: date | None, user_id: uuid.UUID | None
+) -> Select[Any]:
+    """Weekday, hour of day and sums of the hourly rollup's rows over a range (at most 168 rows back)."""
     model: Any = UsageHour if user_id is None else UsageHourUser
     if session.get_bind().dialect.name == "postgresql":
         utc = func.timezone("UTC", model.hour)
@@ -503,13 +537,7 @@ async def hourly_pattern(
     stmt = _hours(scoped(stmt, model, org_id), model.hour, start, end)
     if user_id is not None:
         stmt = stmt.where(model.user_id == user_id)
-    cells = {(int(r[0]), int(r[1])): r[2:6] for r in await session.execute(stmt.group_by(weekday, hour))}
-    zero = (0, 0, 0, 0)
-    return [
-        HourCell(**_usage(cells.get((day, h), zero)), weekday=day, hour=h)
-        for day in range(7)
-        for h in range(24)
-    ]
+    return stmt.group_by(weekday, hour)
 
 
 async def _periods(
@@ -651,18 +679,11 @@ async def provider_mix(
     return rows
 
 
-async def user_totals(
-    session: AsyncSession,
-    org_id: uuid.UUID,
-    start: date | None,
-    end: date | None,
-    *,
-    limit: int | None = None,
-) -> list[UserLine]:
-    """Every user's usage over the range, by cost: top users (with ``limit``) and the distribution.
-
-    Full months from the monthly rollup, the edge days from the daily one (a year: ~12 x users rows).
-    """
+async def _user_sums(
+    session: AsyncSession, org_id: uuid.UUID, start: date | None, end: date | None
+) -> dict[tuple[Any, ...], list[int]]:
+    """(user id,) -> requests, cost, input, output over the range: full months from the monthly rollup,
+    the edge days from the daily one (a year: ~12 x users rows)."""
 
     def month() -> Select[Any]:
         m = UsageMonthUser
@@ -673,11 +694,39 @@ async def user_totals(
         return scoped(select(d.user_id, *_full_sums(d)), d, org_id).group_by(d.user_id)
 
     union = _split_union(split_range(start, end), month, day, UsageMonthUser.month, UsageDayUser.day)
-    merged = await _summed(session, union, 1)
+    return await _summed(session, union, 1)
+
+
+async def user_totals(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    start: date | None,
+    end: date | None,
+    *,
+    limit: int | None = None,
+) -> list[UserLine]:
+    """Every user's usage over the range, by cost (the first ``limit`` with ``limit``)."""
+    merged = await _user_sums(session, org_id, start, end)
     ordered = sorted(merged.items(), key=lambda item: (-item[1][1], item[0][0]))
     if limit is not None:
         ordered = ordered[:limit]
     return await _user_lines(session, [(k[0], *v) for k, v in ordered])
+
+
+async def top_users(
+    session: AsyncSession, org_id: uuid.UUID, start: date | None, end: date | None, *, top: int
+) -> tuple[list[UserLine], list[int]]:
+    """The page's top users (``user_totals(...)[:top]``, exactly) and every member's cost, highest first.
+
+    Only the users who can be among the top are looked up: those costing at least the ``top``-th highest
+    cost (ties at that cost are then ordered as :func:`user_totals` orders them).
+    """
+    merged = await _user_sums(session, org_id, start, end)
+    costs = sorted((v[1] for v in merged.values()), reverse=True)
+    threshold = costs[top - 1] if len(costs) >= top else 0
+    candidates = [(k[0], *v) for k, v in merged.items() if v[1] >= threshold]
+    members = sorted((v[1] for k, v in merged.items() if k[0] != NO_USER), reverse=True)
+    return (await _user_lines(session, candidates))[:top], members
 
 
 async def dimension_breakdowns(

@@ -47,6 +47,7 @@ from tokenboard.models import (
     UsageHourUser,
     UsageLatencyBucket,
     UsageMonthDimension,
+    UsageMonthHourCell,
     UsageMonthLatencyBucket,
     UsageMonthModel,
     UsageMonthUser,
@@ -320,6 +321,13 @@ SELECT organization_id, {_MONTH}, model_id, bucket, count(*) FROM tb_usage_new
 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
 ON CONFLICT (organization_id, month, model_id, bucket)
 DO UPDATE SET requests = usage_month_latency_buckets.requests + excluded.requests;
+
+INSERT INTO usage_month_hour_cells (organization_id, month, weekday, hour, {slim})
+SELECT organization_id, {_MONTH}, (extract(isodow FROM day) - 1)::int,
+    extract(hour FROM hour AT TIME ZONE 'UTC')::int, {_SLIM}
+FROM tb_usage_new GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+ON CONFLICT (organization_id, month, weekday, hour)
+DO UPDATE SET {_adds("usage_month_hour_cells", SLIM_METRICS)};
 
 INSERT INTO {conv} (organization_id, conversation_id, user_id, first_at, last_at, {slim})
 SELECT organization_id, conversation_id, (array_agg(user_id ORDER BY created_at, n))[1],
@@ -658,6 +666,20 @@ async def _sqlite_write(driver: Any, sums: _Sums) -> None:
         keys=("organization_id", "month", "model_id", "bucket"),
         update=bulk.add_columns("usage_month_latency_buckets", ("requests",)),
     )
+    # The weekly pattern per month: the hours' sums again, per (month, UTC weekday, hour of day).
+    cells: dict[tuple[Any, ...], list[int]] = {}
+    for (org, hour), v in hours.items():  # hour: "YYYY-MM-DD HH"
+        weekday = date.fromisoformat(hour[:10]).weekday()
+        _add_into(cells, (org, hour[:8] + "01", weekday, int(hour[11:13])), v)
+    names = ("organization_id", "month", "weekday", "hour")
+    await bulk.sqlite_upsert(
+        driver,
+        "usage_month_hour_cells",
+        (*names, *slim),
+        [(*k, *v) for k, v in cells.items()],
+        keys=names,
+        update=bulk.add_columns("usage_month_hour_cells", slim),
+    )
     name = "usage_conversations"
     await bulk.sqlite_upsert(
         driver,
@@ -693,6 +715,7 @@ ROLLUP_MODELS = (
     UsageMonthModel,
     UsageMonthDimension,
     UsageMonthLatencyBucket,
+    UsageMonthHourCell,
     UsageConversation,
 )
 REBUILD_CHUNK = 5_000
