@@ -12,6 +12,8 @@ Values are integers in their unit (``"usd"`` means nano-USD, formatted by :mod:`
 
 from __future__ import annotations
 
+import functools
+import html
 import itertools
 import math
 import uuid
@@ -97,13 +99,26 @@ def _num(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
+@functools.cache
+def _attr_name(name: str) -> str:
+    """``text_anchor`` -> ``text-anchor``, ``class_`` -> ``class`` (keyword-friendly names)."""
+    return name.rstrip("_").replace("_", "-")
+
+
 def _attrs(attrs: Mapping[str, object]) -> str:
+    # Charts hold hundreds of marks (a year's daily bars): numbers need no escaping, text goes through
+    # the standard library's C escape (the same five characters as markupsafe, without a Markup per value).
     parts = []
     for name, value in attrs.items():
         if value is None:
             continue
-        text = _num(value) if isinstance(value, float) else str(value)
-        parts.append(f' {name.rstrip("_").replace("_", "-")}="{escape(text)}"')
+        if isinstance(value, float):
+            text = _num(value)
+        elif isinstance(value, int):
+            text = str(value)
+        else:
+            text = html.escape(str(value))
+        parts.append(f' {_attr_name(name)}="{text}"')
     return "".join(parts)
 
 
@@ -114,7 +129,7 @@ def _el(tag: str, attrs: Mapping[str, object], *children: str) -> str:
 
 
 def _hover(text: str) -> str:
-    return f"<title>{escape(text)}</title>"
+    return f"<title>{html.escape(text)}</title>"
 
 
 def _text(x: float, y: float, text: str, cls: str, anchor: str = "middle") -> str:
