@@ -87,6 +87,13 @@ def bucket_upper_ms(bucket: int) -> int | None:
     return LATENCY_BOUNDS[bucket] if bucket < OVERFLOW_BUCKET else None
 
 
+def bucket_reading(bucket: int | None) -> int | None:
+    """What a percentile found in ``bucket`` reads as, in ms (the last bound for the overflow)."""
+    if bucket is None:
+        return None
+    return bucket_upper_ms(bucket) if bucket < OVERFLOW_BUCKET else LATENCY_BOUNDS[-1]
+
+
 def percentile_from_buckets(counts: Mapping[int, int], fraction: float) -> int | None:
     """Nearest-rank percentile over a histogram: the upper bound of the bucket holding that rank."""
     total = sum(counts.values())
@@ -97,7 +104,7 @@ def percentile_from_buckets(counts: Mapping[int, int], fraction: float) -> int |
     for bucket in sorted(counts):
         seen += counts[bucket]
         if seen >= rank:
-            return bucket_upper_ms(bucket) if bucket < OVERFLOW_BUCKET else LATENCY_BOUNDS[-1]
+            return bucket_reading(bucket)
     return LATENCY_BOUNDS[-1]
 
 
