@@ -35,6 +35,7 @@ import math
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -447,7 +448,7 @@ async def json_twin(ctx: Context) -> None:
         database_url=ctx.url,
         secret_key="bench-secret-key-not-for-production",
         base_url="http://testserver",
-        journal_dir=Path(tempfile.mkdtemp(prefix="tokenboard-bench-journal-")),
+        journal_dir=(journal := Path(tempfile.mkdtemp(prefix="tokenboard-bench-journal-"))),
     )
     app = create_app(settings)
     tune_gc()  # what the server's startup does (httpx's ASGI transport runs no lifespan)
@@ -487,6 +488,7 @@ async def json_twin(ctx: Context) -> None:
                         log(f"  {ctx.backend}: {kind} {scope} {period}: p50 {figures[0]:.1f} ms")
     finally:
         await app.state.engine.dispose()
+        shutil.rmtree(journal, ignore_errors=True)
     ctx.figures["json"], ctx.figures["html"] = results["json"], results["html"]
 
 
