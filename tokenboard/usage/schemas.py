@@ -104,11 +104,6 @@ class Money(BaseModel):
         return cls(nanousd=nanousd, usd=usd_string(nanousd), display=format_usd(nanousd))
 
 
-def _money(nanousd: int) -> dict[str, Any]:
-    """:class:`Money` as plain values, for models validated in one pass."""
-    return {"nanousd": nanousd, "usd": usd_string(nanousd), "display": format_usd(nanousd)}
-
-
 class Totals(BaseModel):
     requests: int
     cost: Money
@@ -120,7 +115,7 @@ class Totals(BaseModel):
     def values(row: Usage) -> dict[str, Any]:
         return {
             "requests": row.requests,
-            "cost": _money(row.cost_nanousd),
+            "cost": Money.of(row.cost_nanousd),
             "tokens": row.tokens,
             "input_tokens": row.input_tokens,
             "output_tokens": row.output_tokens,
@@ -283,71 +278,67 @@ class UsageReportOut(BaseModel):
     def of(cls, r: UsageReport) -> UsageReportOut:
         s = r.summary
         costs = sorted(r.member_costs or [], reverse=True)
-        # Plain values, validated once: one pass through pydantic's core instead of a model per row.
-        return cls.model_validate(
-            dict(
-                period=dict(key=r.period.key, label=r.period.label, start=r.period.start, end=r.period.end),
-                scope=dict(only_mine=r.scope.mine, forced=r.scope.forced),
-                summary=dict(
-                    **Totals.values(s),
-                    errors=s.errors,
-                    avg_cost_per_request=_money(s.avg_cost_per_request_nanousd),
-                    active_users_7d=s.active_users_7d,
-                ),
-                month=MonthCard.of(r.month),
-                pagination=dict(
-                    page=r.page, pages=r.pages, days_total=r.days_total, days_per_page=DAYS_PER_PAGE
-                ),
-                by_day=[dict(**Totals.values(d), day=d.day, users=d.users) for d in r.days],
-                by_model_day=[
-                    dict(
-                        **Totals.values(m), day=m.day, model=m.model_id, provider=m.provider_id, users=m.users
-                    )
-                    for m in r.model_days
-                ],
-                trend=[dict(day=d, cost=_money(v)) for d, v in r.trend],
-                weekly_pattern=[
-                    dict(weekday=h.weekday, hour=h.hour, requests=h.requests, cost=_money(h.cost_nanousd))
-                    for h in r.hours
-                ],
-                months=[dict(**Totals.values(m), month=m.start) for m in r.months],
-                years=[
-                    dict(year=y, months=[_money(v) for v in values], total=_money(sum(values)))
-                    for y, values in sorted(r.years.items())
-                ],
-                models=[
-                    dict(
-                        **Totals.values(m),
-                        model=m.model_id,
-                        provider=m.provider_id,
-                        errors=m.errors,
-                        error_rate=m.error_rate,
-                        cost_share=m.cost_share,
-                        latency_avg_ms=m.latency_avg_ms,
-                        latency_p50_ms=m.latency_p50_ms,
-                        latency_p95_ms=m.latency_p95_ms,
-                    )
-                    for m in r.models
-                ],
-                providers=[
-                    dict(**Totals.values(p), provider=p.provider_id, cost_share=p.cost_share)
-                    for p in r.providers
-                ],
-                breakdowns={
-                    b.dimension: [
-                        dict(**Totals.values(row), value=row.value, label=label) for label, row in b.rows
-                    ]
-                    for b in r.breakdowns
-                },
-                top_users=[UserLineOut.of(u) for u in r.top_users] if r.top_users is not None else None,
-                distribution=dict(
-                    members=len(costs),
-                    top_20_percent_share=top_share(costs),
-                    costs=[_money(c) for c in costs],
+        return cls(
+            period=PeriodOut(key=r.period.key, label=r.period.label, start=r.period.start, end=r.period.end),
+            scope=ScopeOut(only_mine=r.scope.mine, forced=r.scope.forced),
+            summary=SummaryOut(
+                **Totals.values(s),
+                errors=s.errors,
+                avg_cost_per_request=Money.of(s.avg_cost_per_request_nanousd),
+                active_users_7d=s.active_users_7d,
+            ),
+            month=MonthCard.of(r.month),
+            pagination=Pagination(
+                page=r.page, pages=r.pages, days_total=r.days_total, days_per_page=DAYS_PER_PAGE
+            ),
+            by_day=[DayOut(**Totals.values(d), day=d.day, users=d.users) for d in r.days],
+            by_model_day=[
+                ModelDayOut(
+                    **Totals.values(m), day=m.day, model=m.model_id, provider=m.provider_id, users=m.users
                 )
-                if r.member_costs is not None
-                else None,
+                for m in r.model_days
+            ],
+            trend=[TrendPoint(day=d, cost=Money.of(v)) for d, v in r.trend],
+            weekly_pattern=[
+                HourOut(weekday=h.weekday, hour=h.hour, requests=h.requests, cost=Money.of(h.cost_nanousd))
+                for h in r.hours
+            ],
+            months=[MonthOut(**Totals.values(m), month=m.start) for m in r.months],
+            years=[
+                YearOut(year=y, months=[Money.of(v) for v in values], total=Money.of(sum(values)))
+                for y, values in sorted(r.years.items())
+            ],
+            models=[
+                ModelOut(
+                    **Totals.values(m),
+                    model=m.model_id,
+                    provider=m.provider_id,
+                    errors=m.errors,
+                    error_rate=m.error_rate,
+                    cost_share=m.cost_share,
+                    latency_avg_ms=m.latency_avg_ms,
+                    latency_p50_ms=m.latency_p50_ms,
+                    latency_p95_ms=m.latency_p95_ms,
+                )
+                for m in r.models
+            ],
+            providers=[
+                ProviderOut(**Totals.values(p), provider=p.provider_id, cost_share=p.cost_share)
+                for p in r.providers
+            ],
+            breakdowns={
+                b.dimension: [
+                    BreakdownRowOut(**Totals.values(row), value=row.value, label=label)
+                    for label, row in b.rows
+                ]
+                for b in r.breakdowns
+            },
+            top_users=[UserLineOut.of(u) for u in r.top_users] if r.top_users is not None else None,
+            distribution=Distribution(
+                members=len(costs), top_20_percent_share=top_share(costs), costs=[Money.of(c) for c in costs]
             )
+            if r.member_costs is not None
+            else None,
         )
 
 
