@@ -339,7 +339,7 @@ async def pages(ctx: Context) -> None:
     reps = 2 if ctx.args.smoke else ctx.args.reps
     org = ctx.organization_id
     async with ctx.sessionmaker() as session:
-        top = await repository.user_totals(session, org, None, None, limit=1)
+        top, _ = await repository.top_users(session, org, None, None, top=1)
     user = top[0].user_id
     ctx.figures["page_user"] = str(user)
     per_read: dict[tuple[str, str], list[float]] = {}
@@ -396,7 +396,7 @@ def _naive_sql(backend: str) -> dict[str, str]:
         "by_year": f"SELECT {year}, {usage} FROM usage_events WHERE {where} GROUP BY 1",
         "model_popularity": f"SELECT model_id, {usage}, sum(latency_ms) FROM usage_events WHERE {where} "
         "GROUP BY 1",
-        "user_totals": f"SELECT user_id, {usage} FROM usage_events WHERE {where} GROUP BY 1",
+        "top_users": f"SELECT user_id, {usage} FROM usage_events WHERE {where} GROUP BY 1",
         "conversations": f"SELECT conversation_id, min(created_at), max(created_at), {usage} "
         "FROM usage_events WHERE organization_id = :org AND conversation_id IS NOT NULL "
         "GROUP BY 1 ORDER BY 3 DESC LIMIT 50",

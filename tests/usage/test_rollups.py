@@ -285,13 +285,18 @@ async def check_reads(
                     k: usage_of(v) for k, v in expected.items()
                 }
 
-        totals = await repository.user_totals(db, org_id, start, end)
+        totals, _ = await repository.top_users(db, org_id, start, end, top=1_000)  # everyone
         per_user = group(in_range(raw, start, end), lambda e: e["user_id"])
         assert {t.user_id: usage_fields(t) for t in totals} == {k: usage_of(v) for k, v in per_user.items()}
-        top = await repository.user_totals(db, org_id, start, end, limit=2)
-        assert [t.cost_nanousd for t in top] == sorted(
-            (usage_of(v)["cost_nanousd"] for v in per_user.values()), reverse=True
-        )[:2]
+        expected_order = sorted(
+            per_user,
+            key=lambda k: (
+                -usage_of(per_user[k])["cost_nanousd"],
+                -usage_of(per_user[k])["requests"],
+                emails.get(k, "") if k is not None else "",  # type: ignore[arg-type]
+            ),
+        )
+        assert [t.user_id for t in totals] == expected_order
         for n in (1, 2, 3, 10):
             lines, member_costs = await repository.top_users(db, org_id, start, end, top=n)
             assert lines == totals[:n]
@@ -381,7 +386,9 @@ async def test_users_without_an_account_are_not_counted_as_users(factory: Factor
     assert any(line.user_id is None and line.email is None for line in lines)
 
 
-async def test_top_users_order_ties_as_the_full_list_does(factory: Factory, db: AsyncSession) -> None:
+async def test_top_users_break_cost_ties_as_the_full_ordering_does(
+    factory: Factory, db: AsyncSession
+) -> None:
     org, users = await setup_org(factory)
     base = make_events(org.id, [users[0].id], 1, seed=9)[0]
     events = [  # every user costs the same: the top one is decided by requests, then email
@@ -390,9 +397,9 @@ async def test_top_users_order_ties_as_the_full_list_does(factory: Factory, db: 
         for j in range(i + 1)
     ]
     await ingest(factory, events, batch=100)
-    everyone = await repository.user_totals(db, org.id, None, None)
+    everyone, _ = await repository.top_users(db, org.id, None, None, top=len(users) + 1)
     assert len({line.cost_nanousd for line in everyone}) == 1
+    assert [line.user_id for line in everyone] == [u.id for u in reversed(users)]  # most requests first
     for n in range(1, len(users) + 1):
         lines, _ = await repository.top_users(db, org.id, None, None, top=n)
         assert lines == everyone[:n]
-    assert everyone[0].requests == len(users)

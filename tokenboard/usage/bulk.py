@@ -128,10 +128,9 @@ async def sqlite_insert_new(
 ) -> set[int] | None:
     """Insert records, skipping those whose ``keys`` are already stored; say which positions were inserted.
 
-    ``None`` means all of them (the usual case, told by the row count alone). Otherwise the stored rows
-    with those keys are read back: a record was inserted now when the stored row carries its ``id``
-    (records are unique on ``keys`` and each has a fresh ``id``). ``keys`` are two columns, the first
-    usually the organization: the read back takes one statement per distinct first value.
+    ``None`` means all of them (the usual case, told by the row count alone). Otherwise: every record
+    carries a fresh ``id`` (the table's key is ``(organization_id, id)``), so a record was inserted now if
+    and only if its id is stored, which one primary-key probe per record tells.
     """
     if not records:
         return set()
@@ -139,26 +138,19 @@ async def sqlite_insert_new(
     cursor = await driver.executemany(f"{head} ON CONFLICT ({', '.join(keys)}) DO NOTHING", records)
     if cursor.rowcount == len(records):
         return None
-    first, second = (columns.index(k) for k in keys)
-    ident = columns.index("id")
-    by_key = {(r[first], r[second]): (i, r[ident]) for i, r in enumerate(records)}
-    inserted: set[int] = set()
-    groups: dict[Any, list[Any]] = {}
-    for first_value, second_value in by_key:
-        groups.setdefault(first_value, []).append(second_value)
+    org, ident = columns.index("organization_id"), columns.index("id")
+    ids: dict[Any, list[Any]] = {}
+    for r in records:
+        ids.setdefault(r[org], []).append(r[ident])
+    stored: set[Any] = set()
     per_statement = SQLITE_MAX_PARAMETERS - 1
-    for first_value, values in groups.items():
+    for org_value, values in ids.items():
         for start in range(0, len(values), per_statement):
             chunk = values[start : start + per_statement]
-            sql = (
-                f"SELECT {keys[1]}, id FROM {table} WHERE {keys[0]} = ? "
-                f"AND {keys[1]} IN ({', '.join('?' for _ in chunk)})"
-            )
-            for second_value, stored_id in await driver.execute_fetchall(sql, [first_value, *chunk]):
-                position, own_id = by_key[(first_value, second_value)]
-                if stored_id == own_id:
-                    inserted.add(position)
-    return inserted
+            marks = ", ".join("?" for _ in chunk)
+            sql = f"SELECT id FROM {table} WHERE organization_id = ? AND id IN ({marks})"
+            stored.update(row[0] for row in await driver.execute_fetchall(sql, [org_value, *chunk]))
+    return {i for i, r in enumerate(records) if r[ident] in stored}
 
 
 def add_columns(table: str, columns: Sequence[str]) -> dict[str, str]:

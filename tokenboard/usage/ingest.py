@@ -89,6 +89,9 @@ def _complete_all(rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
     if "id" in given:
         # Fresh ids per call are how the pipeline tells the events it inserted from those already stored.
         raise ValueError("usage event ids are made by the pipeline; identify an event by its request_id")
+    for name in REQUIRED:
+        if name not in given:
+            raise ValueError(f"usage event without {name}")
     count = len(rows)
     present = [name for name in COLUMNS if name in given]
     picked: dict[str, Sequence[Any]] = {}
@@ -112,9 +115,6 @@ def _complete_all(rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
     columns[_ID] = uuid7_many(count)
     if "created_at" not in given:
         columns[_CREATED] = [utcnow()] * count
-    for name in REQUIRED:
-        if name not in given:
-            raise ValueError(f"usage event without {name}")
     if any(at.tzinfo is None for at in columns[_CREATED]):
         raise ValueError("usage event created_at must be timezone-aware")
     _refuse_nul(columns)

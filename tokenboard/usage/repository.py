@@ -516,15 +516,9 @@ async def hourly_pattern(
         statements.append(_in_months(monthly, m.month, months).group_by(m.weekday, m.hour))
     for lo, hi in edges:
         statements.append(_hour_cells(session, org_id, lo, hi, user_id))
-    found: dict[tuple[int, int], list[int]] = {}
-    if statements:  # one round trip: the monthly cells and the edges' hours together
-        statement = statements[0] if len(statements) == 1 else union_all(*statements)
-        for r in await session.execute(statement):
-            key, values = (int(r[0]), int(r[1])), [int(v) for v in r[2:6]]
-            previous = found.get(key)
-            found[key] = (
-                values if previous is None else [a + b for a, b in zip(previous, values, strict=True)]
-            )
+    union = statements[0] if len(statements) == 1 else union_all(*statements)
+    summed = await _summed(session, union, 2)  # one round trip: the monthly cells and the edges' hours
+    found = {(int(k[0]), int(k[1])): v for k, v in summed.items()}
     zero = [0, 0, 0, 0]
     return [
         HourCell(**_usage(found.get((day, h), zero)), weekday=day, hour=h)
@@ -673,8 +667,8 @@ async def _percentiles(
     """Per model, the latency read at p50 and p95 from rows ``(model, bucket, requests)``, in SQL.
 
     Nearest rank: the bucket where the running count of requests (buckets in order) first reaches
-    ceil(total x p); it reads as its upper bound (:func:`rollups.percentile_from_buckets`, which the tests
-    check against raw latencies). A year is ~20k histogram rows; two rows per model come back.
+    ceil(total x p); it reads as its upper bound (:func:`rollups.bucket_reading`; the tests check both
+    percentiles against the raw latencies). A year is ~20k histogram rows; two rows per model come back.
     """
     parts = histograms.subquery()
     model, bucket, count = list(parts.c)
@@ -738,29 +732,14 @@ async def _user_sums(
     return await _summed(session, union, 1)
 
 
-async def user_totals(
-    session: AsyncSession,
-    org_id: uuid.UUID,
-    start: date | None,
-    end: date | None,
-    *,
-    limit: int | None = None,
-) -> list[UserLine]:
-    """Every user's usage over the range, by cost (the first ``limit`` with ``limit``)."""
-    merged = await _user_sums(session, org_id, start, end)
-    ordered = sorted(merged.items(), key=lambda item: (-item[1][1], item[0][0]))
-    if limit is not None:
-        ordered = ordered[:limit]
-    return await _user_lines(session, [(k[0], *v) for k, v in ordered])
-
-
 async def top_users(
     session: AsyncSession, org_id: uuid.UUID, start: date | None, end: date | None, *, top: int
 ) -> tuple[list[UserLine], list[int]]:
-    """The page's top users (``user_totals(...)[:top]``, exactly) and every member's cost, highest first.
+    """The ``top`` users over the range by cost (then requests, then email), and every member's cost,
+    highest first (the distribution across members).
 
     Only the users who can be among the top are looked up: those costing at least the ``top``-th highest
-    cost (ties at that cost are then ordered as :func:`user_totals` orders them).
+    cost; ties at that cost are then ordered with the others by :func:`_user_lines`.
     """
     merged = await _user_sums(session, org_id, start, end)
     costs = sorted((v[1] for v in merged.values()), reverse=True)

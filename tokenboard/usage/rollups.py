@@ -82,30 +82,12 @@ def latency_bucket(latency_ms: int) -> int:
     return bisect.bisect_left(LATENCY_BOUNDS, max(0, latency_ms))
 
 
-def bucket_upper_ms(bucket: int) -> int | None:
-    """What a percentile falling in ``bucket`` reads as: its upper bound (``None`` for the overflow)."""
-    return LATENCY_BOUNDS[bucket] if bucket < OVERFLOW_BUCKET else None
-
-
 def bucket_reading(bucket: int | None) -> int | None:
-    """What a percentile found in ``bucket`` reads as, in ms (the last bound for the overflow)."""
+    """What a percentile found in ``bucket`` reads as: the bucket's upper bound in ms (the last bound for
+    the overflow bucket); ``None`` for no bucket (a model without requests)."""
     if bucket is None:
         return None
-    return bucket_upper_ms(bucket) if bucket < OVERFLOW_BUCKET else LATENCY_BOUNDS[-1]
-
-
-def percentile_from_buckets(counts: Mapping[int, int], fraction: float) -> int | None:
-    """Nearest-rank percentile over a histogram: the upper bound of the bucket holding that rank."""
-    total = sum(counts.values())
-    if total == 0:
-        return None
-    rank = max(1, -(-int(total * fraction * 1_000_000) // 1_000_000))  # ceil without float drift
-    seen = 0
-    for bucket in sorted(counts):
-        seen += counts[bucket]
-        if seen >= rank:
-            return bucket_reading(bucket)
-    return LATENCY_BOUNDS[-1]
+    return LATENCY_BOUNDS[min(bucket, OVERFLOW_BUCKET - 1)]
 
 
 def utc_day(at: datetime) -> date:
@@ -538,7 +520,7 @@ async def _sqlite_insert_and_apply(session: AsyncSession, records: list[tuple[An
     _, driver = await bulk.driver(session)
     stored = bulk.to_storage(records, _sqlite_converters(session))
     inserted = await bulk.sqlite_insert_new(driver, EVENTS.name, EVENT_COLUMNS, stored, keys=EVENT_KEY)
-    new = list(range(len(stored))) if inserted is None else [i for i in range(len(stored)) if i in inserted]
+    new = list(range(len(stored))) if inserted is None else sorted(inserted)
     if new:
         if len(new) < len(records):
             records, stored = [records[i] for i in new], [stored[i] for i in new]

@@ -133,7 +133,7 @@ def _hover(text: str) -> str:
 
 
 def _text(x: float, y: float, text: str, cls: str, anchor: str = "middle") -> str:
-    return _el("text", {"x": float(x), "y": float(y), "class": cls, "text_anchor": anchor}, str(escape(text)))
+    return _el("text", {"x": float(x), "y": float(y), "class": cls, "text_anchor": anchor}, html.escape(text))
 
 
 def _svg(kind: str, title: str, desc: str, width: float, height: float, body: str) -> Markup:
