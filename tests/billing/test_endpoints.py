@@ -10,6 +10,9 @@ async def test_offline_purchase_flow_through_the_api(factory: Factory) -> None:
     setup = await factory.org_with_roles("Api Billing")
     base = f"/api/v1/organizations/{setup.id}/billing"
     async with await factory.client_for(setup.users[Role.billing_manager]) as client:
+        # The subscription starts (its history line dated to the whole second) on the first billing read:
+        # read first, so the purchase below is the newest history line whatever the clock's sub-second.
+        assert (await client.get(base)).status_code == 200
         bad = await client.post(f"{base}/purchases", json={"amount_usd": "2"})
         assert bad.status_code == 400 and "between $5.00 and $10,000.00" in bad.json()["error"]["message"]
         assert (await client.post(f"{base}/purchases", json={"amount_usd": "ten"})).status_code == 400
