@@ -88,6 +88,7 @@ def serve(
         http="httptools",
         proxy_headers=False,
         log_level="info",
+        access_log=settings.access_log,
     )
 
 

@@ -72,6 +72,10 @@ class Settings(BaseSettings):
         description="SQLAlchemy async URL: sqlite+aiosqlite:///path.db or postgresql+asyncpg://user@host/db.",
     )
     database_echo: bool = Field(False, description="Log every SQL statement.")
+    access_log: bool = Field(
+        True,
+        description="A line per HTTP request on stderr (uvicorn's access log).",
+    )
     gc_tuning: bool = Field(
         True, description="Freeze the startup heap and collect old generations less often (kit/runtime.py)."
     )

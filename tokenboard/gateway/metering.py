@@ -12,7 +12,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -68,7 +68,9 @@ class UsageRecord:
     created_at: datetime = field(default_factory=utcnow)
 
     def row(self) -> dict[str, Any]:
-        values = asdict(self)
+        values = dict(
+            self.__dict__
+        )  # shallow: the values are not changed, so no deep copy (asdict) is needed
         values.pop("reserved")
         values.pop("lease_id")
         values.pop("journal_segment")

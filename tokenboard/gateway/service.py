@@ -410,7 +410,7 @@ class Gateway:
         admitted.pre_upstream_ms = (time.perf_counter() - admitted.started) * 1000
         upstream_started = time.perf_counter()
         try:
-            response = await admitted.upstream.client.send(self._upstream_request(admitted), stream=True)
+            response = await admitted.upstream.send(self._upstream_request(admitted))
         except httpx.TimeoutException as exc:
             self._meter_failure(admitted, 504, "upstream_timeout")
             raise GatewayError(504, "The provider did not answer in time.") from exc

@@ -7,9 +7,12 @@ from dataclasses import dataclass, field
 import httpx
 
 from tokenboard.config import UpstreamConfig, UpstreamKind
+from tokenboard.gateway.http1 import Http1Transport
 from tokenboard.gateway.simulated import SimulatedTransport
 
 ANTHROPIC_VERSION = "2023-06-01"
+MAX_CONNECTIONS = 200  # per upstream origin; requests beyond wait for one (the pool timeout)
+MAX_IDLE = 100  # kept open between requests
 OPENAI_FORMAT = frozenset(
     {
         UpstreamKind.openai,
@@ -30,7 +33,20 @@ class Upstream:
     name: str
     config: UpstreamConfig
     client: httpx.AsyncClient
+    transport: httpx.AsyncBaseTransport
     _templates: dict[tuple[str, str], httpx.Request] = field(default_factory=dict)
+
+    async def send(self, request: httpx.Request) -> httpx.Response:
+        """The request to the client's own transport, its body left to stream.
+
+        The client builds each route's template once (base URL, headers, timeouts); per request its
+        ``send`` would only add what the gateway does not want: authentication and redirect flows it has
+        none of, and a cookie jar shared by every organization's requests. The request's URL is always
+        the template's, on the configured host.
+        """
+        response = await self.transport.handle_async_request(request)
+        response.request = request
+        return response
 
     def request_template(self, path: str, api_format: str) -> httpx.Request:
         """The URL, headers (credentials included) and timeouts of a call, built once per path and format.
@@ -71,19 +87,19 @@ class UpstreamPool:
         self._upstreams: dict[str, Upstream] = {}
         for name, config in configs.items():
             timeout = httpx.Timeout(config.timeout_seconds, connect=config.connect_timeout_seconds)
-            limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
-            transport: httpx.AsyncBaseTransport | None = None
+            transport: httpx.AsyncBaseTransport
             if config.kind == UpstreamKind.simulated:
                 transport = SimulatedTransport(latency_scale=config.latency_scale)
+            else:
+                transport = Http1Transport(max_connections=MAX_CONNECTIONS, max_idle=MAX_IDLE)
             client = httpx.AsyncClient(
                 base_url=config.api_root(),
                 timeout=timeout,
-                limits=limits,
                 transport=transport,
                 follow_redirects=False,
                 trust_env=False,
             )
-            self._upstreams[name] = Upstream(name=name, config=config, client=client)
+            self._upstreams[name] = Upstream(name=name, config=config, client=client, transport=transport)
 
     def get(self, provider_id: str) -> Upstream | None:
         return self._upstreams.get(provider_id)
