@@ -31,6 +31,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import gc
 import json
 import math
 import os
@@ -141,6 +142,18 @@ def percentile(values: Sequence[float], p: float) -> float:
     ordered = sorted(values)
     rank = max(1, math.ceil(p / 100 * len(ordered)))
     return ordered[rank - 1]
+
+
+@contextlib.contextmanager
+def generator_gc_paused() -> Any:
+    """No garbage collection in the load generator while it measures: a full collection of its own results
+    would stall every request in flight, direct and gateway alike, and show up as their p99."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def median(values: Sequence[float]) -> float:
@@ -592,7 +605,8 @@ class Bench:
 
         per_lane = max(1, pairs // lanes)
         cpu0 = cpu_seconds(self.env.gateway.pid)  # type: ignore[union-attr]
-        await asyncio.gather(*(lane(per_lane, n) for n in range(lanes)))
+        with generator_gc_paused():
+            await asyncio.gather(*(lane(per_lane, n) for n in range(lanes)))
         await asyncio.sleep(0.2)  # let the batch writer flush what these requests queued
         cpu = cpu_seconds(self.env.gateway.pid) - cpu0  # type: ignore[union-attr]
         served = len(gateway)
@@ -608,6 +622,10 @@ class Bench:
 
     async def measure_rate(self, kind: str, rate: int, seconds: float) -> Step:
         """Open loop: direct and gateway requests alternate on a fixed schedule of 2 x rate per second."""
+        with generator_gc_paused():
+            return await self._measure_rate(kind, rate, seconds)
+
+    async def _measure_rate(self, kind: str, rate: int, seconds: float) -> Step:
         stream = kind == "stream"
         direct_raw, gateway_raw = self.requests(stream)
         count = max(2, int(rate * seconds))

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from sqlalchemy.dialects import sqlite
 
+from tokenboard.kit import bulk
 from tokenboard.kit.db import uuid7_many
 from tokenboard.kit.errors import BadRequest
 from tokenboard.models import UsageEvent
-from tokenboard.usage import bulk
 from tokenboard.usage.ingest import COLUMNS, _complete_all, complete
 
 

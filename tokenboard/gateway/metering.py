@@ -102,6 +102,7 @@ async def write_batch(session: AsyncSession, records: list[UsageRecord]) -> Batc
     last_used: dict[tuple[uuid.UUID, uuid.UUID], datetime] = {}
     key_spend: dict[tuple[uuid.UUID, uuid.UUID], int] = {}
     settle: list[tuple[uuid.UUID, str, int, str]] = []
+    held: set[tuple[uuid.UUID, str]] = set()
     release: list[tuple[uuid.UUID, str]] = []
     draw: dict[tuple[uuid.UUID, str], int] = {}
     for record in records:
@@ -110,6 +111,8 @@ async def write_batch(session: AsyncSession, records: list[UsageRecord]) -> Batc
         if record.status_code < 400 or record.cost_nanousd > 0:
             memo = f"{record.model_id} via {record.route}"
             settle.append((record.organization_id, record.request_id, record.cost_nanousd, memo))
+            if record.reserved:
+                held.add((record.organization_id, record.request_id))
             if record.lease_id is not None:
                 pair_lease = (record.organization_id, record.lease_id)
                 draw[pair_lease] = draw.get(pair_lease, 0) + record.cost_nanousd
@@ -119,7 +122,7 @@ async def write_batch(session: AsyncSession, records: list[UsageRecord]) -> Batc
             last_used[(record.organization_id, record.api_key_id)] = record.created_at
             pair = (record.organization_id, record.api_key_id)
             key_spend[pair] = key_spend.get(pair, 0) + record.cost_nanousd
-    await ledger.settle_many(session, settle=settle, release=release)
+    await ledger.settle_many(session, settle=settle, release=release, held=held)
     drawn = {
         (org, lease_id): await ledger.draw_lease(session, org, lease_id=lease_id, amount=amount)
         for (org, lease_id), amount in sorted(draw.items(), key=lambda item: (str(item[0][0]), item[0][1]))

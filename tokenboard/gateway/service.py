@@ -13,7 +13,6 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +20,8 @@ import httpx
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from tokenboard.billing.status import BillingStatusCache
 from tokenboard.catalog.pricing import (
@@ -54,6 +54,7 @@ DRAIN_SECONDS = 60.0
 DRAIN_BYTES = 50 * 1024 * 1024
 MAX_ERROR_BODY = 64 * 1024
 STREAM_QUEUE = 256
+MAX_STREAM_LINE = 8 * 1024 * 1024  # an upstream "line" longer than this is not an event stream
 SWEEP_SECONDS = 60.0
 LEASE_UPKEEP_SECONDS = 15.0
 DEFAULT_MODEL_MAX_OUTPUT = 128_000
@@ -503,32 +504,47 @@ class Gateway:
     ) -> Response:
         """Relay an upstream stream through a bounded queue.
 
-        A pump task reads the upstream and the response generator writes to the client. If the client leaves,
-        the pump keeps reading (bounded in time and bytes) until the upstream reports its usage, so the
-        request is billed on the provider's own count; only if that never comes is the usage estimated and
-        flagged.
+        A pump task reads the upstream and the response writes to the client, one queue item and one write
+        per upstream chunk (its complete lines; a partial line waits for the rest). If the client leaves, the
+        pump keeps reading (bounded in time and bytes) until the upstream reports its usage, so the request
+        is billed on the provider's own count; only if that never comes is the usage estimated and flagged.
         """
         overhead = admitted.pre_upstream_ms  # waiting for the upstream's headers is the provider's time
         state: dict[str, Any] = {"ttft": None, "text_chars": 0, "done": False}
-        queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=STREAM_QUEUE)
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=STREAM_QUEUE)
         client_gone = asyncio.Event()
+        rewrite = _ModelRewrite(admitted.upstream_model, admitted.model_id)
 
         async def pump() -> None:
             read = 0
             deadline: float | None = None
+            pending = b""
             try:
-                async for line in response.aiter_lines():
-                    forward = self._observe(admitted, line, state)
+                async for chunk in response.aiter_bytes():
+                    lines, pending = _split_lines(pending + chunk)
+                    if len(pending) > MAX_STREAM_LINE:
+                        state["broken"] = True
+                        break
+                    out: list[bytes] = []
+                    for line in lines:
+                        forward = self._observe(admitted, line, state, rewrite)
+                        if forward is not None:
+                            out.append(forward)
                     if state["ttft"] is None and state["text_chars"]:
                         state["ttft"] = (time.perf_counter() - admitted.started) * 1000
                     if client_gone.is_set():
-                        read += len(line)
+                        read += len(chunk)
                         deadline = deadline or time.monotonic() + DRAIN_SECONDS
                         if state["done"] or read > DRAIN_BYTES or time.monotonic() > deadline:
                             break
                         continue
+                    if out:
+                        await queue.put(b"\n".join(out) + b"\n")
+                if pending and not client_gone.is_set():  # a last line without its line break
+                    (last,), _ = _split_lines(pending + b"\n")
+                    forward = self._observe(admitted, last, state, rewrite)
                     if forward is not None:
-                        await queue.put(forward)
+                        await queue.put(forward + b"\n")
             except Exception:  # a broken upstream stream ends the relay; usage so far is estimated
                 state["broken"] = True
             finally:
@@ -541,32 +557,16 @@ class Gateway:
         task = asyncio.get_running_loop().create_task(pump())
         self.background.add(task)
         task.add_done_callback(self.background.discard)
+        return _EventStream(queue, client_gone, self._headers(admitted, overhead))
 
-        async def relay() -> AsyncIterator[bytes]:
-            finished = False
-            try:
-                while True:
-                    line = await queue.get()
-                    if line is None:
-                        finished = True
-                        return
-                    yield (line + "\n").encode()
-            finally:
-                if not finished:
-                    client_gone.set()
-                    while not queue.empty():  # unblock the pump if it waits on a full queue
-                        queue.get_nowait()
-
-        return StreamingResponse(
-            relay(), media_type="text/event-stream", headers=self._headers(admitted, overhead)
-        )
-
-    def _observe(self, admitted: Admitted, line: str, state: dict[str, Any]) -> str | None:
+    def _observe(
+        self, admitted: Admitted, line: bytes, state: dict[str, Any], rewrite: _ModelRewrite
+    ) -> bytes | None:
         """Read usage out of one SSE line; return the line to forward (None to drop it)."""
-        if not line.startswith("data:"):
+        if not line.startswith(b"data:"):
             return line
         data = line[5:].strip()
-        if data == "[DONE]":
+        if data == b"[DONE]":
             state["done"] = True
             return line
         try:
@@ -588,8 +588,7 @@ class Gateway:
                 if not admitted.client_wants_usage and not event.get("choices"):
                     return None
             if "model" in event:
-                event["model"] = admitted.model_id
-                return "data: " + json.dumps(event, separators=(",", ":"))
+                return rewrite(line, event)
             return line
         kind = event.get("type")
         if kind == "message_start":
@@ -805,3 +804,79 @@ class Gateway:
             await asyncio.gather(*self.background, return_exceptions=True)
         await self.writer.drain()
         await self.leases.release_all()
+
+
+def _split_lines(data: bytes) -> tuple[list[bytes], bytes]:
+    """Complete lines (any of the three line endings SSE allows) and the unfinished rest."""
+    keep = b""
+    if b"\r" in data:
+        if data.endswith(b"\r"):  # its "\n" may be in the next chunk
+            data, keep = data[:-1], b"\r"
+        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    lines = data.split(b"\n")
+    return lines, lines.pop() + keep
+
+
+class _ModelRewrite:
+    """Put the gateway's model name (``provider/model``) in a streamed event in place of the provider's.
+
+    Providers send compact JSON, so the name is replaced in the line's bytes when its key and value appear
+    exactly once as the provider wrote them; anything else is re-serialized from the parsed event.
+    """
+
+    def __init__(self, upstream_model: str, model_id: str) -> None:
+        self.needle = b'"model":' + json.dumps(upstream_model).encode()
+        self.replacement = b'"model":' + json.dumps(model_id).encode()
+        self.model_id = model_id
+
+    def __call__(self, line: bytes, event: dict[str, Any]) -> bytes:
+        if line.count(self.needle) == 1 and line.count(b'"model"') == 1:
+            return line.replace(self.needle, self.replacement)
+        event["model"] = self.model_id
+        return b"data: " + json.dumps(event, separators=(",", ":")).encode()
+
+
+class _EventStream(Response):
+    """Writes what the pump queues to the client, as it comes; notices the client leaving.
+
+    Lighter than Starlette's ``StreamingResponse`` (no task group per response): one task listens for the
+    disconnect, which the pump needs to know about (uvicorn drops writes to a client that left, silently).
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self, queue: asyncio.Queue[bytes | None], client_gone: asyncio.Event, headers: dict[str, str]
+    ):
+        self.status_code = 200
+        self.background = None
+        self.queue = queue
+        self.client_gone = client_gone
+        self.init_headers(headers)
+
+    async def _listen(self, receive: Receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.client_gone.set()
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait(None)  # stop writing now; the pump goes on reading the upstream alone
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        listener = asyncio.get_running_loop().create_task(self._listen(receive))
+        ended = False
+        try:
+            await send(
+                {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+            )
+            while (block := await self.queue.get()) is not None:
+                if not self.client_gone.is_set():
+                    await send({"type": "http.response.body", "body": block, "more_body": True})
+            if not self.client_gone.is_set():
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                ended = True
+        finally:
+            listener.cancel()
+            if not ended:
+                self.client_gone.set()
+                while not self.queue.empty():  # unblock the pump if it waits on a full queue
+                    self.queue.get_nowait()

@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, tuple_, update
+from sqlalchemy import Table, func, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tokenboard.kit import bulk
 from tokenboard.kit.db import utcnow
 from tokenboard.kit.tenancy import scoped
 from tokenboard.models import CreditAccount, CreditEntry, CreditReservation
@@ -138,19 +139,49 @@ async def mark_many(
     return [(org, int(amount)) for org, amount in result]
 
 
+ENTRIES: Table = CreditEntry.__table__  # type: ignore[assignment]
+ENTRY_COLUMNS = (
+    "organization_id",
+    "id",
+    "kind",
+    "amount_nanousd",
+    "external_id",
+    "memo",
+    "actor_label",
+    "created_at",
+)
+
+
 async def insert_entries_once(
     session: AsyncSession, rows: list[dict[str, object]]
 ) -> list[tuple[uuid.UUID, int]]:
-    """Insert the entries whose (org, external id) is not in the ledger yet; returns the ones inserted."""
+    """Insert the entries whose (org, external id) is not in the ledger yet; returns the ones inserted.
+
+    Each row carries every column of :data:`ENTRY_COLUMNS`, with a fresh id. A core insert, not the ORM's:
+    for a batch of gateway requests the ORM's per-row bookkeeping cost more than the database did.
+    """
     if not rows:
         return []
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stmt = (
-        insert(CreditEntry)
-        .on_conflict_do_nothing(index_elements=["organization_id", "external_id"])
-        .returning(CreditEntry.organization_id, CreditEntry.amount_nanousd)
+    if bulk.is_postgres(session):
+        stmt = (
+            pg_insert(ENTRIES)
+            .on_conflict_do_nothing(index_elements=["organization_id", "external_id"])
+            .returning(ENTRIES.c.organization_id, ENTRIES.c.amount_nanousd)
+        )
+        return [(org, int(amount)) for org, amount in await session.execute(stmt, rows)]
+    # SQLite: one executemany; its row count tells when every entry was new (the usual case).
+    records = [tuple(row[c] for c in ENTRY_COLUMNS) for row in rows]
+    converters = bulk.sqlite_converters(ENTRIES, ENTRY_COLUMNS, session)
+    _, driver = await bulk.driver(session)
+    inserted = await bulk.sqlite_insert_new(
+        driver,
+        ENTRIES.name,
+        ENTRY_COLUMNS,
+        bulk.to_storage(records, converters),
+        keys=("organization_id", "external_id"),
     )
-    return [(org, int(amount)) for org, amount in await session.execute(stmt, rows)]
+    chosen = range(len(rows)) if inserted is None else sorted(inserted)
+    return [(rows[i]["organization_id"], int(rows[i]["amount_nanousd"])) for i in chosen]  # type: ignore[call-overload, misc]
 
 
 async def add_reservation(

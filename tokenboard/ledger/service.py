@@ -173,15 +173,18 @@ class LedgerService:
         *,
         settle: list[tuple[uuid.UUID, str, int, str]],
         release: list[tuple[uuid.UUID, str]],
+        held: set[tuple[uuid.UUID, str]] | None = None,
     ) -> int:
         """Settle (org, request id, cost, memo) and release (org, request id) in a few statements per batch.
 
         The same rules as :meth:`settle` and :meth:`release`: each hold is let go once, each request is
-        billed once (its consumption entry is unique on ``request:<id>``). Returns the entries written.
+        billed once (its consumption entry is unique on ``request:<id>``). ``held``, when given, names the
+        settled requests that had a hold of their own (the others were admitted against a credit lease,
+        which the caller draws from): only those are looked up among the holds. Returns the entries written.
         """
         unhold: dict[uuid.UUID, int] = {}
         for state, keys in (
-            ("settled", [(org, rid) for org, rid, _, _ in settle]),
+            ("settled", [(org, rid) for org, rid, _, _ in settle if held is None or (org, rid) in held]),
             ("released", release),
         ):
             for org, amount in await repository.mark_many(session, keys, to_state=state):

@@ -20,10 +20,11 @@ from typing import Any, overload
 from sqlalchemy import String, Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tokenboard.kit import bulk
 from tokenboard.kit.db import utcnow, uuid7_many
 from tokenboard.kit.errors import BadRequest
 from tokenboard.models import UsageEvent
-from tokenboard.usage import bulk, rollups
+from tokenboard.usage import rollups
 
 EVENTS: Table = UsageEvent.__table__  # type: ignore[assignment]
 COLUMNS: tuple[str, ...] = tuple(c.name for c in EVENTS.c)

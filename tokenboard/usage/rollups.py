@@ -34,6 +34,7 @@ from typing import Any
 from sqlalchemy import Table, delete, func, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tokenboard.kit import bulk
 from tokenboard.models import (
     UsageConversation,
     UsageDay,
@@ -53,7 +54,6 @@ from tokenboard.models import (
     UsageMonthUser,
 )
 from tokenboard.models.usage_rollup_columns import FULL_METRICS, NO_USER, SLIM_METRICS
-from tokenboard.usage import bulk
 
 # The attribution dimensions and the event column each one reads. Events without a value are not counted.
 DIMENSIONS: dict[str, str] = {

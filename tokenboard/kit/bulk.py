@@ -1,4 +1,5 @@
-"""Bulk writes for the usage pipeline, on the session's own driver connection and in its transaction.
+"""Bulk writes (the usage pipeline, the ledger's batch settlement), on the session's own driver connection and
+in its transaction.
 
 Building a multi-row ``INSERT`` through SQLAlchemy costs far more Python time per row than the database
 spends on it, so the pipeline hands rows to the driver directly:
