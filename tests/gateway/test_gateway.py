@@ -289,10 +289,9 @@ async def test_fifty_concurrent_requests_never_overspend(
     prices = await _prices(factory, "openai/gpt-4o-mini")
     one = compute_cost(prices, TokenUsage(input_tokens=60, output_tokens=4096)).total_nanousd
     await factory.run(lambda s: ledger.post(s, tenant.setup.id, kind=EntryKind.grant, amount_nanousd=3 * one))
-    # All fifty must be admitted or refused before the first answer: a request that ends frees the part of
-    # its estimate it did not use, which can rightly admit one more (on a loaded CI machine the 47 refusals,
-    # each a database read under the lease's lock, once took longer than a 1.5 s upstream).
-    upstream.default_behaviour = "delay_ms=6000"
+    # All fifty are decided before the first answer (a request that ends frees the part of its estimate it
+    # did not use, which could rightly admit one more): the refusals after the first come from memory.
+    upstream.default_behaviour = "delay_ms=1500"
     body = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
     async with httpx.AsyncClient(base_url=live_gateway.url, timeout=30) as http:
         results = await asyncio.gather(

@@ -160,3 +160,52 @@ async def test_drawing_never_takes_more_than_the_lease_holds(factory: Factory) -
     assert drawn == USD and await _reserved(factory, org.id) == 0
     with pytest.raises(Exception, match="positive"):
         await factory.run(lambda s: ledger.grow_lease(s, org.id, lease_id=lease_id, need=0, want=0))
+
+
+async def test_a_refusal_is_remembered_for_a_second_until_something_is_freed(
+    factory: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flood of requests from an org out of credits costs one database read, not one each."""
+    from tokenboard.ledger import lease as lease_module
+
+    org = await _funded_org(factory, 3 * CENT)
+    leases = _leases(factory)
+    grows = 0
+    grow = ledger.grow_lease
+
+    async def counted(*args: object, **kwargs: object) -> int:
+        nonlocal grows
+        grows += 1
+        return await grow(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ledger, "grow_lease", counted)
+    clock = [1000.0]
+    monkeypatch.setattr(lease_module.time, "monotonic", lambda: clock[0])
+    for _ in range(3):
+        await leases.take(org.id, CENT)  # the lease grows one estimate at a time: little is left
+    assert grows == 3
+    with pytest.raises(InsufficientCredits) as first:
+        await leases.take(org.id, CENT)
+    assert grows == 4
+    refusals = await asyncio.gather(*(leases.take(org.id, CENT) for _ in range(20)), return_exceptions=True)
+    assert all(isinstance(r, InsufficientCredits) and r.message == first.value.message for r in refusals)
+    with pytest.raises(InsufficientCredits, match="less than"):
+        await leases.take(org.id, 2 * CENT)  # asks for more: refused from memory too
+    assert grows == 4
+    # a request that ends frees part of its estimate, not enough alone: the database is asked again
+    leases.finish(org.id, CENT, CENT // 2)
+    with pytest.raises(InsufficientCredits):
+        await leases.take(org.id, CENT)
+    assert grows == 5
+    # one that ends costing nothing frees its whole estimate: admitted from memory
+    leases.finish(org.id, CENT, 0)
+    assert await leases.take(org.id, CENT)
+    assert grows == 5
+    # credits added: counted once the second has passed
+    await factory.run(lambda s: ledger.post(s, org.id, kind=EntryKind.grant, amount_nanousd=USD))
+    with pytest.raises(InsufficientCredits):
+        await leases.take(org.id, CENT)
+    assert grows == 5
+    clock[0] += 1.0
+    assert await leases.take(org.id, CENT)
+    assert grows == 6

@@ -14,6 +14,10 @@ batch, each request's cost becomes a consumption entry and the same amount is dr
 ``balance - reserved`` never promises other processes money this one may still spend. Every admitted
 estimate is covered by a hold, hence concurrent requests overspend by at most one request's estimate error.
 
+A refusal is remembered for a second (``REFUSAL_MEMORY_S``): while nothing this process holds has been freed,
+further requests of that org for as much or more are refused from memory, so a flood of requests from an
+org out of credits does not become a database read each (credits added meanwhile count after that second).
+
 A lease is prolonged while its process lives, given back when idle or at shutdown, and left to expire (and
 be swept by any instance) when the process dies.
 """
@@ -32,9 +36,20 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tokenboard.kit.db import uuid7
+from tokenboard.kit.money import format_usd
 from tokenboard.ledger.service import InsufficientCredits, LeaseLost, ledger
 
 log = logging.getLogger("tokenboard.leases")
+
+REFUSAL_MEMORY_S = 1.0
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    at: float  # monotonic
+    free: int  # what the lease had free then
+    estimate: int
+    message: str
 
 
 @dataclass
@@ -46,6 +61,7 @@ class _Lease:
     last_used: float = field(default_factory=time.monotonic)
     last_grant: int = 0
     refill_after: float = 0.0  # no background refill before this (monotonic), after one failed
+    refusal: _Refusal | None = None  # the last time the database had too little for a request
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -96,9 +112,27 @@ class CreditLeases:
             return lease.id
         async with lease.lock:
             if lease.free < estimate:
+                self._refuse_from_memory(lease, estimate)
                 await self._grow(org_id, lease, estimate)
             lease.in_flight += estimate
             return lease.id
+
+    @staticmethod
+    def _refuse_from_memory(lease: _Lease, estimate: int) -> None:
+        refusal = lease.refusal
+        if (
+            refusal is None
+            or estimate < refusal.estimate
+            or lease.free > refusal.free
+            or time.monotonic() - refusal.at >= REFUSAL_MEMORY_S
+        ):
+            return
+        if estimate == refusal.estimate:
+            raise InsufficientCredits(refusal.message)
+        raise InsufficientCredits(
+            f"Not enough credits: this request may cost up to {format_usd(estimate)} and less than "
+            f"{format_usd(refusal.estimate)} is available. Add credits to continue."
+        )
 
     async def _refill(self, org_id: uuid.UUID, lease: _Lease, estimate: int) -> None:
         async with lease.lock:
@@ -130,11 +164,13 @@ class CreditLeases:
                     # Swept under us (this process stalled past the expiry): what it held is gone.
                     lease.id, lease.held = self._new_id(), 0
                     continue
-                except InsufficientCredits:
+                except InsufficientCredits as exc:
                     await session.rollback()
+                    lease.refusal = _Refusal(time.monotonic(), lease.free, estimate, exc.message)
                     raise
             lease.held += granted
             lease.last_grant = granted
+            lease.refusal = None
             return
         raise InsufficientCredits("Credits could not be reserved for this request; retry shortly.")
 
