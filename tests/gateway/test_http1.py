@@ -383,3 +383,31 @@ async def test_a_closed_transport_refuses_new_requests() -> None:
             await http.post("/x", content=b"{}")
         with pytest.raises(httpx.ConnectError):
             await transport.handle_async_request(httpx.Request("POST", f"{base}/x", content=b"{}"))
+
+
+async def test_a_prepared_request_sends_what_the_request_would() -> None:
+    from tokenboard.gateway.http1 import Prepared
+
+    async with scripted(answer_ok) as (base, state), client(base) as http:
+        template = http.build_request("POST", "/v1/chat", headers={"authorization": "Bearer sk"})
+        del template.headers["content-length"]
+        transport = http._transport
+        assert isinstance(transport, Http1Transport)
+        prepared = Prepared(template)
+        for n, body in enumerate((b'{"a":1}', b'{"b":22}'), start=1):
+            response = await transport.send_prepared(prepared, body)
+            assert response.status_code == 200 and (await response.aread()) == b'{"n":%d}' % n
+        assert (
+            await http.post("/v1/chat", content=b'{"a":1}', headers={"authorization": "Bearer sk"})
+        ).json()
+        (line1, headers1, body1), (_, headers2, body2), (line3, headers3, body3) = state.requests
+        assert line1 == line3 == b"POST /v1/chat HTTP/1.1"
+        assert body1 == body3 == b'{"a":1}' and body2 == b'{"b":22}'
+        assert headers2[b"content-length"] == b"8"
+        assert {k: v for k, v in headers1.items() if k != b"user-agent"} == {
+            k: v for k, v in headers3.items() if k != b"user-agent"
+        }
+        assert state.connections == 1
+        evil = http.build_request("POST", "/v1/chat", headers={"x-evil": "a\r\nx-api-key: stolen"})
+        with pytest.raises(httpx.LocalProtocolError):
+            Prepared(evil)

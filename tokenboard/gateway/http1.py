@@ -374,14 +374,32 @@ class _Body(httpx.AsyncByteStream):
             self.pool.release(self.connection)
 
 
-def _head(request: httpx.Request) -> bytes:
+def _head(request: httpx.Request, *, with_length: bool = True) -> bytes:
+    """The request line and headers; without ``content-length`` and the blank line when ``with_length`` is
+    false (a prepared head, completed per body)."""
     lines = [request.method.encode(), b" ", request.url.raw_path, b" HTTP/1.1\r\n"]
     for name, value in request.headers.raw:
         if b"\r" in value or b"\n" in value or b"\r" in name or b"\n" in name or b":" in name:
             raise httpx.LocalProtocolError("A request header contains a line break.")
+        if not with_length and name.lower() == b"content-length":
+            continue
         lines += (name, b": ", value, b"\r\n")
-    lines.append(b"\r\n")
+    if with_length:
+        lines.append(b"\r\n")
     return b"".join(lines)
+
+
+class Prepared:
+    """A request's method, URL, headers and timeouts encoded once; each send only adds its body."""
+
+    __slots__ = ("head", "timeouts", "url")
+
+    def __init__(self, template: httpx.Request) -> None:
+        if "transfer-encoding" in template.headers:
+            raise httpx.LocalProtocolError("Streamed request bodies are not supported by this transport.")
+        self.url = template.url
+        self.head = _head(template, with_length=False)
+        self.timeouts: dict[str, Any] = template.extensions.get("timeout", {})
 
 
 class Http1Transport(httpx.AsyncBaseTransport):
@@ -413,14 +431,22 @@ class Http1Transport(httpx.AsyncBaseTransport):
         return pool
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self.closed:
-            raise httpx.ConnectError("The upstream client is closed.")
         if "transfer-encoding" in request.headers:
             raise httpx.LocalProtocolError("Streamed request bodies are not supported by this transport.")
         timeouts: dict[str, Any] = request.extensions.get("timeout", {})
-        read_timeout = timeouts.get("read")
-        pool = self._pool(request.url)
         data = _head(request) + await request.aread()
+        return await self._exchange(request.url, data, timeouts)
+
+    async def send_prepared(self, prepared: Prepared, body: bytes) -> httpx.Response:
+        """Send ``body`` with a prepared head: the gateway's path, without building an ``httpx.Request``."""
+        data = b"%scontent-length: %d\r\n\r\n%s" % (prepared.head, len(body), body)
+        return await self._exchange(prepared.url, data, prepared.timeouts)
+
+    async def _exchange(self, url: httpx.URL, data: bytes, timeouts: dict[str, Any]) -> httpx.Response:
+        if self.closed:
+            raise httpx.ConnectError("The upstream client is closed.")
+        read_timeout = timeouts.get("read")
+        pool = self._pool(url)
         for attempt in (1, 2):
             connection = await pool.acquire(timeouts.get("connect"), timeouts.get("pool"))
             reused = connection.served > 0

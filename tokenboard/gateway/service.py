@@ -390,28 +390,23 @@ class Gateway:
 
     # ------------------------------------------------------------------ forwarding
 
-    def _upstream_request(self, admitted: Admitted) -> httpx.Request:
+    def _upstream_body(self, admitted: Admitted) -> bytes:
         body = dict(admitted.body)
         body["model"] = admitted.upstream_model
         if admitted.stream and admitted.route.api_format == "openai":
             body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
         if admitted.upstream.kind == UpstreamKind.openrouter:
             body["usage"] = {"include": True}  # OpenRouter then reports what it charged: we bill that
-        template = admitted.upstream.request_template(admitted.route.upstream_path, admitted.route.api_format)
-        return httpx.Request(
-            "POST",
-            template.url,
-            headers=template.headers,
-            content=json.dumps(body, separators=(",", ":")).encode(),
-            extensions=template.extensions,
-        )
+        return json.dumps(body, separators=(",", ":")).encode()
 
     async def forward(self, admitted: Admitted) -> Response:
-        request = self._upstream_request(admitted)
+        body = self._upstream_body(admitted)
         upstream_started = time.perf_counter()
         admitted.checks_ms = (upstream_started - admitted.started) * 1000
         try:
-            response = await admitted.upstream.send(request)
+            response = await admitted.upstream.post(
+                admitted.route.upstream_path, admitted.route.api_format, body
+            )
         except httpx.TimeoutException as exc:
             self._meter_failure(admitted, 504, "upstream_timeout")
             raise GatewayError(504, "The provider did not answer in time.") from exc

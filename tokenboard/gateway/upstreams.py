@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from tokenboard.config import UpstreamConfig, UpstreamKind
-from tokenboard.gateway.http1 import Http1Transport
+from tokenboard.gateway.http1 import Http1Transport, Prepared
 from tokenboard.gateway.simulated import SimulatedTransport
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -35,6 +35,25 @@ class Upstream:
     client: httpx.AsyncClient
     transport: httpx.AsyncBaseTransport
     _templates: dict[tuple[str, str], httpx.Request] = field(default_factory=dict)
+    _prepared: dict[tuple[str, str], Prepared] = field(default_factory=dict)
+
+    async def post(self, path: str, api_format: str, body: bytes) -> httpx.Response:
+        """POST a JSON body to one of the provider's routes; the response's body is left to stream.
+
+        With the gateway's own transport the route's head is encoded once and each call only adds its body;
+        other transports (the simulated provider) get a regular ``httpx.Request``.
+        """
+        key = (path, api_format)
+        if isinstance(self.transport, Http1Transport):
+            prepared = self._prepared.get(key)
+            if prepared is None:
+                prepared = self._prepared[key] = Prepared(self.request_template(path, api_format))
+            return await self.transport.send_prepared(prepared, body)
+        template = self.request_template(path, api_format)
+        request = httpx.Request(
+            "POST", template.url, headers=template.headers, content=body, extensions=template.extensions
+        )
+        return await self.send(request)
 
     async def send(self, request: httpx.Request) -> httpx.Response:
         """The request to the client's own transport, its body left to stream.
