@@ -62,3 +62,19 @@ def test_other_shapes_are_re_serialized_from_the_parsed_event() -> None:
     # the provider names another model (a fallback): still the gateway's name
     other = b'data: {"model":"gpt-4o-mini-2024-07-18"}'
     assert json.loads(rewrite(other, json.loads(other[6:]))[6:]) == {"model": "openai/gpt-4o-mini"}
+
+
+async def test_a_compressed_answer_is_decoded_and_a_plain_one_passed_as_is() -> None:
+    import gzip
+
+    import httpx
+
+    from tokenboard.gateway.service import _body_chunks
+
+    text = b"data: {}\n\n" * 50
+    plain = httpx.Response(200, stream=httpx.ByteStream(text))
+    assert b"".join([c async for c in _body_chunks(plain)]) == text
+    packed = httpx.Response(
+        200, headers={"content-encoding": "gzip"}, stream=httpx.ByteStream(gzip.compress(text))
+    )
+    assert b"".join([c async for c in _body_chunks(packed)]) == text

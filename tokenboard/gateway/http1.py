@@ -364,9 +364,8 @@ class _Body(httpx.AsyncByteStream):
         self.timeout = timeout
         self.released = False
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self.connection.body(self.timeout):
-            yield chunk
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self.connection.body(self.timeout)
 
     async def aclose(self) -> None:
         if not self.released:

@@ -13,6 +13,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -422,7 +423,7 @@ class Gateway:
     async def _read_bounded(self, response: httpx.Response, limit: int) -> bytes:
         chunks: list[bytes] = []
         size = 0
-        async for chunk in response.aiter_bytes():
+        async for chunk in _body_chunks(response):
             size += len(chunk)
             if size > limit:
                 break
@@ -515,7 +516,7 @@ class Gateway:
             deadline: float | None = None
             pending = b""
             try:
-                async for chunk in response.aiter_bytes():
+                async for chunk in _body_chunks(response):
                     lines, pending = _split_lines(pending + chunk)
                     if len(pending) > MAX_STREAM_LINE:
                         state["broken"] = True
@@ -800,6 +801,15 @@ class Gateway:
             await asyncio.gather(*self.background, return_exceptions=True)
         await self.writer.drain()
         await self.leases.release_all()
+
+
+def _body_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The response's body as it arrives: straight from its stream when it is not encoded (the gateway asks
+    for ``identity``), through httpx's decoders when the provider compressed it anyway."""
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return response.aiter_raw()
+    return response.aiter_bytes()
 
 
 def _split_lines(data: bytes) -> tuple[list[bytes], bytes]:

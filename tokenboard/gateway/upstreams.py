@@ -76,7 +76,12 @@ class Upstream:
         key = (path, api_format)
         template = self._templates.get(key)
         if template is None:
-            headers = {"content-type": "application/json", "accept": "application/json"}
+            # Uncompressed answers: the gateway relays stream chunks as they come, without a decoder.
+            headers = {
+                "content-type": "application/json",
+                "accept": "application/json",
+                "accept-encoding": "identity",
+            }
             headers.update(self.auth_headers(api_format))
             template = self.client.build_request("POST", path, headers=headers)
             # The body's own length is set per request.
