@@ -631,6 +631,16 @@ class Bench:
             f"  p99 {fmt(row.added_p99)} ms  overhead header median {fmt(median(overhead), 3)} ms"
         )
 
+    async def quiet_gateway(self, within: float = 60.0) -> None:
+        """Wait until the gateway process is idle (under 5% of a core over half a second)."""
+        pid = self.env.gateway.pid  # type: ignore[union-attr]
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            cpu0 = cpu_seconds(pid)
+            await asyncio.sleep(0.5)
+            if cpu_seconds(pid) - cpu0 < 0.025:
+                return
+
     async def measure_rate(self, kind: str, rate: int, seconds: float) -> Step:
         """Open loop: direct and gateway requests alternate on a fixed schedule of 2 x rate per second."""
         with generator_gc_paused():
@@ -715,6 +725,7 @@ class Bench:
             await asyncio.sleep(0.5)
             if step.saturated:
                 break
+        await self.quiet_gateway()  # the saturated step's backlog of usage writes is not the streams' cost
         log("stream load, 20 chunks 10 ms apart")
         for rate in self.profile.stream_rates:
             step = await self.measure_rate("stream", rate, self.profile.step_seconds)
