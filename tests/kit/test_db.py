@@ -105,3 +105,20 @@ async def test_migration_0011_fills_the_weekly_cells_from_the_hours_already_roll
         }
     finally:
         await asyncio.to_thread(drop_database, backend, name)
+
+
+def test_request_ids_are_128_random_bits_in_hex_and_differ_after_a_fork() -> None:
+    import os
+
+    from tokenboard.kit.db import request_id
+
+    ids = {request_id() for _ in range(20_000)}
+    assert len(ids) == 20_000 and all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child's generator is seeded anew, so it does not repeat the parent's next ids
+        os.write(write, request_id().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    assert child != request_id() and child not in ids

@@ -42,7 +42,7 @@ from tokenboard.gateway.keys import KeyCache, KeyInfo
 from tokenboard.gateway.limits import KeySpend, RateLimiter
 from tokenboard.gateway.metering import BatchResult, UsageRecord, UsageWriter
 from tokenboard.gateway.upstreams import ANTHROPIC_FORMAT, EMBEDDINGS, OPENAI_FORMAT, Upstream, UpstreamPool
-from tokenboard.kit.db import utcnow
+from tokenboard.kit.db import request_id, utcnow
 from tokenboard.kit.money import format_usd
 from tokenboard.ledger.lease import CreditLeases
 from tokenboard.ledger.service import InsufficientCredits, ledger
@@ -258,7 +258,7 @@ class Gateway:
             raise GatewayError(429, "Rate limit reached for this key. Retry shortly.", retry_after=wait)
         stream = bool(body.get("stream")) and route.name != "embeddings"
         admitted = Admitted(
-            request_id=uuid.uuid4().hex,
+            request_id=request_id(),
             key=key,
             model_id=model_id,
             provider_id=provider_id,
