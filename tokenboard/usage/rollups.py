@@ -163,10 +163,14 @@ CREATE TEMP TABLE IF NOT EXISTS tb_usage_new (
     cost_nanousd bigint, latency_ms integer, bucket integer, team text, workspace text, feature text,
     tool text, integration text, conversation_id text, created_at timestamptz
 ) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS tb_usage_dims (
+    organization_id uuid, dimension text, user_id uuid, day date, value text, requests bigint,
+    total_input_tokens bigint, total_output_tokens bigint, cost_nanousd bigint
+) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS tb_usage_user_days (organization_id uuid, day date) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS tb_usage_user_models (organization_id uuid, day date, model_id text)
     ON COMMIT DELETE ROWS;
-DELETE FROM tb_usage_in; DELETE FROM tb_usage_new; DELETE FROM tb_usage_user_days;
+DELETE FROM tb_usage_in; DELETE FROM tb_usage_new; DELETE FROM tb_usage_dims; DELETE FROM tb_usage_user_days;
 DELETE FROM tb_usage_user_models;
 """
 # One new event as the rollups see it: UTC day and hour, "no user" as the nil UUID, its latency bucket
@@ -216,6 +220,8 @@ def _pg_rollups() -> str:
     a_full = ", ".join(f"a.{c}" for c in FULL_METRICS)
     prov = "SELECT DISTINCT ON (model_id) model_id, provider_id FROM tb_usage_new ORDER BY model_id, n"
     dims = f"tb_usage_new CROSS JOIN LATERAL (VALUES {_DIMENSIONS}) AS d(dimension, value)"
+    # The dimension rollups are all summed from one pass over the events (per user, day and value).
+    sums = ", ".join(f"sum({c}) AS {c}" for c in SLIM_METRICS)
     conv = "usage_conversations"
     return f"""
 WITH agg AS (SELECT organization_id, day, user_id, {_FULL} FROM tb_usage_new GROUP BY 1, 2, 3),
@@ -270,15 +276,18 @@ INSERT INTO usage_hour_users (organization_id, hour, user_id, {slim})
 SELECT organization_id, hour, user_id, {_SLIM} FROM tb_usage_new GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
 ON CONFLICT (organization_id, hour, user_id) DO UPDATE SET {_adds("usage_hour_users", SLIM_METRICS)};
 
+INSERT INTO tb_usage_dims
+SELECT organization_id, d.dimension, user_id, day, d.value, {_SLIM} FROM {dims}
+WHERE d.value <> '' GROUP BY 1, 2, 3, 4, 5;
+
 INSERT INTO usage_dimension_days (organization_id, dimension, day, value, {slim})
-SELECT organization_id, d.dimension, day, d.value, {_SLIM} FROM {dims}
-WHERE d.value <> '' GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+SELECT organization_id, dimension, day, value, {sums} FROM tb_usage_dims
+GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
 ON CONFLICT (organization_id, dimension, day, value)
 DO UPDATE SET {_adds("usage_dimension_days", SLIM_METRICS)};
 
 INSERT INTO usage_dimension_user_days (organization_id, dimension, user_id, day, value, {slim})
-SELECT organization_id, d.dimension, user_id, day, d.value, {_SLIM} FROM {dims}
-WHERE d.value <> '' GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+SELECT organization_id, dimension, user_id, day, value, {slim} FROM tb_usage_dims ORDER BY 1, 2, 3, 4, 5
 ON CONFLICT (organization_id, dimension, user_id, day, value)
 DO UPDATE SET {_adds("usage_dimension_user_days", SLIM_METRICS)};
 
@@ -300,8 +309,8 @@ ORDER BY 1, 2, 3
 ON CONFLICT (organization_id, month, model_id) DO UPDATE SET {_adds("usage_month_models", FULL_METRICS)};
 
 INSERT INTO usage_month_dimensions (organization_id, dimension, month, value, {slim})
-SELECT organization_id, d.dimension, {_MONTH}, d.value, {_SLIM} FROM {dims}
-WHERE d.value <> '' GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+SELECT organization_id, dimension, {_MONTH}, value, {sums} FROM tb_usage_dims
+GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
 ON CONFLICT (organization_id, dimension, month, value)
 DO UPDATE SET {_adds("usage_month_dimensions", SLIM_METRICS)};
 
