@@ -47,7 +47,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,7 +146,7 @@ def percentile(values: Sequence[float], p: float) -> float:
 
 
 @contextlib.contextmanager
-def generator_gc_paused() -> Any:
+def generator_gc_paused() -> Iterator[None]:
     """No garbage collection in the load generator while it measures: a full collection of its own results
     would stall every request in flight, direct and gateway alike, and show up as their p99."""
     gc.collect()

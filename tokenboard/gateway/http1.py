@@ -322,7 +322,6 @@ class _OriginPool:
             while self.waiters:
                 waiter = self.waiters.popleft()
                 if not waiter.done():
-                    connection.active = False
                     waiter.set_result(connection)
                     return
             if len(self.idle) < self.owner.max_idle:

@@ -417,7 +417,7 @@ class Gateway:
         if response.status_code >= 400:
             await self._refuse_upstream_error(admitted, response)
         if admitted.stream:
-            return self._relay_stream(admitted, response, upstream_started)
+            return self._relay_stream(admitted, response)
         return await self._complete(admitted, response, upstream_started)
 
     async def _read_bounded(self, response: httpx.Response, limit: int) -> bytes:
@@ -495,9 +495,7 @@ class Gateway:
         )
         return JSONResponse(payload, headers=self._headers(admitted, overhead))
 
-    def _relay_stream(
-        self, admitted: Admitted, response: httpx.Response, upstream_started: float
-    ) -> Response:
+    def _relay_stream(self, admitted: Admitted, response: httpx.Response) -> Response:
         """Relay an upstream stream to the client as it comes.
 
         A pump task reads the upstream and writes each chunk's complete lines to the client itself (a

@@ -40,7 +40,10 @@ class Upstream:
     async def post(self, path: str, api_format: str, body: bytes) -> httpx.Response:
         """POST a JSON body to one of the provider's routes; the response's body is left to stream.
 
-        With the gateway's own transport the route's head is encoded once and each call only adds its body;
+        Straight to the client's transport: the client builds each route's template once (base URL,
+        headers, timeouts), and its ``send`` would only add what the gateway does not want: authentication
+        and redirect flows it has none of, and a cookie jar shared by every organization's requests. With
+        the gateway's own transport the route's head is also encoded once and each call only adds its body;
         other transports (the simulated provider) get a regular ``httpx.Request``.
         """
         key = (path, api_format)
@@ -53,16 +56,6 @@ class Upstream:
         request = httpx.Request(
             "POST", template.url, headers=template.headers, content=body, extensions=template.extensions
         )
-        return await self.send(request)
-
-    async def send(self, request: httpx.Request) -> httpx.Response:
-        """The request to the client's own transport, its body left to stream.
-
-        The client builds each route's template once (base URL, headers, timeouts); per request its
-        ``send`` would only add what the gateway does not want: authentication and redirect flows it has
-        none of, and a cookie jar shared by every organization's requests. The request's URL is always
-        the template's, on the configured host.
-        """
         response = await self.transport.handle_async_request(request)
         response.request = request
         return response

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Table, func, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -170,7 +171,7 @@ async def insert_entries_once(
         )
         return [(org, int(amount)) for org, amount in await session.execute(stmt, rows)]
     # SQLite: one executemany; its row count tells when every entry was new (the usual case).
-    records = [tuple(row[c] for c in ENTRY_COLUMNS) for row in rows]
+    records: list[tuple[Any, ...]] = [tuple(row[c] for c in ENTRY_COLUMNS) for row in rows]
     converters = bulk.sqlite_converters(ENTRIES, ENTRY_COLUMNS, session)
     _, driver = await bulk.driver(session)
     inserted = await bulk.sqlite_insert_new(
@@ -181,7 +182,8 @@ async def insert_entries_once(
         keys=("organization_id", "external_id"),
     )
     chosen = range(len(rows)) if inserted is None else sorted(inserted)
-    return [(rows[i]["organization_id"], int(rows[i]["amount_nanousd"])) for i in chosen]  # type: ignore[call-overload, misc]
+    org, amount = ENTRY_COLUMNS.index("organization_id"), ENTRY_COLUMNS.index("amount_nanousd")
+    return [(records[i][org], int(records[i][amount])) for i in chosen]
 
 
 async def add_reservation(
