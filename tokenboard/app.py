@@ -13,6 +13,7 @@ from pathlib import Path
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from redis.asyncio import Redis
+from starlette.types import Receive, Scope, Send
 
 from tokenboard import __version__
 from tokenboard.accounts.endpoints import router as accounts_router
@@ -27,6 +28,7 @@ from tokenboard.catalog.endpoints import admin_router as catalog_admin_router
 from tokenboard.catalog.endpoints import router as catalog_router
 from tokenboard.catalog.service import CatalogCache
 from tokenboard.config import Environment, Settings, get_settings
+from tokenboard.gateway.asgi import ROUTES as GATEWAY_ROUTES
 from tokenboard.gateway.asgi import GatewayFrontDoor
 from tokenboard.gateway.endpoints import router as gateway_router
 from tokenboard.gateway.journal import UsageJournal
@@ -78,6 +80,20 @@ API_ROUTERS = [
 ]
 
 
+class TokenboardApp(FastAPI):
+    """The application: the gateway's POST routes go to its front door, everything else to FastAPI."""
+
+    front_door: GatewayFrontDoor | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.front_door is not None and scope["type"] == "http" and scope["method"] == "POST":
+            route = GATEWAY_ROUTES.get(scope["path"])
+            if route is not None:
+                await self.front_door.serve(route, scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     if settings.env == Environment.production and "TOKENBOARD_SECRET_KEY" not in _environ_keys():
@@ -106,7 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await redis.aclose()
         await engine.dispose()
 
-    app = FastAPI(
+    app = TokenboardApp(
         title="Tokenboard",
         version=__version__,
         description="AI usage, cost and governance for teams. Every page has a JSON twin under /api/v1.",
@@ -212,7 +228,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         RequestGuardMiddleware, max_body_bytes=settings.max_body_bytes, secure_cookies=settings.secure_cookies
     )
     # Outermost: the gateway's POST routes skip the dashboard's stack (see tokenboard/gateway/asgi.py).
-    app.add_middleware(GatewayFrontDoor, max_body_bytes=settings.max_body_bytes)
+    app.front_door = GatewayFrontDoor(app.state.gateway, max_body_bytes=settings.max_body_bytes)
     return app
 
 

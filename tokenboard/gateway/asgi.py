@@ -2,9 +2,11 @@
 
 The dashboard and its API need FastAPI's routing, dependencies (CSRF, sessions), exception handlers and
 middleware; the gateway routes use none of it: they read the body, admit from memory and relay. Passing them
-through that stack cost a noticeable share of the gateway's CPU per request, so this middleware, outermost,
-serves them itself with the same guarantees the stack gave them: the body size limit (413 in the API's own
-error format), the security headers, and a clean 500 in the API's format if anything unexpected happens.
+through that stack cost a noticeable share of the gateway's CPU per request, so the application object
+(``TokenboardApp`` in app.py) hands them to this front door before any of FastAPI's own layers (its error,
+telemetry and body-limit middleware, each wrapping ``send``) is entered. The front door gives them the same
+guarantees the stack gave them: the body size limit (413 in the API's own error format), the security
+headers, and a clean 500 in the API's format if anything unexpected happens.
 The routes stay declared in FastAPI too (OpenAPI, ``GET /v1/models``, and 405s for other methods).
 """
 
@@ -13,11 +15,11 @@ from __future__ import annotations
 import logging
 
 from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from tokenboard.gateway.endpoints import handle
 from tokenboard.gateway.errors import GatewayError
-from tokenboard.gateway.service import CHAT, EMBED, MESSAGES, Route
+from tokenboard.gateway.service import CHAT, EMBED, MESSAGES, Gateway, Route
 from tokenboard.kit.http import SECURITY_HEADERS, TOO_LARGE
 
 log = logging.getLogger("tokenboard.gateway")
@@ -30,16 +32,13 @@ ROUTES: dict[str, Route] = {
 
 
 class GatewayFrontDoor:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
-        self.app = app
+    """Serves the gateway's POST routes; the application calls it before its own stack (see app.py)."""
+
+    def __init__(self, gateway: Gateway, *, max_body_bytes: int) -> None:
+        self.gateway = gateway
         self.max_body_bytes = max_body_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = ROUTES.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
-        if route is None:
-            await self.app(scope, receive, send)
-            return
-
+    async def serve(self, route: Route, scope: Scope, receive: Receive, send: Send) -> None:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
@@ -53,7 +52,7 @@ class GatewayFrontDoor:
             return
         request = Request(scope, receive)
         try:
-            response = await handle(scope["app"].state.gateway, request, route, raw)
+            response = await handle(self.gateway, request, route, raw)
         except Exception:
             log.exception("the gateway failed on %s", scope["path"])
             response = GatewayError(500, "The gateway failed on this request; it was not billed.").response(
