@@ -21,6 +21,7 @@ from tokenboard.catalog.pricing import (
     UsageError,
     anthropic_usage,
     compute_cost,
+    cost_nanousd,
     gemini_usage,
     openai_usage,
     openrouter_cost,
@@ -347,6 +348,58 @@ def test_the_total_is_the_rounded_sum_of_the_lines(prices: Prices, usage: TokenU
     assert breakdown.total_nanousd == to_nanousd(exact)
     for line in breakdown.lines:
         assert line.amount_usd == line.unit_price_usd * line.quantity
+
+
+fine_price = st.decimals(
+    min_value=0, max_value=Decimal("0.01"), places=20, allow_nan=False, allow_infinity=False
+)
+
+
+@st.composite
+def finely_priced(draw: st.DrawFn) -> Prices:
+    """Prices with up to 20 decimals (below and above nano-USD) and up to three tiers of their own."""
+    thresholds = sorted(set(draw(st.lists(st.integers(min_value=0, max_value=2_000_000), max_size=3))))
+    tiers = tuple(
+        PriceTier(
+            above_input_tokens=t,
+            input=draw(st.none() | fine_price),
+            output=draw(st.none() | fine_price),
+            cached_input_read=draw(st.none() | fine_price),
+            cache_write_5m=draw(st.none() | fine_price),
+            cache_write_1h=draw(st.none() | fine_price),
+            reasoning=draw(st.none() | fine_price),
+        )
+        for t in thresholds
+    )
+    return Prices(
+        input=draw(fine_price),
+        output=draw(fine_price),
+        cached_input_read=draw(st.none() | fine_price),
+        cache_write_5m=draw(st.none() | fine_price),
+        cache_write_1h=draw(st.none() | fine_price),
+        reasoning=draw(st.none() | fine_price),
+        per_request=draw(st.sampled_from([Decimal(0), Decimal("0.0004"), Decimal("0.00000000025")])),
+        tiers=tiers,
+    )
+
+
+@given(priced() | finely_priced(), usages(), st.booleans(), st.booleans())
+def test_the_integer_cost_equals_the_decimal_cost(
+    prices: Prices, usage: TokenUsage, includes_cache: bool, includes_reasoning: bool
+) -> None:
+    """The gateway's integer pricing is compute_cost's total, to the nano-USD, on every tier boundary."""
+    shaped = replace(
+        usage,
+        input_tokens=usage.input_tokens + (usage.cache_tokens if includes_cache else 0),
+        output_tokens=usage.output_tokens + (usage.reasoning_tokens if includes_reasoning else 0),
+        input_includes_cache=includes_cache,
+        output_includes_reasoning=includes_reasoning,
+    )
+    assert cost_nanousd(prices, shaped) == compute_cost(prices, shaped).total_nanousd
+    for tier in prices.tiers:  # just at and just above each threshold
+        for total in (tier.above_input_tokens, tier.above_input_tokens + 1):
+            at = TokenUsage(input_tokens=total, output_tokens=usage.output_tokens)
+            assert cost_nanousd(prices, at) == compute_cost(prices, at).total_nanousd
 
 
 @given(usages())

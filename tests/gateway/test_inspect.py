@@ -6,7 +6,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tokenboard.gateway.inspect import InspectionError, bound_output, find_forbidden_field
+from tokenboard.gateway.inspect import (
+    MAX_DEPTH,
+    InspectionError,
+    _locate,
+    bound_output,
+    find_forbidden_field,
+)
 
 
 @pytest.mark.parametrize(
@@ -61,6 +67,51 @@ def test_deep_nesting_is_refused_not_crashed() -> None:
         body = {"a": body}
     with pytest.raises(InspectionError):
         find_forbidden_field(body)
+
+
+KEYS = st.sampled_from(
+    [
+        "model",
+        "messages",
+        "role",
+        "content",
+        "text",
+        "base_url",
+        "API-Key",
+        "parameters",
+        "properties",
+        "x",
+        "n",
+    ]
+)
+JSON_LEAVES = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=3)
+
+
+def _outcome(find: Any, body: Any) -> tuple[str, Any]:
+    try:
+        return ("found", find(body))
+    except InspectionError as exc:
+        return ("refused", (str(exc), exc.field))
+
+
+@given(
+    st.recursive(
+        JSON_LEAVES | st.tuples(st.integers()),
+        lambda children: st.lists(children, max_size=3) | st.dictionaries(KEYS, children, max_size=3),
+        max_leaves=30,
+    )
+)
+def test_the_quick_scan_answers_exactly_as_the_full_walk(body: Any) -> None:
+    assert _outcome(find_forbidden_field, body) == _outcome(_locate, body)
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH - 1, MAX_DEPTH, MAX_DEPTH + 1])
+@pytest.mark.parametrize("leaf", ["x", {}, [], {"parameters": {"api_key": 1}}, {"base_url": 1}])
+def test_the_quick_scan_agrees_at_the_depth_limit(depth: int, leaf: Any) -> None:
+    body: Any = leaf
+    for level in range(depth):
+        body = {"a": body} if level % 2 else [body]
+    assert _outcome(find_forbidden_field, body) == _outcome(_locate, body)
 
 
 def test_output_is_clamped_to_the_model_and_n_is_bounded() -> None:

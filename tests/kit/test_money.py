@@ -1,12 +1,21 @@
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tokenboard.kit.money import NANO_PER_USD, format_usd, money, parse_usd, to_nanousd, to_usd, usd_string
+from tokenboard.kit.money import (
+    NANO_PER_USD,
+    format_usd,
+    money,
+    nanousd_from_scaled,
+    parse_usd,
+    to_nanousd,
+    to_usd,
+    usd_string,
+)
 
 
 def test_rounding_is_half_even_once() -> None:
@@ -43,3 +52,15 @@ def test_parse() -> None:
 def test_string_round_trip_is_exact(nanousd: int) -> None:
     assert to_nanousd(to_usd(nanousd)) == nanousd
     assert parse_usd(usd_string(nanousd)) == nanousd
+
+
+@given(st.integers(min_value=0, max_value=10**40), st.integers(min_value=0, max_value=40))
+def test_integer_rounding_is_to_nanousd(scaled: int, decimals: int) -> None:
+    with localcontext() as ctx:
+        ctx.prec = 100  # as compute_cost does: no rounding before the one to nano-USD
+        expected = to_nanousd(Decimal(scaled).scaleb(-decimals))
+    assert nanousd_from_scaled(scaled, decimals) == expected
+
+
+def test_integer_rounding_ties_go_to_even() -> None:
+    assert [nanousd_from_scaled(n, 10) for n in (5, 15, 25, 35, 14, 16)] == [0, 2, 2, 4, 1, 2]

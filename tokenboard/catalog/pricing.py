@@ -19,11 +19,11 @@ Providers count tokens differently; the normalizers below turn each provider's u
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any
 
-from tokenboard.kit.money import to_nanousd
+from tokenboard.kit.money import nanousd_from_scaled, to_nanousd
 
 # Enough digits that no product or sum is ever rounded before the one rounding to nano-USD.
 _PRECISION = 80
@@ -66,6 +66,9 @@ class Prices:
     reasoning: Decimal | None = None
     per_request: Decimal = _ZERO
     tiers: tuple[PriceTier, ...] = ()
+    # The resolved rates of the base prices and of each tier as integers over one power of ten, for
+    # :func:`cost_nanousd`: (tier threshold, scaled rates), highest threshold first, base last.
+    scaled: tuple[tuple[int, _Scaled], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name in ("input", "output", "cached_input_read", "cache_write_5m", "cache_write_1h", "reasoning"):
@@ -79,6 +82,11 @@ class Prices:
         thresholds = [tier.above_input_tokens for tier in self.tiers]
         if thresholds != sorted(set(thresholds)):
             raise ValueError("tiers must have distinct thresholds in ascending order")
+        # A request with more input tokens than a tier's threshold (and no more than the next one's) gets
+        # exactly that tier's rates; -1 stands below every count for the base prices.
+        scaled = [(t, _scale(self.rates(t + 1))) for t in reversed(thresholds)]
+        scaled.append((-1, _scale(self.rates(0))))
+        object.__setattr__(self, "scaled", tuple(scaled))
 
     def rates(self, total_input_tokens: int) -> Rates:
         """The price of each kind for a request with this many input tokens in all (cached ones included)."""
@@ -125,6 +133,28 @@ class Rates:
     reasoning: Decimal
     per_request: Decimal
     tier_above_input_tokens: int | None
+
+
+# (decimals, input, cached input read, cache write 5m, cache write 1h, output, reasoning, per request): each
+# price times 10**decimals, an exact integer.
+_Scaled = tuple[int, int, int, int, int, int, int, int]
+
+
+def _scale(rates: Rates) -> _Scaled:
+    prices = (
+        rates.input,
+        rates.cached_input_read,
+        rates.cache_write_5m,
+        rates.cache_write_1h,
+        rates.output,
+        rates.reasoning,
+        rates.per_request,
+    )
+    decimals = max(0, *(-int(p.as_tuple().exponent) for p in prices))
+    with localcontext() as ctx:
+        ctx.prec = _PRECISION
+        ints = [int(p.scaleb(decimals)) for p in prices]
+    return (decimals, *ints)  # type: ignore[return-value]
 
 
 def _check_price(name: str, value: object) -> None:
@@ -251,6 +281,31 @@ def compute_cost(prices: Prices, usage: TokenUsage) -> CostBreakdown:
         )
         total = sum((line.amount_usd for line in lines), _ZERO)
         return CostBreakdown(lines, total, to_nanousd(total), rates.tier_above_input_tokens)
+
+
+def cost_nanousd(prices: Prices, usage: TokenUsage) -> int:
+    """``compute_cost(prices, usage).total_nanousd`` in integer arithmetic, for the gateway's hot path.
+
+    Exact for the same reason: every price is an integer over ``10**decimals``, so the sum of tokens x
+    prices is an integer over that power of ten, rounded once, half-even, by the money module.
+    """
+    total_input = usage.total_input_tokens
+    scaled = prices.scaled[-1][1]  # the base prices (threshold -1: every request is above it)
+    for threshold, rates in prices.scaled:
+        if total_input > threshold:
+            scaled = rates
+            break
+    decimals, input_, cached, write_5m, write_1h, output, reasoning, per_request = scaled
+    amount = (
+        usage.uncached_input_tokens * input_
+        + usage.cached_input_tokens * cached
+        + usage.cache_write_5m_tokens * write_5m
+        + usage.cache_write_1h_tokens * write_1h
+        + usage.plain_output_tokens * output
+        + usage.reasoning_tokens * reasoning
+        + usage.requests * per_request
+    )
+    return nanousd_from_scaled(amount, decimals)
 
 
 # --- Usage normalizers: one per provider usage shape ---------------------------------------------------

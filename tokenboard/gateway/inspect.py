@@ -54,8 +54,57 @@ def _normalise(key: str) -> str:
     return key.lower().replace("-", "").replace("_", "")
 
 
+# Bodies repeat the same few keys ("model", "messages", "role", "content"...): their normalised forms are
+# kept, up to a bound, so a hostile body with many distinct keys cannot grow the table.
+_NORMALISED: dict[str, str] = {}
+_NORMALISED_MAX = 4096
+_CONTAINERS = (dict, list)
+_LEAVES = (str, int, float, bool, type(None))
+
+
 def find_forbidden_field(body: Any) -> str | None:
-    """The dotted path of the first field that tries to choose an upstream or carry a credential."""
+    """The dotted path of the first field that tries to choose an upstream or carry a credential.
+
+    A first pass over the JSON containers only says whether there is anything to report (a forbidden key,
+    or nesting at the limit); only then does :func:`_locate` walk again to build the path or the error.
+    Anything that is not plain JSON goes to :func:`_locate` too, which is the definition.
+    """
+    normalised = _NORMALISED
+    stack: list[tuple[Any, int]] = [(body, 0)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        value, depth = pop()
+        if value and depth >= MAX_DEPTH:  # its children would be past the limit
+            return _locate(body)
+        kind = type(value)
+        if kind is dict:
+            for key, child in value.items():
+                name = normalised.get(key) if type(key) is str else None
+                if name is None:
+                    name = _normalise(str(key))
+                    if type(key) is str and len(normalised) < _NORMALISED_MAX:
+                        normalised[key] = name
+                if name in FORBIDDEN_KEYS:
+                    return _locate(body)
+                if name in SCHEMA_KEYS:
+                    continue
+                if type(child) in _CONTAINERS:
+                    push((child, depth + 1))
+                elif type(child) not in _LEAVES:
+                    return _locate(body)
+        elif kind is list:
+            for child in value:
+                if type(child) in _CONTAINERS:
+                    push((child, depth + 1))
+                elif type(child) not in _LEAVES:
+                    return _locate(body)
+        elif kind not in _LEAVES:
+            return _locate(body)
+    return None
+
+
+def _locate(body: Any) -> str | None:
+    """The definition: walk every value, with its path; refuse nesting deeper than ``MAX_DEPTH``."""
     stack: list[tuple[Any, str, int]] = [(body, "", 0)]
     while stack:
         value, path, depth = stack.pop()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tokenboard.kit.db import HashedUUID
 from tokenboard.kit.security import hash_token
 from tokenboard.models import ApiKey, Membership, Workspace
 
@@ -51,15 +52,16 @@ async def _load(session: AsyncSession, key_hash: str) -> KeyInfo | None:
     if row is None:
         return None
     key, workspace, membership = row
-    return KeyInfo(
-        key_id=key.id,
-        organization_id=key.organization_id,
-        workspace_id=workspace.id,
+    team_id = membership.team_id if membership is not None else None
+    return KeyInfo(  # ids that hash once: the gateway looks them up in its tables on every request
+        key_id=HashedUUID(key.id),
+        organization_id=HashedUUID(key.organization_id),
+        workspace_id=HashedUUID(workspace.id),
         workspace_name=workspace.name,
         workspace_status=workspace.status,
-        user_id=key.user_id,
+        user_id=HashedUUID(key.user_id),
         member_active=membership is not None,
-        team_id=membership.team_id if membership is not None else None,
+        team_id=HashedUUID(team_id) if team_id is not None else None,
         revoked=key.revoked_at is not None,
         allowed_models=frozenset(key.allowed_models) if key.allowed_models else None,
         spend_limit_nanousd=key.spend_limit_nanousd,

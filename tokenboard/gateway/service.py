@@ -30,7 +30,7 @@ from tokenboard.catalog.pricing import (
     TokenUsage,
     UsageError,
     anthropic_usage,
-    compute_cost,
+    cost_nanousd,
     openai_usage,
     openrouter_cost,
 )
@@ -100,7 +100,7 @@ MESSAGES = Route("messages", "anthropic", "/messages", ANTHROPIC_FORMAT, ("max_t
 EMBED = Route("embeddings", "openai", "/embeddings", EMBEDDINGS, ())
 
 
-@dataclass
+@dataclass(slots=True)
 class Admitted:
     """A request that passed admission, with everything metering needs."""
 
@@ -134,7 +134,7 @@ def request_cost(
             return openrouter_cost(reported).total_nanousd
         except UsageError:
             pass  # an unreadable report: price the tokens instead
-    return compute_cost(prices, usage).total_nanousd
+    return cost_nanousd(prices, usage)
 
 
 def find_attachments(body: dict[str, Any]) -> list[dict[str, Any]] | None:
@@ -194,7 +194,8 @@ class Gateway:
         self, request: Request, route: Route, body: dict[str, Any], body_size: int | None = None
     ) -> Admitted:
         started = time.perf_counter()
-        key = await self._key(request)
+        raw_headers = request.scope["headers"]
+        key = await self._key(raw_headers)
         if key.workspace_status != WorkspaceStatus.active.value:
             raise GatewayError(
                 403, f"The workspace {key.workspace_name} is {key.workspace_status}; its keys are refused."
@@ -217,7 +218,8 @@ class Gateway:
             raise GatewayError(
                 404, f"Unknown model {model_id!r}. GET /v1/models lists the models you may use."
             )
-        prices = entry.price_at(utcnow())
+        now = utcnow()
+        prices = entry.price_at(now)
         if prices is None:
             raise GatewayError(404, f"The model {model_id!r} has no price, so it is refused (never free).")
         upstream = self.upstreams.get(provider_id)
@@ -234,7 +236,7 @@ class Gateway:
             if not self.policy.loaded(key.organization_id):
                 async with self.sessionmaker() as session:
                     await self.policy.ensure_org(session, key.organization_id)
-            refusal = self.policy.decide(key.organization_id, model_id)
+            refusal = self.policy.decide(key.organization_id, model_id, when=now)
             if refusal is not None:
                 raise GatewayError(refusal.status, refusal.message)
         try:
@@ -270,7 +272,7 @@ class Gateway:
             stream=stream,
             client_wants_usage=bool((body.get("stream_options") or {}).get("include_usage")),
             started=started,
-            attribution=read_attribution(request.scope["headers"]),
+            attribution=read_attribution(raw_headers),
             attachments=find_attachments(body),
         )
         if body_size is None:
@@ -333,13 +335,19 @@ class Gateway:
                 f"({format_usd(committed)} spent or in flight). Ask an admin to raise it or use another key.",
             )
 
-    async def _key(self, request: Request) -> KeyInfo:
-        header = request.headers.get("authorization", "")
-        secret = (
-            header[7:].strip()
-            if header.lower().startswith("bearer ")
-            else request.headers.get("x-api-key", "")
-        )
+    async def _key(self, raw_headers: list[tuple[bytes, bytes]]) -> KeyInfo:
+        """The request's key: its bearer token, else its ``x-api-key`` (the first of each, as sent)."""
+        authorization = api_key = None
+        for name, value in raw_headers:  # ASGI header names are lower-case
+            if name == b"authorization":
+                if authorization is None:
+                    authorization = value.decode("latin-1")
+            elif name == b"x-api-key" and api_key is None:
+                api_key = value.decode("latin-1")
+        if authorization is not None and authorization[:7].lower() == "bearer ":
+            secret = authorization[7:].strip()
+        else:
+            secret = api_key or ""
         if not secret:
             raise GatewayError(401, "Send your Tokenboard API key as a Bearer token (or x-api-key).")
         if not secret.startswith(KEY_PREFIX) or len(secret) > 200:
@@ -359,11 +367,11 @@ class Gateway:
         usage = TokenUsage(
             input_tokens=prompt, output_tokens=max_output if admitted.route.name != "embeddings" else 0
         )
-        return compute_cost(admitted.prices, usage).total_nanousd
+        return cost_nanousd(admitted.prices, usage)
 
     async def models_for(self, request: Request) -> list[str]:
         """Every priced model this key may use right now, on a configured provider."""
-        key = await self._key(request)
+        key = await self._key(request.scope["headers"])
         if not self.catalog.loaded:
             async with self.sessionmaker() as session:
                 await self.catalog.ensure_loaded(session)

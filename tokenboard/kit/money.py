@@ -28,6 +28,23 @@ def to_nanousd(usd: Decimal) -> int:
     return int((usd * _NANO).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
 
 
+def nanousd_from_scaled(scaled: int, decimals: int) -> int:
+    """Round ``scaled x 10**-decimals`` USD to nano-USD, half-even: :func:`to_nanousd` in integers.
+
+    The gateway prices every request twice (its estimate, then its cost); with prices held as integers
+    over a power of ten this is the same rounding without building a ``Decimal`` per request.
+    """
+    if decimals <= 9:
+        factor: int = 10 ** (9 - decimals)
+        return scaled * factor
+    divisor: int = 10 ** (decimals - 9)
+    quotient, remainder = divmod(scaled, divisor)
+    twice = 2 * remainder
+    if twice > divisor or (twice == divisor and quotient % 2):
+        quotient += 1
+    return quotient
+
+
 def parse_usd(text: str) -> int:
     """Parse an operator's or a form's USD amount such as ``"12.50"`` to nano-USD."""
     try:
