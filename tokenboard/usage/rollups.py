@@ -248,7 +248,12 @@ def _pg_rollups() -> str:
         "sum(requests), sum(input_tokens + cached_input_tokens + cache_write_tokens), "
         "sum(output_tokens + reasoning_tokens), sum(cost_nanousd)"
     )
-    dims = f"tb_usage_new CROSS JOIN LATERAL (VALUES {_DIMENSIONS}) AS d(dimension, value)"
+    # The events of a user and day share few attributions: summed per combination first, then split.
+    combos = (
+        "SELECT organization_id, user_id, day, team, workspace, feature, tool, integration, "
+        f"{_SLIM} FROM tb_usage_new GROUP BY 1, 2, 3, 4, 5, 6, 7, 8"
+    )
+    dims = f"({combos}) e CROSS JOIN LATERAL (VALUES {_DIMENSIONS}) AS d(dimension, value)"
     utc = "(hour AT TIME ZONE 'UTC')"
     conv = "usage_conversations"
     # The events are summed once per finest grain (day x user x model, hour x user, dimension x user x day,
@@ -313,7 +318,7 @@ SELECT * FROM tb_usage_hu ORDER BY 1, 2, 3
 ON CONFLICT (organization_id, hour, user_id) DO UPDATE SET {_adds("usage_hour_users", SLIM_METRICS)};
 
 INSERT INTO tb_usage_dims
-SELECT organization_id, d.dimension, user_id, day, d.value, {_SLIM} FROM {dims}
+SELECT organization_id, d.dimension, user_id, day, d.value, {sum_slim} FROM {dims}
 WHERE d.value <> '' GROUP BY 1, 2, 3, 4, 5;
 
 INSERT INTO usage_dimension_days (organization_id, dimension, day, value, {slim})
