@@ -6,8 +6,10 @@ stored (the rebuild). Each rollup gets one ``INSERT ... ON CONFLICT DO UPDATE SE
 exact integer sums, safe under concurrent writers (the upsert locks the row it adds to; every writer takes
 the tables in the same order and their rows in key order, so two writers cannot deadlock).
 
-- **PostgreSQL** sums on the server: the batch is copied (binary ``COPY``) into a temporary table, the event
-  insert returns what is new, and one multi-statement script groups the new events and merges every rollup,
+- **PostgreSQL** sums on the server: the batch is copied (binary ``COPY``) straight into ``usage_events``
+  under a savepoint (when a request id is already stored, the savepoint is undone and the batch goes through
+  a temporary table and ``ON CONFLICT DO NOTHING``), the new events are read back into a temporary table,
+  and one multi-statement script sums them once per finest grain and merges every rollup from those sums,
   in one round trip. Python never touches the events one by one after the copy.
 - **SQLite** sums in Python, over the rows already in SQLite's storage format (text days and hours, hex
   UUIDs), at the finest grain only (day x user x model, hour x user, dimension x user), then derives the
