@@ -6,6 +6,7 @@ no code with the rollups except the latency bucket bounds, which are part of the
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 import uuid
@@ -353,6 +354,23 @@ async def test_retried_events_never_double_count(factory: Factory, db: AsyncSess
     assert await ingest(factory, events, batch=1000) == 0
     after = await snapshot(db)
     assert after != before
+    raw = await stored_events(db, org.id)
+    assert len(raw) == 300
+    await check_reads(db, org, users, raw)
+
+
+async def test_concurrent_writers_of_overlapping_batches_count_each_event_once(
+    factory: Factory, db: AsyncSession
+) -> None:
+    org, users = await setup_org(factory)
+    events = make_events(org.id, [u.id for u in users] + [None], 300, seed=12)
+    # Each writer's batch overlaps the others' (PostgreSQL: a COPY that meets a request id another writer
+    # holds uncommitted waits for it, fails on the key, and falls back to skipping the stored ones).
+    slices = (events[0:200], events[100:300], events[50:250], events[0:300])
+    counts = await asyncio.gather(
+        *(factory.run(lambda s, chunk=chunk: record_events(s, chunk)) for chunk in slices)  # type: ignore[misc]
+    )
+    assert sum(len(c) for c in counts) == 300
     raw = await stored_events(db, org.id)
     assert len(raw) == 300
     await check_reads(db, org, users, raw)

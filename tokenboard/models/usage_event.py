@@ -16,7 +16,6 @@ class UsageEvent(Base):
     __tablename__ = "usage_events"
     __table_args__ = (
         UniqueConstraint("organization_id", "request_id"),
-        Index("ix_usage_events_org_created", "organization_id", "created_at"),
         Index("ix_usage_events_org_conversation", "organization_id", "conversation_id"),
     )
 

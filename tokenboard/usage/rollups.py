@@ -6,8 +6,10 @@ stored (the rebuild). Each rollup gets one ``INSERT ... ON CONFLICT DO UPDATE SE
 exact integer sums, safe under concurrent writers (the upsert locks the row it adds to; every writer takes
 the tables in the same order and their rows in key order, so two writers cannot deadlock).
 
-- **PostgreSQL** sums on the server: the batch is copied (binary ``COPY``) into a temporary table, the event
-  insert returns what is new, and one multi-statement script groups the new events and merges every rollup,
+- **PostgreSQL** sums on the server: the batch is copied (binary ``COPY``) straight into ``usage_events``
+  under a savepoint (when a request id is already stored, the savepoint is undone and the batch goes through
+  a temporary table and ``ON CONFLICT DO NOTHING``), the new events are read back into a temporary table,
+  and one multi-statement script sums them once per finest grain and merges every rollup from those sums,
   in one round trip. Python never touches the events one by one after the copy.
 - **SQLite** sums in Python, over the rows already in SQLite's storage format (text days and hours, hex
   UUIDs), at the finest grain only (day x user x model, hour x user, dimension x user), then derives the
@@ -31,6 +33,7 @@ from datetime import UTC, date, datetime
 from operator import add, itemgetter
 from typing import Any
 
+import asyncpg
 from sqlalchemy import Table, delete, func, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -167,11 +170,26 @@ CREATE TEMP TABLE IF NOT EXISTS tb_usage_dims (
     organization_id uuid, dimension text, user_id uuid, day date, value text, requests bigint,
     total_input_tokens bigint, total_output_tokens bigint, cost_nanousd bigint
 ) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS tb_usage_providers (model_id text, provider_id text) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS tb_usage_dum (
+    organization_id uuid, day date, user_id uuid, model_id text, requests bigint, errors bigint,
+    cancelled bigint, streamed bigint, input_tokens bigint, cached_input_tokens bigint,
+    cache_write_tokens bigint, output_tokens bigint, reasoning_tokens bigint, cost_nanousd bigint,
+    latency_ms_sum bigint
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS tb_usage_hu (
+    organization_id uuid, hour timestamptz, user_id uuid, requests bigint, total_input_tokens bigint,
+    total_output_tokens bigint, cost_nanousd bigint
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS tb_usage_latency (
+    organization_id uuid, day date, model_id text, bucket integer, requests bigint
+) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS tb_usage_user_days (organization_id uuid, day date) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS tb_usage_user_models (organization_id uuid, day date, model_id text)
     ON COMMIT DELETE ROWS;
-DELETE FROM tb_usage_in; DELETE FROM tb_usage_new; DELETE FROM tb_usage_dims; DELETE FROM tb_usage_user_days;
-DELETE FROM tb_usage_user_models;
+DELETE FROM tb_usage_in; DELETE FROM tb_usage_new; DELETE FROM tb_usage_providers; DELETE FROM tb_usage_dum;
+DELETE FROM tb_usage_hu; DELETE FROM tb_usage_latency; DELETE FROM tb_usage_dims;
+DELETE FROM tb_usage_user_days; DELETE FROM tb_usage_user_models;
 """
 # One new event as the rollups see it: UTC day and hour, "no user" as the nil UUID, its latency bucket
 # (bisect_left over the bounds: the number of bounds below the latency), dimension values as text.
@@ -196,6 +214,13 @@ DELETE FROM tb_usage_in i WHERE NOT EXISTS (
 ) RETURNING n
 """
 _PG_STAGE_ALL = f"INSERT INTO tb_usage_new SELECT {_PG_DERIVED} FROM tb_usage_in i;"
+# After the COPY straight into usage_events: the batch's events read back by primary key, numbered in order.
+_PG_STAGE_COPIED = f"""
+INSERT INTO tb_usage_new SELECT {_PG_DERIVED} FROM (
+    SELECT k.n, e.* FROM unnest($1::uuid[], $2::uuid[]) WITH ORDINALITY AS k(organization_id, id, n)
+    JOIN usage_events e ON e.organization_id = k.organization_id AND e.id = k.id
+) i
+"""
 _FULL = ", ".join(f"sum({c}) AS {c}" for c in ("errors", "cancelled", "streamed", *FULL_METRICS[4:10]))
 _FULL = f"count(*) AS requests, {_FULL}, sum(latency_ms) AS latency_ms_sum"
 _SLIM = (
@@ -218,13 +243,33 @@ def _adds(table: str, columns: Sequence[str]) -> str:
 def _pg_rollups() -> str:
     full, slim = ", ".join(FULL_METRICS), ", ".join(SLIM_METRICS)
     a_full = ", ".join(f"a.{c}" for c in FULL_METRICS)
-    prov = "SELECT DISTINCT ON (model_id) model_id, provider_id FROM tb_usage_new ORDER BY model_id, n"
-    dims = f"tb_usage_new CROSS JOIN LATERAL (VALUES {_DIMENSIONS}) AS d(dimension, value)"
-    # The dimension rollups are all summed from one pass over the events (per user, day and value).
-    sums = ", ".join(f"sum({c}) AS {c}" for c in SLIM_METRICS)
+    sum_full = ", ".join(f"sum({c}) AS {c}" for c in FULL_METRICS)
+    sum_slim = ", ".join(f"sum({c}) AS {c}" for c in SLIM_METRICS)
+    # Slim sums from full ones (the per-user and per-model rows of the batch).
+    full_to_slim = (
+        "sum(requests), sum(input_tokens + cached_input_tokens + cache_write_tokens), "
+        "sum(output_tokens + reasoning_tokens), sum(cost_nanousd)"
+    )
+    # The events of a user and day share few attributions: summed per combination first, then split.
+    combos = (
+        "SELECT organization_id, user_id, day, team, workspace, feature, tool, integration, "
+        f"{_SLIM} FROM tb_usage_new GROUP BY 1, 2, 3, 4, 5, 6, 7, 8"
+    )
+    dims = f"({combos}) e CROSS JOIN LATERAL (VALUES {_DIMENSIONS}) AS d(dimension, value)"
+    utc = "(hour AT TIME ZONE 'UTC')"
     conv = "usage_conversations"
+    # The events are summed once per finest grain (day x user x model, hour x user, dimension x user x day,
+    # latency bucket per day and model, conversation); every coarser rollup sums those few rows again.
     return f"""
-WITH agg AS (SELECT organization_id, day, user_id, {_FULL} FROM tb_usage_new GROUP BY 1, 2, 3),
+INSERT INTO tb_usage_providers
+SELECT DISTINCT ON (model_id) model_id, provider_id FROM tb_usage_new ORDER BY model_id, n;
+INSERT INTO tb_usage_dum SELECT organization_id, day, user_id, model_id, {_FULL} FROM tb_usage_new
+    GROUP BY 1, 2, 3, 4;
+INSERT INTO tb_usage_hu SELECT organization_id, hour, user_id, {_SLIM} FROM tb_usage_new GROUP BY 1, 2, 3;
+INSERT INTO tb_usage_latency SELECT organization_id, day, model_id, bucket, count(*) FROM tb_usage_new
+    GROUP BY 1, 2, 3, 4;
+
+WITH agg AS (SELECT organization_id, day, user_id, {sum_full} FROM tb_usage_dum GROUP BY 1, 2, 3),
 up AS (
     INSERT INTO usage_day_users (organization_id, day, user_id, {full}) SELECT * FROM agg ORDER BY 1, 2, 3
     ON CONFLICT (organization_id, day, user_id) DO UPDATE SET {_adds("usage_day_users", FULL_METRICS)}
@@ -234,33 +279,31 @@ INSERT INTO tb_usage_user_days SELECT up.organization_id, up.day FROM up JOIN ag
     ON (a.organization_id, a.day, a.user_id) = (up.organization_id, up.day, up.user_id)
     WHERE up.requests = a.requests AND up.user_id <> {_NIL};
 
-WITH prov AS ({prov}),
-agg AS (SELECT organization_id, day, user_id, model_id, {_FULL} FROM tb_usage_new GROUP BY 1, 2, 3, 4),
-up AS (
+WITH up AS (
     INSERT INTO usage_day_user_models (organization_id, day, user_id, model_id, provider_id, {full})
-    SELECT a.organization_id, a.day, a.user_id, a.model_id, prov.provider_id, {a_full}
-    FROM agg a JOIN prov USING (model_id) ORDER BY 1, 2, 3, 4
+    SELECT a.organization_id, a.day, a.user_id, a.model_id, p.provider_id, {a_full}
+    FROM tb_usage_dum a JOIN tb_usage_providers p USING (model_id) ORDER BY 1, 2, 3, 4
     ON CONFLICT (organization_id, day, user_id, model_id)
     DO UPDATE SET {_adds("usage_day_user_models", FULL_METRICS)}
     RETURNING organization_id, day, user_id, model_id, requests
 )
-INSERT INTO tb_usage_user_models SELECT up.organization_id, up.day, up.model_id FROM up JOIN agg a
+INSERT INTO tb_usage_user_models SELECT up.organization_id, up.day, up.model_id FROM up JOIN tb_usage_dum a
     ON (a.organization_id, a.day, a.user_id, a.model_id)
      = (up.organization_id, up.day, up.user_id, up.model_id)
     WHERE up.requests = a.requests AND up.user_id <> {_NIL};
 
 INSERT INTO usage_days (organization_id, day, users, {full})
 SELECT a.organization_id, a.day, coalesce(u.users, 0), {a_full}
-FROM (SELECT organization_id, day, {_FULL} FROM tb_usage_new GROUP BY 1, 2) a
+FROM (SELECT organization_id, day, {sum_full} FROM tb_usage_dum GROUP BY 1, 2) a
 LEFT JOIN (SELECT organization_id, day, count(*) AS users FROM tb_usage_user_days GROUP BY 1, 2) u
     USING (organization_id, day)
 ORDER BY 1, 2
 ON CONFLICT (organization_id, day) DO UPDATE SET {_adds("usage_days", (*FULL_METRICS, "users"))};
 
 INSERT INTO usage_day_models (organization_id, day, model_id, provider_id, users, {full})
-SELECT a.organization_id, a.day, a.model_id, prov.provider_id, coalesce(u.users, 0), {a_full}
-FROM (SELECT organization_id, day, model_id, {_FULL} FROM tb_usage_new GROUP BY 1, 2, 3) a
-JOIN ({prov}) prov USING (model_id)
+SELECT a.organization_id, a.day, a.model_id, p.provider_id, coalesce(u.users, 0), {a_full}
+FROM (SELECT organization_id, day, model_id, {sum_full} FROM tb_usage_dum GROUP BY 1, 2, 3) a
+JOIN tb_usage_providers p USING (model_id)
 LEFT JOIN (
     SELECT organization_id, day, model_id, count(*) AS users FROM tb_usage_user_models GROUP BY 1, 2, 3
 ) u USING (organization_id, day, model_id)
@@ -269,19 +312,19 @@ ON CONFLICT (organization_id, day, model_id)
 DO UPDATE SET {_adds("usage_day_models", (*FULL_METRICS, "users"))};
 
 INSERT INTO usage_hours (organization_id, hour, {slim})
-SELECT organization_id, hour, {_SLIM} FROM tb_usage_new GROUP BY 1, 2 ORDER BY 1, 2
+SELECT organization_id, hour, {sum_slim} FROM tb_usage_hu GROUP BY 1, 2 ORDER BY 1, 2
 ON CONFLICT (organization_id, hour) DO UPDATE SET {_adds("usage_hours", SLIM_METRICS)};
 
 INSERT INTO usage_hour_users (organization_id, hour, user_id, {slim})
-SELECT organization_id, hour, user_id, {_SLIM} FROM tb_usage_new GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+SELECT * FROM tb_usage_hu ORDER BY 1, 2, 3
 ON CONFLICT (organization_id, hour, user_id) DO UPDATE SET {_adds("usage_hour_users", SLIM_METRICS)};
 
 INSERT INTO tb_usage_dims
-SELECT organization_id, d.dimension, user_id, day, d.value, {_SLIM} FROM {dims}
+SELECT organization_id, d.dimension, user_id, day, d.value, {sum_slim} FROM {dims}
 WHERE d.value <> '' GROUP BY 1, 2, 3, 4, 5;
 
 INSERT INTO usage_dimension_days (organization_id, dimension, day, value, {slim})
-SELECT organization_id, dimension, day, value, {sums} FROM tb_usage_dims
+SELECT organization_id, dimension, day, value, {sum_slim} FROM tb_usage_dims
 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
 ON CONFLICT (organization_id, dimension, day, value)
 DO UPDATE SET {_adds("usage_dimension_days", SLIM_METRICS)};
@@ -292,38 +335,37 @@ ON CONFLICT (organization_id, dimension, user_id, day, value)
 DO UPDATE SET {_adds("usage_dimension_user_days", SLIM_METRICS)};
 
 INSERT INTO usage_latency_buckets (organization_id, day, model_id, bucket, requests)
-SELECT organization_id, day, model_id, bucket, count(*) FROM tb_usage_new
-GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+SELECT * FROM tb_usage_latency ORDER BY 1, 2, 3, 4
 ON CONFLICT (organization_id, day, model_id, bucket)
 DO UPDATE SET requests = usage_latency_buckets.requests + excluded.requests;
 
 INSERT INTO usage_month_users (organization_id, month, user_id, {slim})
-SELECT organization_id, {_MONTH}, user_id, {_SLIM} FROM tb_usage_new GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+SELECT organization_id, {_MONTH}, user_id, {full_to_slim} FROM tb_usage_dum GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
 ON CONFLICT (organization_id, month, user_id) DO UPDATE SET {_adds("usage_month_users", SLIM_METRICS)};
 
 INSERT INTO usage_month_models (organization_id, month, model_id, provider_id, {full})
-SELECT a.organization_id, a.month, a.model_id, prov.provider_id, {a_full}
-FROM (SELECT organization_id, {_MONTH} AS month, model_id, {_FULL} FROM tb_usage_new GROUP BY 1, 2, 3) a
-JOIN ({prov}) prov USING (model_id)
+SELECT a.organization_id, a.month, a.model_id, p.provider_id, {a_full}
+FROM (SELECT organization_id, {_MONTH} AS month, model_id, {sum_full} FROM tb_usage_dum GROUP BY 1, 2, 3) a
+JOIN tb_usage_providers p USING (model_id)
 ORDER BY 1, 2, 3
 ON CONFLICT (organization_id, month, model_id) DO UPDATE SET {_adds("usage_month_models", FULL_METRICS)};
 
 INSERT INTO usage_month_dimensions (organization_id, dimension, month, value, {slim})
-SELECT organization_id, dimension, {_MONTH}, value, {sums} FROM tb_usage_dims
+SELECT organization_id, dimension, {_MONTH}, value, {sum_slim} FROM tb_usage_dims
 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
 ON CONFLICT (organization_id, dimension, month, value)
 DO UPDATE SET {_adds("usage_month_dimensions", SLIM_METRICS)};
 
 INSERT INTO usage_month_latency_buckets (organization_id, month, model_id, bucket, requests)
-SELECT organization_id, {_MONTH}, model_id, bucket, count(*) FROM tb_usage_new
+SELECT organization_id, {_MONTH}, model_id, bucket, sum(requests) FROM tb_usage_latency
 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
 ON CONFLICT (organization_id, month, model_id, bucket)
 DO UPDATE SET requests = usage_month_latency_buckets.requests + excluded.requests;
 
 INSERT INTO usage_month_hour_cells (organization_id, month, weekday, hour, {slim})
-SELECT organization_id, {_MONTH}, (extract(isodow FROM day) - 1)::int,
-    extract(hour FROM hour AT TIME ZONE 'UTC')::int, {_SLIM}
-FROM tb_usage_new GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+SELECT organization_id, date_trunc('month', {utc})::date, (extract(isodow FROM {utc}) - 1)::int,
+    extract(hour FROM {utc})::int, {sum_slim}
+FROM tb_usage_hu GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
 ON CONFLICT (organization_id, month, weekday, hour)
 DO UPDATE SET {_adds("usage_month_hour_cells", SLIM_METRICS)};
 
@@ -352,6 +394,23 @@ async def _pg_stage(driver: Any, records: list[tuple[Any, ...]]) -> None:
 
 async def _pg_insert_and_apply(session: AsyncSession, records: list[tuple[Any, ...]]) -> list[int]:
     _, driver = await bulk.driver(session)
+    # The usual case, every event new: binary COPY straight into the event table, under a savepoint. A
+    # request id already stored fails the whole COPY on the unique key (a concurrent writer's uncommitted
+    # one is waited for first); the savepoint then undoes it and the staged path below skips the old ones.
+    await driver.execute(_PG_PREPARE + "SAVEPOINT tb_usage_copy;")
+    try:
+        await driver.copy_records_to_table(EVENTS.name, records=records, columns=EVENT_COLUMNS)
+    except asyncpg.UniqueViolationError:
+        await driver.execute("ROLLBACK TO SAVEPOINT tb_usage_copy; RELEASE SAVEPOINT tb_usage_copy;")
+        return await _pg_insert_staged(driver, records)
+    org, ident = EVENT_COLUMNS.index("organization_id"), EVENT_COLUMNS.index("id")
+    await driver.execute(_PG_STAGE_COPIED, [r[org] for r in records], [r[ident] for r in records])
+    await driver.execute("RELEASE SAVEPOINT tb_usage_copy;" + _PG_ROLLUPS)
+    return list(range(len(records)))
+
+
+async def _pg_insert_staged(driver: Any, records: list[tuple[Any, ...]]) -> list[int]:
+    """Some events may be stored already: stage the batch, insert what is new, apply only that."""
     await _pg_stage(driver, records)
     inserted = int((await driver.execute(_PG_INSERT)).rsplit(" ", 1)[1])
     if inserted == 0:
