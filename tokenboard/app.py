@@ -36,6 +36,7 @@ from tokenboard.gateway.keys import KeyCache
 from tokenboard.gateway.metering import BatchResult, UsageRecord, UsageWriter
 from tokenboard.gateway.service import Gateway
 from tokenboard.gateway.upstreams import UpstreamPool
+from tokenboard.kit.access_log import serve_logged
 from tokenboard.kit.cache_bus import CacheBus
 from tokenboard.kit.csrf import verify_csrf
 from tokenboard.kit.db import create_engine, create_sessionmaker, uuid7
@@ -84,8 +85,15 @@ class TokenboardApp(FastAPI):
     """The application: the gateway's POST routes go to its front door, everything else to FastAPI."""
 
     front_door: GatewayFrontDoor | None = None
+    access_log = False  # a line per request once its response is out (kit/access_log.py)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.access_log and scope["type"] == "http":
+            await serve_logged(self._dispatch, scope, receive, send)
+        else:
+            await self._dispatch(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.front_door is not None and scope["type"] == "http" and scope["method"] == "POST":
             route = GATEWAY_ROUTES.get(scope["path"])
             if route is not None:
@@ -229,6 +237,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # Outermost: the gateway's POST routes skip the dashboard's stack (see tokenboard/gateway/asgi.py).
     app.front_door = GatewayFrontDoor(app.state.gateway, max_body_bytes=settings.max_body_bytes)
+    app.access_log = settings.access_log
     return app
 
 

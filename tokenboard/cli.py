@@ -70,6 +70,8 @@ def serve(
     """Run the web server (dashboard, REST API)."""
     import uvicorn
 
+    from tokenboard.kit.access_log import uvicorn_log_config
+
     ensure_dev_secret()
     settings = _settings()
     if migrate_first:
@@ -88,7 +90,9 @@ def serve(
         http="httptools",
         proxy_headers=False,
         log_level="info",
-        access_log=settings.access_log,
+        # The application writes the access log itself, after each response (kit/access_log.py).
+        access_log=False,
+        log_config=uvicorn_log_config(),
     )
 
 

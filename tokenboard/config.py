@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     database_echo: bool = Field(False, description="Log every SQL statement.")
     access_log: bool = Field(
         True,
-        description="A line per HTTP request on stderr (uvicorn's access log).",
+        description="A line per HTTP request on stdout, written once the response has gone out.",
     )
     gc_tuning: bool = Field(
         True, description="Freeze the startup heap and collect old generations less often (kit/runtime.py)."
