@@ -54,6 +54,32 @@ def test_migrations_go_down_and_up_again(backend: str, tmp_path: object) -> None
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_the_migrations_build_the_schema_the_models_describe(backend: str, tmp_path: object) -> None:
+    import asyncio
+
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    import tokenboard.models  # noqa: F401  (every table on the metadata)
+    from tokenboard.kit.db import Base, create_engine
+
+    url, name = await asyncio.to_thread(create_database, backend, tmp_path, "schema")  # type: ignore[arg-type]
+    try:
+        await asyncio.to_thread(upgrade, url)
+        engine = create_engine(url)
+        try:
+            async with engine.connect() as conn:
+                differences = await conn.run_sync(
+                    lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
+                )
+        finally:
+            await engine.dispose()
+        assert differences == []
+    finally:
+        await asyncio.to_thread(drop_database, backend, name)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 async def test_migration_0011_fills_the_weekly_cells_from_the_hours_already_rolled_up(
     backend: str, tmp_path: object
 ) -> None:

@@ -129,9 +129,10 @@ async def sqlite_insert_new(
 ) -> set[int] | None:
     """Insert records, skipping those whose ``keys`` are already stored; say which positions were inserted.
 
-    ``None`` means all of them (the usual case, told by the row count alone). Otherwise: every record
-    carries a fresh ``id`` (the table's key is ``(organization_id, id)``), so a record was inserted now if
-    and only if its id is stored, which one primary-key probe per record tells.
+    ``keys`` are ``("organization_id", <name>)``, a unique key of the table. ``None`` means all of them were
+    inserted (the usual case, told by the row count alone). Otherwise: every record carries a fresh ``id``,
+    so a record was inserted now if and only if the row stored under its key carries that id, which one
+    probe of the key per record tells.
     """
     if not records:
         return set()
@@ -139,19 +140,21 @@ async def sqlite_insert_new(
     cursor = await driver.executemany(f"{head} ON CONFLICT ({', '.join(keys)}) DO NOTHING", records)
     if cursor.rowcount == len(records):
         return None
-    org, ident = columns.index("organization_id"), columns.index("id")
-    ids: dict[Any, list[Any]] = {}
+    scope, name = keys
+    org, key, ident = columns.index(scope), columns.index(name), columns.index("id")
+    keys_by_org: dict[Any, list[Any]] = {}
     for r in records:
-        ids.setdefault(r[org], []).append(r[ident])
-    stored: set[Any] = set()
+        keys_by_org.setdefault(r[org], []).append(r[key])
+    stored: set[tuple[Any, Any, Any]] = set()
     per_statement = SQLITE_MAX_PARAMETERS - 1
-    for org_value, values in ids.items():
+    for org_value, values in keys_by_org.items():
         for start in range(0, len(values), per_statement):
             chunk = values[start : start + per_statement]
             marks = ", ".join("?" for _ in chunk)
-            sql = f"SELECT id FROM {table} WHERE organization_id = ? AND id IN ({marks})"
-            stored.update(row[0] for row in await driver.execute_fetchall(sql, [org_value, *chunk]))
-    return {i for i, r in enumerate(records) if r[ident] in stored}
+            sql = f"SELECT {name}, id FROM {table} WHERE {scope} = ? AND {name} IN ({marks})"
+            rows = await driver.execute_fetchall(sql, [org_value, *chunk])
+            stored.update((org_value, row[0], row[1]) for row in rows)
+    return {i for i, r in enumerate(records) if (r[org], r[key], r[ident]) in stored}
 
 
 def add_columns(table: str, columns: Sequence[str]) -> dict[str, str]:

@@ -4,26 +4,27 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tokenboard.kit.db import Base, utcnow, uuid7
 
 
 class UsageEvent(Base):
-    """One metered request: who, what, how much and how. Idempotent on (organization, request id)."""
+    """One metered request: who, what, how much and how. Keyed (and idempotent) on (organization, request id).
+
+    ``id`` is made by the pipeline for every row it writes, unindexed: when a batch meets events stored
+    before, a row whose stored id is the one just made was inserted now (ingest.py).
+    """
 
     __tablename__ = "usage_events"
-    __table_args__ = (
-        UniqueConstraint("organization_id", "request_id"),
-        Index("ix_usage_events_org_conversation", "organization_id", "conversation_id"),
-    )
+    __table_args__ = (Index("ix_usage_events_org_conversation", "organization_id", "conversation_id"),)
 
     organization_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
     )
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
-    request_id: Mapped[str] = mapped_column(String(64))
+    id: Mapped[uuid.UUID] = mapped_column(default=uuid7)
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     source: Mapped[str] = mapped_column(String(20), default="gateway")
     user_id: Mapped[uuid.UUID | None] = mapped_column(default=None)

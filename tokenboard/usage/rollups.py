@@ -207,18 +207,20 @@ INSERT INTO usage_events ({_COLS}) SELECT {_COLS} FROM tb_usage_in ORDER BY n
 ON CONFLICT (organization_id, request_id) DO NOTHING
 """
 # Only when some were already stored: drop those from the staged rows, and say which they were. Every
-# staged row has a fresh id (made by the pipeline), so a row was inserted now if and only if its id is stored.
+# staged row has a fresh id (made by the pipeline), so a row was inserted now if and only if the row stored
+# under its request id carries that id.
 _PG_DROP_OLD = """
 DELETE FROM tb_usage_in i WHERE NOT EXISTS (
-    SELECT 1 FROM usage_events e WHERE e.organization_id = i.organization_id AND e.id = i.id
+    SELECT 1 FROM usage_events e
+    WHERE e.organization_id = i.organization_id AND e.request_id = i.request_id AND e.id = i.id
 ) RETURNING n
 """
 _PG_STAGE_ALL = f"INSERT INTO tb_usage_new SELECT {_PG_DERIVED} FROM tb_usage_in i;"
 # After the COPY straight into usage_events: the batch's events read back by primary key, numbered in order.
 _PG_STAGE_COPIED = f"""
 INSERT INTO tb_usage_new SELECT {_PG_DERIVED} FROM (
-    SELECT k.n, e.* FROM unnest($1::uuid[], $2::uuid[]) WITH ORDINALITY AS k(organization_id, id, n)
-    JOIN usage_events e ON e.organization_id = k.organization_id AND e.id = k.id
+    SELECT k.n, e.* FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS k(organization_id, request_id, n)
+    JOIN usage_events e ON e.organization_id = k.organization_id AND e.request_id = k.request_id
 ) i
 """
 _FULL = ", ".join(f"sum({c}) AS {c}" for c in ("errors", "cancelled", "streamed", *FULL_METRICS[4:10]))
@@ -403,8 +405,8 @@ async def _pg_insert_and_apply(session: AsyncSession, records: list[tuple[Any, .
     except asyncpg.UniqueViolationError:
         await driver.execute("ROLLBACK TO SAVEPOINT tb_usage_copy; RELEASE SAVEPOINT tb_usage_copy;")
         return await _pg_insert_staged(driver, records)
-    org, ident = EVENT_COLUMNS.index("organization_id"), EVENT_COLUMNS.index("id")
-    await driver.execute(_PG_STAGE_COPIED, [r[org] for r in records], [r[ident] for r in records])
+    org, request = EVENT_COLUMNS.index("organization_id"), EVENT_COLUMNS.index("request_id")
+    await driver.execute(_PG_STAGE_COPIED, [r[org] for r in records], [r[request] for r in records])
     await driver.execute("RELEASE SAVEPOINT tb_usage_copy;" + _PG_ROLLUPS)
     return list(range(len(records)))
 
@@ -807,11 +809,11 @@ async def rebuild(
             deletion = deletion.where(model.organization_id == org_id)
         await session.execute(deletion.execution_options(synchronize_session=False))
     columns = list(UsageEvent.__table__.c)
-    key = tuple_(UsageEvent.organization_id, UsageEvent.id)
+    key = tuple_(UsageEvent.organization_id, UsageEvent.request_id)
     last: tuple[Any, Any] | None = None
     applied = 0
     while True:
-        stmt = select(*columns).order_by(UsageEvent.organization_id, UsageEvent.id).limit(chunk)
+        stmt = select(*columns).order_by(UsageEvent.organization_id, UsageEvent.request_id).limit(chunk)
         if org_id is not None:
             stmt = stmt.where(UsageEvent.organization_id == org_id)
         if last is not None:
@@ -821,6 +823,6 @@ async def rebuild(
             return applied
         await apply(session, events)
         applied += len(events)
-        last = (events[-1]["organization_id"], events[-1]["id"])
+        last = (events[-1]["organization_id"], events[-1]["request_id"])
         if progress is not None:
             progress(len(events))
