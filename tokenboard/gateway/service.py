@@ -43,6 +43,7 @@ from tokenboard.gateway.limits import KeySpend, RateLimiter
 from tokenboard.gateway.metering import BatchResult, UsageRecord, UsageWriter
 from tokenboard.gateway.upstreams import ANTHROPIC_FORMAT, EMBEDDINGS, OPENAI_FORMAT, Upstream, UpstreamPool
 from tokenboard.kit.db import request_id, utcnow
+from tokenboard.kit.jsonenc import compact_dumps
 from tokenboard.kit.money import format_usd
 from tokenboard.ledger.lease import CreditLeases
 from tokenboard.ledger.service import InsufficientCredits, ledger
@@ -147,7 +148,7 @@ def find_attachments(body: dict[str, Any]) -> list[dict[str, Any]] | None:
         for part in content:
             if not isinstance(part, dict) or part.get("type") not in ATTACHMENT_TYPES:
                 continue
-            size = len(json.dumps(part, separators=(",", ":")))
+            size = len(compact_dumps(part))
             found.append({"type": part["type"], "bytes": size, "estimated_tokens": size // 4})
     return found or None
 
@@ -406,7 +407,7 @@ class Gateway:
             body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
         if admitted.upstream.kind == UpstreamKind.openrouter:
             body["usage"] = {"include": True}  # OpenRouter then reports what it charged: we bill that
-        return json.dumps(body, separators=(",", ":")).encode()
+        return compact_dumps(body).encode()
 
     async def forward(self, admitted: Admitted) -> Response:
         body = self._upstream_body(admitted)
@@ -845,7 +846,7 @@ class _ModelRewrite:
         if line.count(self.needle) == 1 and line.count(b'"model"') == 1:
             return line.replace(self.needle, self.replacement)
         event["model"] = self.model_id
-        return b"data: " + json.dumps(event, separators=(",", ":")).encode()
+        return b"data: " + compact_dumps(event).encode()
 
 
 class _Relay:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import uuid
 from collections.abc import Callable
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from tokenboard.kit.jsonenc import compact_dumps
 from tokenboard.kit.live import LiveHub, LiveMessage, Payload
 
 HEARTBEAT_SECONDS = 15.0
@@ -24,7 +24,7 @@ RECONNECT_MS = 2000
 
 
 def render_event(event: str, data: Payload) -> bytes:
-    body = json.dumps(data, separators=(",", ":"))
+    body = compact_dumps(data)
     return f"event: {event}\ndata: {body}\n\n".encode()
 
 
