@@ -25,6 +25,7 @@ from tokenboard.catalog.pricing import (
     gemini_usage,
     openai_usage,
     openrouter_cost,
+    plain_cost_nanousd,
 )
 from tokenboard.catalog.reference import load_reference
 from tokenboard.kit.money import to_nanousd
@@ -400,6 +401,17 @@ def test_the_integer_cost_equals_the_decimal_cost(
         for total in (tier.above_input_tokens, tier.above_input_tokens + 1):
             at = TokenUsage(input_tokens=total, output_tokens=usage.output_tokens)
             assert cost_nanousd(prices, at) == compute_cost(prices, at).total_nanousd
+
+
+@given(priced() | finely_priced(), st.integers(0, 3_000_000), st.integers(0, 300_000))
+def test_the_plain_estimate_equals_the_full_integer_cost(prices: Prices, inputs: int, outputs: int) -> None:
+    """The gateway's estimate (plain input and output, no TokenUsage) prices as cost_nanousd does."""
+    usage = TokenUsage(input_tokens=inputs, output_tokens=outputs)
+    assert plain_cost_nanousd(prices, inputs, outputs) == cost_nanousd(prices, usage)
+    for tier in prices.tiers:
+        for total in (tier.above_input_tokens, tier.above_input_tokens + 1):
+            at = TokenUsage(input_tokens=total, output_tokens=outputs)
+            assert plain_cost_nanousd(prices, total, outputs) == compute_cost(prices, at).total_nanousd
 
 
 @given(usages())

@@ -308,6 +308,21 @@ def cost_nanousd(prices: Prices, usage: TokenUsage) -> int:
     return nanousd_from_scaled(amount, decimals)
 
 
+def plain_cost_nanousd(prices: Prices, input_tokens: int, output_tokens: int) -> int:
+    """``cost_nanousd`` of a request of plain input and output tokens only (no cache, no reasoning).
+
+    The gateway's estimate of a request's most cost, before it is forwarded: the same integer sum without
+    building a :class:`TokenUsage` for it (its checks were most of the estimate's time).
+    """
+    scaled = prices.scaled[-1][1]
+    for threshold, rates in prices.scaled:
+        if input_tokens > threshold:
+            scaled = rates
+            break
+    decimals, input_, _, _, _, output, _, per_request = scaled
+    return nanousd_from_scaled(input_tokens * input_ + output_tokens * output + per_request, decimals)
+
+
 # --- Usage normalizers: one per provider usage shape ---------------------------------------------------
 
 

@@ -33,6 +33,7 @@ from tokenboard.catalog.pricing import (
     cost_nanousd,
     openai_usage,
     openrouter_cost,
+    plain_cost_nanousd,
 )
 from tokenboard.catalog.service import CatalogCache
 from tokenboard.config import Settings, UpstreamKind
@@ -365,10 +366,8 @@ class Gateway:
     def _estimate(admitted: Admitted, body_chars: int, max_output: int) -> int:
         """The most this request can cost: every character of the body a token (generous), full output."""
         prompt = max(1, body_chars // 3)
-        usage = TokenUsage(
-            input_tokens=prompt, output_tokens=max_output if admitted.route.name != "embeddings" else 0
-        )
-        return cost_nanousd(admitted.prices, usage)
+        output = max_output if admitted.route.name != "embeddings" else 0
+        return plain_cost_nanousd(admitted.prices, prompt, output)
 
     async def models_for(self, request: Request) -> list[str]:
         """Every priced model this key may use right now, on a configured provider."""
