@@ -20,7 +20,14 @@ class _Recorder(logging.Handler):
         self.journal.append(("log", record))
 
 
-async def _call(app: Any, method: str, path: str, body: bytes, journal: list[tuple[str, Any]]) -> None:
+async def _call(
+    app: Any,
+    method: str,
+    path: str,
+    body: bytes,
+    journal: list[tuple[str, Any]],
+    raw_path: bytes | None = None,
+) -> None:
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -28,7 +35,7 @@ async def _call(app: Any, method: str, path: str, body: bytes, journal: list[tup
         "method": method,
         "scheme": "http",
         "path": path,
-        "raw_path": path.encode(),
+        "raw_path": raw_path if raw_path is not None else path.encode(),
         "root_path": "",
         "query_string": b"a=1" if method == "GET" else b"",
         "headers": [(b"host", b"testserver"), (b"content-length", str(len(body)).encode())],
@@ -93,3 +100,12 @@ async def test_no_line_when_the_access_log_is_off(app: Any, journal: list[tuple[
     app.access_log = False
     await _call(app, "GET", "/healthz", b"", journal)
     assert [kind for kind, _ in journal] == ["send", "send"]
+
+
+async def test_the_target_is_logged_as_sent_so_a_decoded_line_break_cannot_forge_a_line(
+    app: Any, journal: list[tuple[str, Any]]
+) -> None:
+    await _call(app, "GET", '/x\n"forged', b"", journal, raw_path=b"/x%0A%22forged")
+    record = journal[-1][1]
+    assert record.args[2] == "/x%0A%22forged?a=1" and record.args[4] == 404
+    assert "\n" not in record.getMessage()

@@ -2,7 +2,7 @@
 
 uvicorn's own access log writes its line when the response *starts*, before the response head is handed to
 the socket: every request, the gateway's included, waited for a log record to be built, formatted and written
-to stderr before its first byte left. Here the application writes the line itself after the response is
+to stdout before its first byte left. Here the application writes the line itself after the response is
 complete (``serve`` turns uvicorn's off and routes this logger to uvicorn's access handler, so a line looks
 the same as before). A streamed response is logged when it ends.
 """
@@ -14,28 +14,19 @@ import logging
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
 ACCESS_LOGGER = logging.getLogger("tokenboard.access")
 
 
-def _client(scope: Scope) -> str:
-    client = scope.get("client")
-    return f"{client[0]}:{client[1]}" if client else "-"
-
-
-def _target(scope: Scope) -> str:
-    path: str = scope.get("root_path", "") + scope["path"]
-    query: bytes = scope.get("query_string", b"")
-    return f"{path}?{query.decode('ascii', 'replace')}" if query else path
-
-
 def write_line(scope: Scope, status: int) -> None:
-    # The arguments uvicorn's AccessFormatter unpacks: client, method, target, HTTP version, status.
+    # uvicorn's own helpers and arguments (its AccessFormatter unpacks them): the target as the client sent
+    # it, still percent-encoded, so a decoded line break or quote cannot forge a line.
     ACCESS_LOGGER.info(
         '%s - "%s %s HTTP/%s" %d',
-        _client(scope),
+        get_client_addr(scope),  # type: ignore[arg-type]
         scope["method"],
-        _target(scope),
+        get_path_with_query_string(scope),  # type: ignore[arg-type]
         scope.get("http_version", "1.1"),
         status,
     )
