@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -158,3 +159,17 @@ async def test_a_personal_access_token_can_ingest(factory: Factory, setup: OrgSe
         r = await api.post(f"/api/v1/organizations/{setup.id}/usage/events", json={"events": [event(9)]})
     assert r.status_code == 200, r.text
     assert r.json() == {"accepted": 1, "duplicates": 0}
+
+
+async def test_events_for_an_organization_that_does_not_exist_are_refused_and_not_stored(
+    factory: Factory, setup: OrgSetup, db: AsyncSession
+) -> None:
+    # usage_events has no foreign key to organizations (migration 0014): the route must refuse it itself.
+    nowhere = uuid.uuid4()
+    async with await factory.client_for(setup.users[Role.owner]) as client:
+        r = await client.post(f"/api/v1/organizations/{nowhere}/usage/events", json={"events": [event(1)]})
+    assert r.status_code == 404, r.text
+    stored = await db.scalar(
+        select(func.count()).select_from(UsageEvent).where(UsageEvent.organization_id == nowhere)
+    )
+    assert stored == 0

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String
+from sqlalchemy import JSON, BigInteger, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tokenboard.kit.db import Base, utcnow, uuid7
@@ -20,9 +20,9 @@ class UsageEvent(Base):
     __tablename__ = "usage_events"
     __table_args__ = (Index("ix_usage_events_org_conversation", "organization_id", "conversation_id"),)
 
-    organization_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
-    )
+    # No foreign key to organizations: every writer has resolved the organization, organizations are never
+    # deleted, and the per-row check was a measurable share of ingestion (decision 0003).
+    organization_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     id: Mapped[uuid.UUID] = mapped_column(default=uuid7)
     request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
