@@ -27,7 +27,8 @@ def test_gateway_benchmark_smoke() -> None:
 
 
 def test_analytics_benchmark_smoke() -> None:
-    """``bench/analytics/run.py --smoke``: a few thousand events into fresh SQLite and PostgreSQL."""
+    """``bench/analytics/run.py --smoke``: a few thousand events into fresh SQLite and PostgreSQL,
+    then through the ingest API."""
     done = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "analytics" / "run.py"), "--smoke"],
         cwd=ROOT,
@@ -39,3 +40,6 @@ def test_analytics_benchmark_smoke() -> None:
     assert "## Usage analytics" in done.stdout
     assert "| sqlite | 3,000 | 3,000 | 3,000 | 0 |" in done.stdout
     assert "| postgresql | 3,000 | 3,000 | 3,000 | 0 |" in done.stdout
+    # The ingest API phase: every posted event accepted once, a replayed request accepting none.
+    assert "| sqlite | 2,000 | 2,000 | 0 | 0 |" in done.stdout
+    assert "| postgresql | 2,000 | 2,000 | 0 | 0 |" in done.stdout

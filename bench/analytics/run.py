@@ -8,9 +8,10 @@ batch. Events/s counts only the time in ``record_events`` and the commit (the ge
 checked: every event stored once, the rollups summing to the events.
 
 Phases run per engine in order (``PHASES``): seed, ingest (``--writers`` concurrent writers, one by
-default), small batches (1 and 100 events, what a gateway flush costs), the usage page's reads
-(``repository.py``) per period, org-wide and for the heaviest user, the same page as GROUP BY over raw
-events, and the JSON twin (``GET /api/v1/organizations/{org}/usage``) in-process with a personal access token.
+default), small batches (1 and 100 events, what a gateway flush costs), the ingest API (``--api-events``
+more, posted as JSON in-process), the usage page's reads (``repository.py``) per period, org-wide and for
+the heaviest user, the same page as GROUP BY over raw events, and the JSON twin (``GET
+/api/v1/organizations/{org}/usage``) in-process with a personal access token.
 
     .venv/bin/python bench/analytics/run.py                  # 1M events on both engines, writes the docs
     .venv/bin/python bench/analytics/run.py --events 100000 --no-docs
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import math
 import os
@@ -41,7 +43,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,7 @@ from tokenboard.app import create_app  # noqa: E402
 from tokenboard.catalog.service import CatalogCache, catalog  # noqa: E402
 from tokenboard.config import Environment, Settings  # noqa: E402
 from tokenboard.kit.db import create_engine, create_sessionmaker  # noqa: E402
+from tokenboard.kit.jsonenc import compact_dumps  # noqa: E402
 from tokenboard.kit.runtime import tune_gc  # noqa: E402
 from tokenboard.kit.security import hash_token, new_token  # noqa: E402
 from tokenboard.migrations import upgrade  # noqa: E402
@@ -73,6 +76,7 @@ from tokenboard.models import (  # noqa: E402
 from tokenboard.usage import repository  # noqa: E402
 from tokenboard.usage.ingest import record_events  # noqa: E402
 from tokenboard.usage.rollups import DIMENSIONS  # noqa: E402
+from tokenboard.usage.schemas import MAX_BATCH  # noqa: E402
 from tokenboard.usage.synthetic import Person, UsageGenerator  # noqa: E402
 
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -438,11 +442,10 @@ async def naive(ctx: Context) -> None:
     ctx.figures["naive"] = result
 
 
-async def json_twin(ctx: Context) -> None:
-    """The usage page as HTML (``GET /organizations/{org}/usage``) and its JSON twin (``GET
-    /api/v1/organizations/{org}/usage``), in-process (httpx ASGITransport) with a personal access token, as
-    an owner (org-wide) and with ``mine=true``, per period, alternately."""
-    reps = 2 if ctx.args.smoke else ctx.args.reps
+@contextlib.asynccontextmanager
+async def _app_client(ctx: Context) -> AsyncIterator[AsyncClient]:
+    """The application in-process (httpx's ASGI transport), as the organization's owner with a personal
+    access token."""
     settings = Settings(
         env=Environment.testing,
         database_url=ctx.url,
@@ -461,34 +464,111 @@ async def json_twin(ctx: Context) -> None:
         )
         await session.commit()
     headers = {"Authorization": f"Bearer {token}"}
+    try:
+        transport = ASGITransport(app=app)
+        async with AsyncClient(transport=transport, base_url="http://testserver", headers=headers) as client:
+            yield client
+    finally:
+        await app.state.engine.dispose()
+        shutil.rmtree(journal, ignore_errors=True)
+
+
+# The ingest API's fields, from the generator's event rows.
+_API_FIELDS = (
+    "model_id", "input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens", "cost_nanousd",
+    "latency_ms", "stream", "status_code", "error_type", "cancelled", "feature", "tool", "integration",
+    "conversation_id", "message_id",
+)  # fmt: skip
+
+
+def _api_event(row: dict[str, Any]) -> dict[str, Any]:
+    event = {name: row[name] for name in _API_FIELDS if row.get(name) is not None}
+    event["model"] = event.pop("model_id")
+    event["id"] = row["request_id"]
+    event["timestamp"] = row["created_at"].isoformat()
+    if row.get("user_id") is not None:
+        event["user_id"] = str(row["user_id"])
+    return event
+
+
+async def ingest_api(ctx: Context) -> None:
+    """``POST /api/v1/organizations/{org}/usage/events``: ``--api-events`` new events in batches of
+    ``--api-batch`` (at most the API's 5,000, and within the default 1 MiB body), in-process, from
+    ``--api-clients`` clients each with one request in flight. The bodies are encoded before the clock starts;
+    events/s counts the requests' wall time alone (the server's JSON parsing, validation, attribution
+    checks, the pipeline and the commit)."""
+    cache = CatalogCache()
+    async with ctx.sessionmaker() as session:
+        await cache.load(session)
+    total = ctx.args.api_events
+    generator = UsageGenerator(
+        ctx.organization_id, ctx.people, cache, events=total, end=END, seed=17, source="api"
+    )
+    bodies = [
+        compact_dumps({"events": [_api_event(row) for row in batch]}).encode()
+        for batch in generator.batches(size=min(ctx.args.api_batch, MAX_BATCH))
+    ]
+    path = f"/api/v1/organizations/{ctx.organization_id}/usage/events"
+    counts = {"accepted": 0, "duplicates": 0}
+    pending = list(reversed(bodies))
+    async with _app_client(ctx) as client:
+
+        async def post(body: bytes) -> dict[str, int]:
+            response = await client.post(path, content=body, headers={"content-type": "application/json"})
+            if response.status_code != 200:
+                raise RuntimeError(f"ingest API: {response.status_code} {response.text[:300]}")
+            result: dict[str, int] = response.json()
+            return result
+
+        async def sender() -> None:
+            while pending:
+                result = await post(pending.pop())
+                for name in counts:
+                    counts[name] += result[name]
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(sender() for _ in range(ctx.args.api_clients)))
+        took = time.perf_counter() - t0
+        replay = await post(bodies[0])
+    accepted, duplicates = counts["accepted"], counts["duplicates"]
+    ctx.figures["api"] = {
+        "events": total,
+        "accepted": accepted,
+        "duplicates": duplicates,
+        "replayed_accepted": replay["accepted"],
+        "clients": ctx.args.api_clients,
+        "seconds": took,
+        "events_per_s": accepted / took if took else 0.0,
+    }
+    log(f"  {ctx.backend}: ingest API: {accepted:,} events in {took:.1f} s ({accepted / took:,.0f} events/s)")
+
+
+async def json_twin(ctx: Context) -> None:
+    """The usage page as HTML (``GET /organizations/{org}/usage``) and its JSON twin (``GET
+    /api/v1/organizations/{org}/usage``), in-process (httpx ASGITransport) with a personal access token, as
+    an owner (org-wide) and with ``mine=true``, per period, alternately."""
+    reps = 2 if ctx.args.smoke else ctx.args.reps
     targets = {
         "json": f"/api/v1/organizations/{ctx.organization_id}/usage",
         "html": f"/organizations/{ctx.organization_id}/usage",
     }
     results: dict[str, dict[tuple[str, str], tuple[float, float]]] = {kind: {} for kind in targets}
-    try:
-        transport = ASGITransport(app=app)
-        async with AsyncClient(transport=transport, base_url="http://testserver", headers=headers) as client:
-            for scope, mine in (("org", "false"), ("user", "true")):
-                for period in PERIODS:
-                    for kind, path in targets.items():
-                        times = []
-                        for rep in range(reps + 1):
-                            t0 = time.perf_counter()
-                            response = await client.get(path, params={"period": period, "mine": mine})
-                            took = time.perf_counter() - t0
-                            if response.status_code != 200:
-                                raise RuntimeError(
-                                    f"usage {kind}: {response.status_code} {response.text[:300]}"
-                                )
-                            if rep:
-                                times.append(took)
-                        figures = (_pct(times, 0.5) * 1000, _pct(times, 0.95) * 1000)
-                        results[kind][(scope, period)] = figures
-                        log(f"  {ctx.backend}: {kind} {scope} {period}: p50 {figures[0]:.1f} ms")
-    finally:
-        await app.state.engine.dispose()
-        shutil.rmtree(journal, ignore_errors=True)
+    async with _app_client(ctx) as client:
+        for scope, mine in (("org", "false"), ("user", "true")):
+            for period in PERIODS:
+                for kind, path in targets.items():
+                    times = []
+                    for rep in range(reps + 1):
+                        t0 = time.perf_counter()
+                        response = await client.get(path, params={"period": period, "mine": mine})
+                        took = time.perf_counter() - t0
+                        if response.status_code != 200:
+                            raise RuntimeError(f"usage {kind}: {response.status_code} {response.text[:300]}")
+                        if rep:
+                            times.append(took)
+                    figures = (_pct(times, 0.5) * 1000, _pct(times, 0.95) * 1000)
+                    results[kind][(scope, period)] = figures
+                    log(f"  {ctx.backend}: {kind} {scope} {period}: p50 {figures[0]:.1f} ms")
     ctx.figures["json"], ctx.figures["html"] = results["json"], results["html"]
 
 
@@ -514,6 +594,7 @@ PHASES: list[tuple[str, Callable[[Context], Awaitable[None]]]] = [
     ("seed", seed),
     ("ingest", ingest),
     ("small batches", small_batches),
+    ("ingest API", ingest_api),
     ("pages", pages),
     ("naive page", naive),
     ("JSON twin", json_twin),
@@ -616,6 +697,30 @@ def report(
         out.append(f"| {backend} | {one[0]:.2f} | {one[1]:.2f} | {hundred[0]:.2f} | {hundred[1]:.2f} |")
     out += [
         "",
+        f"The ingest API (`POST /api/v1/organizations/{{org}}/usage/events`): {args.api_events:,} more "
+        f"events in batches of {min(args.api_batch, MAX_BATCH):,}, in-process through httpx's ASGI transport "
+        f"with a personal access token, {args.api_clients} client(s) each with one request in flight, the "
+        "bodies encoded beforehand: events/s counts the requests' wall time (JSON parsing, validation, "
+        "attribution checks, the pipeline and the commit).",
+        "",
+        "| engine | events | accepted | duplicates | replayed batch accepted | s | events/s | bar "
+        "| verdict |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for backend, figures in results.items():
+        if "api" not in figures:
+            continue
+        a = figures["api"]
+        bar = QUALITY_BARS[backend]
+        complete = a["accepted"] == a["events"] and not a["duplicates"] and not a["replayed_accepted"]
+        verdict = "**pass**" if a["events_per_s"] >= bar and complete else "**FAIL**"
+        out.append(
+            f"| {backend} | {a['events']:,} | {a['accepted']:,} | {a['duplicates']} "
+            f"| {a['replayed_accepted']} | {a['seconds']:.1f} | {a['events_per_s']:,.0f} | >= {bar:,} "
+            f"| {verdict} |"
+        )
+    out += [
+        "",
         "### Usage page",
         "",
         "Server time of the reads the usage page makes (`tokenboard/usage/repository.py`), after the "
@@ -681,6 +786,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=300)
     parser.add_argument("--batch", type=int, default=5_000)
     parser.add_argument("--writers", type=int, default=1, help="concurrent writers, each its own connection")
+    parser.add_argument(
+        "--api-events", type=int, default=100_000, help="events posted to the ingest API after the ingestion"
+    )
+    parser.add_argument("--api-clients", type=int, default=1, help="ingest API requests in flight at once")
+    parser.add_argument(
+        "--api-batch", type=int, default=2_000, help="events per ingest API request (the body must fit 1 MiB)"
+    )
     parser.add_argument("--reps", type=int, default=20, help="timed repetitions of each page")
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument(
@@ -698,6 +810,7 @@ def main(argv: list[str] | None = None) -> int:
         args.no_docs = True
     if args.smoke:
         args.events, args.users, args.batch, args.no_docs, args.reps = 3_000, 20, 1_000, True, 2
+        args.api_events, args.api_batch = 2_000, 500
     info = machine()
     started = time.perf_counter()
     results: dict[str, dict[str, Any]] = {}

@@ -359,6 +359,18 @@ async def test_retried_events_never_double_count(factory: Factory, db: AsyncSess
     await check_reads(db, org, users, raw)
 
 
+async def test_the_inserted_rows_and_their_total_leave_out_events_stored_before(factory: Factory) -> None:
+    org, users = await setup_org(factory)
+    events = make_events(org.id, [u.id for u in users], 40, seed=6)
+    await factory.run(lambda s: record_events(s, events[:25]))
+    # 15 new, 10 stored before, one repeated within the batch.
+    batch = [*events[15:], events[30]]
+    inserted = await factory.run(lambda s: record_events(s, batch))
+    assert [row["request_id"] for row in inserted] == [e["request_id"] for e in events[25:]]
+    assert inserted.total("cost_nanousd") == sum(e["cost_nanousd"] for e in events[25:]) > 0
+    assert inserted.total("output_tokens") == sum(e["output_tokens"] for e in events[25:])
+
+
 async def test_concurrent_writers_of_overlapping_batches_count_each_event_once(
     factory: Factory, db: AsyncSession
 ) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tokenboard.audit.service import Actor, audit
-from tokenboard.catalog.pricing import TokenUsage, compute_cost
+from tokenboard.catalog.pricing import TokenUsage, cost_nanousd
 from tokenboard.catalog.service import CatalogCache
 from tokenboard.kit.errors import ValidationFailed
 from tokenboard.kit.jobs import after_commit
@@ -173,7 +173,7 @@ class UsageService:
             output_tokens=event.output_tokens,
             reasoning_tokens=event.reasoning_tokens,
         )
-        return compute_cost(prices, usage).total_nanousd
+        return cost_nanousd(prices, usage)  # compute_cost's total, in integers (property-tested equal)
 
     async def ingest(
         self,
@@ -214,7 +214,7 @@ class UsageService:
         """Record prepared rows through the pipeline, with one audit event for the batch."""
         inserted = await record_events(session, rows)
         if live is not None and inserted:
-            requests, cost = len(inserted), sum(int(r["cost_nanousd"]) for r in inserted)
+            requests, cost = len(inserted), inserted.total("cost_nanousd")
 
             async def tell_open_pages() -> None:
                 live.notify_usage(org_id, requests=requests, cost_nanousd=cost)
