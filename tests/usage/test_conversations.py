@@ -8,11 +8,15 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.support.factories import Factory, OrgSetup
 from tokenboard.catalog.pricing import TokenUsage, compute_cost
 from tokenboard.catalog.service import catalog
 from tokenboard.members.roles import Role
+from tokenboard.models import UsageEvent
+from tokenboard.usage import repository
 from tokenboard.usage.ingest import record_events
 
 MODEL = "openai/gpt-4o"
@@ -190,3 +194,46 @@ async def test_unknown_conversation_is_404(factory: Factory, convo: tuple[OrgSet
     async with await factory.client_for(setup.users[Role.owner]) as client:
         r = await client.get(f"/api/v1/organizations/{setup.id}/usage/conversations/nope")
     assert r.status_code == 404
+
+
+async def test_the_drill_down_reads_the_partial_conversation_index(
+    factory: Factory, db: AsyncSession, backend: str
+) -> None:
+    """Events of no conversation stay out of the index (migration 0015); the drill-down still uses it."""
+    setup = await factory.org_with_roles("Index Co")
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    events = [
+        {
+            "organization_id": setup.id,
+            "request_id": f"ix-{n}",
+            "created_at": start + timedelta(seconds=n),
+            "model_id": MODEL,
+            "provider_id": "openai",
+            "route": "chat",
+            "conversation_id": "c-1" if n % 10 == 0 else None,
+        }
+        for n in range(200)
+    ]
+    await factory.run(lambda s: record_events(s, events))
+    found = await repository.conversation_events(db, setup.id, "c-1")
+    assert [e.request_id for e in found] == [f"ix-{n}" for n in range(0, 200, 10)]
+
+    query = (
+        select(UsageEvent)
+        .where(UsageEvent.organization_id == setup.id, UsageEvent.conversation_id == "c-1")
+        .order_by(UsageEvent.created_at)
+    )
+    compiled = query.compile(dialect=db.bind.dialect, compile_kwargs={"literal_binds": True})
+    if backend == "postgresql":
+        definition = await db.scalar(
+            text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_usage_events_org_conversation'")
+        )
+        await db.execute(text("SET LOCAL enable_seqscan = off"))
+        plan = "\n".join(await db.scalars(text(f"EXPLAIN {compiled}")))
+    else:
+        definition = await db.scalar(
+            text("SELECT sql FROM sqlite_master WHERE name = 'ix_usage_events_org_conversation'")
+        )
+        plan = "\n".join(row[-1] for row in await db.execute(text(f"EXPLAIN QUERY PLAN {compiled}")))
+    assert "conversation_id IS NOT NULL" in str(definition), definition
+    assert "ix_usage_events_org_conversation" in plan, plan

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, String
+from sqlalchemy import JSON, BigInteger, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tokenboard.kit.db import Base, utcnow, uuid7
@@ -18,7 +18,16 @@ class UsageEvent(Base):
     """
 
     __tablename__ = "usage_events"
-    __table_args__ = (Index("ix_usage_events_org_conversation", "organization_id", "conversation_id"),)
+    # The drill-down's index, over the events that name a conversation only (many gateway requests do not).
+    __table_args__ = (
+        Index(
+            "ix_usage_events_org_conversation",
+            "organization_id",
+            "conversation_id",
+            postgresql_where=text("conversation_id IS NOT NULL"),
+            sqlite_where=text("conversation_id IS NOT NULL"),
+        ),
+    )
 
     # No foreign key to organizations: every writer has resolved the organization, organizations are never
     # deleted, and the per-row check was a measurable share of ingestion (decision 0003).
