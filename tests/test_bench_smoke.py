@@ -43,3 +43,25 @@ def test_analytics_benchmark_smoke() -> None:
     # The ingest API phase: every posted event accepted once, a replayed request accepting none.
     assert "| sqlite | 2,000 | 2,000 | 0 | 0 |" in done.stdout
     assert "| postgresql | 2,000 | 2,000 | 0 | 0 |" in done.stdout
+
+
+def test_analytics_benchmark_streamed_smoke() -> None:
+    """``--stream``: a generator thread feeds two writers through a short queue; every event stored once."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "analytics" / "run.py"),
+            "--smoke",
+            "--stream",
+            "--writers",
+            "2",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    assert "generation included" in done.stdout and "40 models" in done.stdout
+    assert "| sqlite | 3,000 | 3,000 | 3,000 | 0 |" in done.stdout
+    assert "| postgresql | 3,000 | 3,000 | 3,000 | 0 |" in done.stdout

@@ -2,10 +2,12 @@
 
 For each engine: create a fresh database (a SQLite file in a temporary directory; a PostgreSQL database on
 ``--pg-dsn``, dropped after), migrate it, sync the catalog, create one organization with ``--users``
-members, then ingest ``--events`` synthetic events (a year of realistic usage, ``tokenboard.usage.synthetic``)
-through ``tokenboard.usage.ingest.record_events`` in batches of ``--batch``, one committed transaction per
-batch. Events/s counts only the time in ``record_events`` and the commit (the generator is excluded) and is
-checked: every event stored once, the rollups summing to the events.
+members, then ingest ``--events`` synthetic events (a year of realistic usage over ``--models`` models,
+``tokenboard.usage.synthetic``) through ``tokenboard.usage.ingest.record_events`` in batches of ``--batch``,
+one committed transaction per batch. Events/s counts only the time in ``record_events`` and the commit (the
+generator is excluded; with ``--stream`` the batches are generated while they are written, memory stays
+bounded and events/s counts the wall time) and is checked: every event stored once, the rollups summing to
+the events.
 
 Phases run per engine in order (``PHASES``): seed, ingest (``--writers`` concurrent writers, one by
 default), small batches (1 and 100 events, what a gateway flush costs), the ingest API (``--api-events``
@@ -16,6 +18,8 @@ the heaviest user, the same page as GROUP BY over raw events, and the JSON twin 
     .venv/bin/python bench/analytics/run.py                  # 1M events on both engines, writes the docs
     .venv/bin/python bench/analytics/run.py --events 100000 --no-docs
     .venv/bin/python bench/analytics/run.py --events 10000000 --writers 2   # the 10M bar (long)
+    .venv/bin/python bench/analytics/run.py --events 100000000 --backends postgresql --writers 3 --stream \
+        --no-naive   # the 100M page bar (hours)
     .venv/bin/python bench/analytics/run.py --smoke          # a few thousand events, never writes the docs
 
 To time the reads again without ingesting again: ``--keep DIR`` keeps the databases (the SQLite file in DIR,
@@ -41,6 +45,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -187,6 +192,7 @@ def _generator(ctx: Context, cache: CatalogCache) -> UsageGenerator:
         end=END,
         seed=11,
         source="bench",
+        models=ctx.args.models,
     )
 
 
@@ -218,7 +224,9 @@ async def ingest(ctx: Context) -> None:
         busy += time.perf_counter() - t0
 
     started = time.perf_counter()
-    if writers == 1:
+    if ctx.args.stream:
+        measured = await _streamed(generator, ctx.args.batch, writers, write, ctx.backend, lambda: inserted)
+    elif writers == 1:
         tune_gc()  # as `tokenboard serve`, `import` and `demo` run (TOKENBOARD_GC_TUNING)
         next_report = started + 10
         for batch in generator.batches(size=ctx.args.batch):
@@ -269,6 +277,59 @@ async def ingest(ctx: Context) -> None:
     )
 
 
+async def _streamed(
+    generator: UsageGenerator,
+    size: int,
+    writers: int,
+    write: Callable[[list[dict[str, Any]]], Awaitable[None]],
+    backend: str,
+    written: Callable[[], int],
+) -> float:
+    """``--stream``: a thread generates batches into a short queue while the writers drain it, so memory
+    stays a few batches whatever ``--events`` (100M events would not fit in memory as batches). Returns the
+    wall time, generation included: the generator shares the GIL with the writers' Python work."""
+    tune_gc()
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[list[dict[str, Any]] | None] = asyncio.Queue(maxsize=2 * writers)
+
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for batch in generator.batches(size=size):
+                if stop.is_set():  # a writer failed
+                    return
+                asyncio.run_coroutine_threadsafe(queue.put(batch), loop).result()
+        finally:
+            for _ in range(writers):
+                asyncio.run_coroutine_threadsafe(queue.put(None), loop).result()
+
+    async def writer() -> None:
+        while (batch := await queue.get()) is not None:
+            await write(batch)
+
+    async def progress() -> None:
+        while True:
+            await asyncio.sleep(30)
+            rate = written() / (time.perf_counter() - t0)
+            log(f"  {backend}: {written():,} events written ({rate:,.0f} events/s so far)")
+
+    t0 = time.perf_counter()
+    reporter = asyncio.create_task(progress())
+    producer = asyncio.ensure_future(asyncio.to_thread(produce))
+    try:
+        await asyncio.gather(*(writer() for _ in range(writers)))
+    finally:
+        reporter.cancel()
+        stop.set()
+        while not producer.done():  # unblock the producer's last puts when the writers stopped early
+            with contextlib.suppress(asyncio.QueueEmpty):
+                queue.get_nowait()
+            await asyncio.sleep(0.01)
+    await producer  # its own error, if any
+    return time.perf_counter() - t0
+
+
 async def small_batches(ctx: Context) -> None:
     """What one gateway flush costs: ``record_events`` and the commit of 1 and of 100 new events."""
     cache = CatalogCache()
@@ -278,7 +339,14 @@ async def small_batches(ctx: Context) -> None:
     reps = 20 if ctx.args.smoke else 100
     for size in (1, 100):
         generator = UsageGenerator(
-            ctx.organization_id, ctx.people, cache, events=size * reps, end=END, seed=5, source=f"small{size}"
+            ctx.organization_id,
+            ctx.people,
+            cache,
+            events=size * reps,
+            end=END,
+            seed=5,
+            source=f"small{size}",
+            models=ctx.args.models,
         )
         times = []
         for batch in generator.batches(size=size):
@@ -502,7 +570,14 @@ async def ingest_api(ctx: Context) -> None:
         await cache.load(session)
     total = ctx.args.api_events
     generator = UsageGenerator(
-        ctx.organization_id, ctx.people, cache, events=total, end=END, seed=17, source="api"
+        ctx.organization_id,
+        ctx.people,
+        cache,
+        events=total,
+        end=END,
+        seed=17,
+        source="api",
+        models=ctx.args.models,
     )
     bodies = [
         compact_dumps({"events": [_api_event(row) for row in batch]}).encode()
@@ -634,21 +709,32 @@ def report(
     results: dict[str, dict[str, Any]], args: argparse.Namespace, info: dict[str, str], took: float
 ) -> str:
     now = dt.datetime.now(dt.UTC)
-    command = "python bench/analytics/run.py" + "".join(
-        f" --{name} {value}"
-        for name, value, default in (
-            ("events", args.events, 1_000_000),
-            ("writers", args.writers, 1),
-            ("backends", args.backends, "sqlite,postgresql"),
+    command = (
+        "python bench/analytics/run.py"
+        + "".join(
+            f" --{name} {value}"
+            for name, value, default in (
+                ("events", args.events, 1_000_000),
+                ("writers", args.writers, 1),
+                ("models", args.models, 40),
+                ("backends", args.backends, "sqlite,postgresql"),
+            )
+            if value != default
         )
-        if value != default
+        + (" --stream" if args.stream else "")
     )
-    writers = (
-        "one writer: events/s counts the time in `record_events` and the commit, not the generator"
-        if args.writers == 1
-        else f"{args.writers} writers on their own connections, batches in flight together as several "
-        "instances would write them: events/s counts the wall time minus the generator's"
-    )
+    if args.stream:
+        writers = (
+            f"{args.writers} writer(s) on their own connections fed by a generator thread through a short "
+            "queue (`--stream`, bounded memory): events/s counts the wall time, generation included"
+        )
+    elif args.writers == 1:
+        writers = "one writer: events/s counts the time in `record_events` and the commit, not the generator"
+    else:
+        writers = (
+            f"{args.writers} writers on their own connections, batches in flight together as several "
+            "instances would write them, generated beforehand: events/s counts the writers' wall time"
+        )
     out = [
         SECTION,
         "",
@@ -660,7 +746,7 @@ def report(
         "",
         "### Ingestion",
         "",
-        f"{args.events:,} synthetic events (a year, {args.users} users, the demo's model mix) through "
+        f"{args.events:,} synthetic events (a year, {args.users} users, {args.models} models) through "
         f"`record_events` in batches of {args.batch:,}, one committed transaction per batch, into a fresh "
         f"database; every rollup is updated in the same transaction; {writers}.",
         "",
@@ -783,8 +869,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--users", type=int, default=300)
+    parser.add_argument("--models", type=int, default=40, help="distinct models (QUALITY.md's data: 40)")
     parser.add_argument("--batch", type=int, default=5_000)
     parser.add_argument("--writers", type=int, default=1, help="concurrent writers, each its own connection")
+    parser.add_argument(
+        "--stream",
+        action="store_true",
+        help="generate while writing (bounded memory, for 10M+ events); events/s then includes generation",
+    )
     parser.add_argument(
         "--api-events", type=int, default=100_000, help="events posted to the ingest API after the ingestion"
     )

@@ -63,3 +63,28 @@ async def test_the_generator_is_deterministic(factory: Factory, db: AsyncSession
     first, second = rows(), rows()
     assert first == second and len(first) == 400
     assert [e["created_at"] for e in first] == sorted(e["created_at"] for e in first)  # type: ignore[type-var]
+
+
+async def test_the_benchmarks_model_count(factory: Factory, db: AsyncSession) -> None:
+    """``models=40`` (QUALITY.md's dashboard data): the mix first, then a tail of other priced chat models."""
+    from tokenboard.catalog.service import catalog
+    from tokenboard.usage.synthetic import MODEL_MIX
+
+    await factory.run(lambda s: catalog.sync(s))
+    cache = CatalogCache()
+    await cache.load(db)
+    org = await factory.org(await factory.user())
+    end = datetime(2026, 6, 1, tzinfo=UTC)
+    generator = UsageGenerator(org.id, [Person(None)], cache, events=20_000, end=end, seed=3, models=40)
+    assert len(generator.models) == 40 and len({m for m, _, _ in generator.models}) == 40
+    assert [m for m, _, _ in generator.models[: len(MODEL_MIX)]] == [m for m, _ in MODEL_MIX]
+    for model_id, _, _ in generator.models:
+        prices = cache.get(model_id).price_at(end)  # type: ignore[union-attr]
+        assert prices is not None and prices.input > 0 and prices.output > 0
+    used = Counter(e["model_id"] for batch in generator.batches(size=5_000) for e in batch)
+    assert len(used) == 40  # every model appears in 20,000 events
+    assert used.most_common(1)[0][0] in {m for m, _ in MODEL_MIX}
+    # Fewer than the mix: its most popular models only.
+    assert [m for m, _, _ in UsageGenerator(org.id, [], cache, events=1, end=end, models=3).models] == [
+        m for m, _ in MODEL_MIX[:3]
+    ]

@@ -45,13 +45,40 @@ class Person:
     workspace_id: uuid.UUID | None = None
 
 
-def priced_models(catalog: CatalogCache, when: datetime) -> list[tuple[str, str, float]]:
-    """(model, provider, weight) of the mix that the catalog has and prices; any priced models otherwise."""
+# Weight of each model beyond the mix (``models=``): a long tail, each about a sixth as popular as the
+# least used model of the mix.
+TAIL_WEIGHT = 0.7
+
+
+def priced_models(
+    catalog: CatalogCache, when: datetime, count: int | None = None
+) -> list[tuple[str, str, float]]:
+    """(model, provider, weight) of the mix that the catalog has and prices; any priced models otherwise.
+
+    With ``count``, exactly that many models when the catalog prices enough: the mix first, then a long tail
+    of other priced chat models of the mix's providers (taken in turn), then of any provider.
+    """
     found = []
     for model_id, weight in MODEL_MIX:
         entry = catalog.get(model_id)
         if entry is not None and entry.price_at(when) is not None:
             found.append((model_id, entry.provider_id, weight))
+    if count is not None:
+        found = found[:count]
+        if len(found) < count:
+            providers = {provider for _, provider, _ in found}
+            taken = {model for model, _, _ in found}
+            per_provider: dict[str, list[str]] = {}
+            for e in catalog.entries():
+                if e.model_id not in taken and _priced_per_token(e.price_at(when)):
+                    per_provider.setdefault(e.provider_id, []).append(e.model_id)
+            # Round robin over the providers (by name), each provider's models by name.
+            others = sorted(
+                (provider not in providers, rank, provider, model)
+                for provider, models in per_provider.items()
+                for rank, model in enumerate(sorted(models))
+            )
+            found += [(model, provider, TAIL_WEIGHT) for *_, provider, model in others[: count - len(found)]]
     if not found:
         entries = [e for e in catalog.entries() if e.price_at(when) is not None][:8]
         found = [(e.model_id, e.provider_id, 1.0) for e in entries]
@@ -60,12 +87,20 @@ def priced_models(catalog: CatalogCache, when: datetime) -> list[tuple[str, str,
     return found
 
 
+def _priced_per_token(prices: Prices | None) -> bool:
+    """A chat model's prices: input and output tokens both cost something (no embedding or image model)."""
+    return prices is not None and prices.input > 0 and prices.output > 0
+
+
 def _pick(rnd: random.Random, options: Sequence[tuple[Any, float]]) -> Any:
     return rnd.choices([o for o, _ in options], weights=[w for _, w in options])[0]
 
 
 class UsageGenerator:
-    """Yields usage-event rows in time order, in batches, for one organization."""
+    """Yields usage-event rows in time order, in batches, for one organization.
+
+    ``models``: how many distinct models the events use (the benchmarks ask for 40); the mix by default.
+    """
 
     def __init__(
         self,
@@ -78,6 +113,7 @@ class UsageGenerator:
         days: int = 365,
         seed: int = 7,
         source: str = "demo",
+        models: int | None = None,
     ) -> None:
         self.organization_id = organization_id
         self.people = list(people)
@@ -90,7 +126,7 @@ class UsageGenerator:
         self.days = days
         self.seed = seed
         self.source = source
-        self.models = priced_models(catalog, self.end)
+        self.models = priced_models(catalog, self.end, models)
         rnd = random.Random(seed)
         # A few heavy users: weights fall off like a power law over a shuffled order.
         order = list(range(len(self.people)))
@@ -98,7 +134,8 @@ class UsageGenerator:
         self.person_weights = [0.0] * len(self.people)
         for rank, index in enumerate(order):
             self.person_weights[index] = 1.0 / (rank + 1) ** 1.1
-        self.favourites = [rnd.choice(self.models) for _ in self.people]
+        # Each person's favourite model, as popular as the model: the long tail is nobody's favourite often.
+        self.favourites = [_pick_model(rnd, self.models) for _ in self.people]
         self._prices: dict[tuple[str, int], Prices | None] = {}
 
     def _day_counts(self, rnd: random.Random) -> list[int]:
