@@ -7,6 +7,7 @@ cancellations; features, tools and integrations. Costs are priced from the catal
 
 from __future__ import annotations
 
+import itertools
 import random
 import uuid
 from collections.abc import Iterator, Sequence
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tokenboard.catalog.pricing import Prices, TokenUsage, compute_cost
+from tokenboard.catalog.pricing import Prices, TokenUsage, cost_nanousd
 from tokenboard.catalog.service import CatalogCache
 
 # Preferred demo models (those present and priced in the catalog are used), with their popularity.
@@ -92,8 +93,26 @@ def _priced_per_token(prices: Prices | None) -> bool:
     return prices is not None and prices.input > 0 and prices.output > 0
 
 
-def _pick(rnd: random.Random, options: Sequence[tuple[Any, float]]) -> Any:
-    return rnd.choices([o for o, _ in options], weights=[w for _, w in options])[0]
+class _Choice:
+    """Weighted options with their cumulative weights computed once: ``pick`` draws exactly what
+    ``rnd.choices(options, weights=...)`` would, without summing the weights on every draw."""
+
+    __slots__ = ("cumulative", "options")
+
+    def __init__(self, options: Sequence[Any], weights: Sequence[float]) -> None:
+        self.options = list(options)
+        self.cumulative = list(itertools.accumulate(weights))
+
+    def pick(self, rnd: random.Random) -> Any:
+        return rnd.choices(self.options, cum_weights=self.cumulative)[0]
+
+
+def _choice(options: Sequence[tuple[Any, float]]) -> _Choice:
+    return _Choice([o for o, _ in options], [w for _, w in options])
+
+
+_HOURS = _Choice(range(24), HOUR_WEIGHTS)
+_FEATURES, _TOOLS, _INTEGRATIONS = _choice(FEATURES), _choice(TOOLS), _choice(INTEGRATIONS)
 
 
 class UsageGenerator:
@@ -134,8 +153,10 @@ class UsageGenerator:
         self.person_weights = [0.0] * len(self.people)
         for rank, index in enumerate(order):
             self.person_weights[index] = 1.0 / (rank + 1) ** 1.1
+        self._persons = _Choice(range(len(self.people)), self.person_weights)
+        self._models = _Choice(self.models, [w for _, _, w in self.models])
         # Each person's favourite model, as popular as the model: the long tail is nobody's favourite often.
-        self.favourites = [_pick_model(rnd, self.models) for _ in self.people]
+        self.favourites = [self._models.pick(rnd) for _ in self.people]
         self._prices: dict[tuple[str, int], Prices | None] = {}
 
     def _day_counts(self, rnd: random.Random) -> list[int]:
@@ -176,22 +197,25 @@ class UsageGenerator:
     def _conversation(
         self, rnd: random.Random, day: datetime, number: int, length: int
     ) -> list[dict[str, Any]]:
-        index = rnd.choices(range(len(self.people)), weights=self.person_weights)[0]
+        index = self._persons.pick(rnd)
         person = self.people[index]
-        model_id, provider_id, _ = (
-            self.favourites[index] if rnd.random() < 0.6 else _pick_model(rnd, self.models)
-        )
-        at = day + timedelta(hours=_pick(rnd, list(enumerate(HOUR_WEIGHTS))), seconds=rnd.randrange(3600))
-        feature, tool, integration = _pick(rnd, FEATURES), _pick(rnd, TOOLS), _pick(rnd, INTEGRATIONS)
+        model_id, provider_id, _ = self.favourites[index] if rnd.random() < 0.6 else self._models.pick(rnd)
+        at = day + timedelta(hours=_HOURS.pick(rnd), seconds=rnd.randrange(3600))
+        attribution = {
+            "feature": _FEATURES.pick(rnd),
+            "tool": _TOOLS.pick(rnd),
+            "integration": _INTEGRATIONS.pick(rnd),
+        }
         conversation_id = f"conv-{self.seed}-{number}"
         messages = []
         context = 0
         for m in range(length):
             context += int(rnd.lognormvariate(6.5, 0.9))
-            messages.append(
-                self._event(rnd, person, model_id, provider_id, at, number + m, context, conversation_id, m)
-                | {"feature": feature, "tool": tool, "integration": integration}
+            event = self._event(
+                rnd, person, model_id, provider_id, at, number + m, context, conversation_id, m
             )
+            event.update(attribution)
+            messages.append(event)
             at += timedelta(seconds=rnd.randint(20, 240))
         return messages
 
@@ -222,7 +246,7 @@ class UsageGenerator:
             reasoning_tokens=reasoning,
         )
         prices = self._price(model_id, at)
-        cost = 0 if failed or prices is None else compute_cost(prices, usage).total_nanousd
+        cost = 0 if failed or prices is None else cost_nanousd(prices, usage)
         latency = int(250 + (output + reasoning) * rnd.uniform(8, 25) * (0.3 if failed else 1))
         return {
             "organization_id": self.organization_id,
@@ -256,7 +280,3 @@ class UsageGenerator:
             entry = self.catalog.get(model_id)
             self._prices[key] = entry.price_at(at) if entry is not None else None
         return self._prices[key]
-
-
-def _pick_model(rnd: random.Random, models: Sequence[tuple[str, str, float]]) -> tuple[str, str, float]:
-    return rnd.choices(list(models), weights=[w for _, _, w in models])[0]
