@@ -53,6 +53,39 @@ def test_migrations_go_down_and_up_again(backend: str, tmp_path: object) -> None
         drop_database(backend, name)
 
 
+async def test_sqlite_connections_are_tuned_for_one_writer_and_many_readers(tmp_path: object) -> None:
+    """Every SQLite connection: write-ahead log, foreign keys, no fsync per commit, a busy timeout, the large
+    page cache and the less frequent checkpoints."""
+    from sqlalchemy import text
+
+    from tokenboard.kit.db import SQLITE_CACHE_KIB, SQLITE_WAL_AUTOCHECKPOINT_PAGES, create_engine
+
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/pragmas.db")
+    try:
+        async with engine.connect() as conn:
+            found = {
+                name: (await conn.execute(text(f"PRAGMA {name}"))).scalar()
+                for name in (
+                    "journal_mode",
+                    "foreign_keys",
+                    "synchronous",
+                    "busy_timeout",
+                    "cache_size",
+                    "wal_autocheckpoint",
+                )
+            }
+    finally:
+        await engine.dispose()
+    assert found == {
+        "journal_mode": "wal",
+        "foreign_keys": 1,
+        "synchronous": 1,  # NORMAL
+        "busy_timeout": 30000,
+        "cache_size": -SQLITE_CACHE_KIB,
+        "wal_autocheckpoint": SQLITE_WAL_AUTOCHECKPOINT_PAGES,
+    }
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 async def test_the_migrations_build_the_schema_the_models_describe(backend: str, tmp_path: object) -> None:
     import asyncio
