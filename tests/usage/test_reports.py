@@ -12,7 +12,9 @@ import random
 import uuid
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
+from html import escape
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -401,6 +403,11 @@ async def test_the_page_shows_the_values(
     s = report["summary"]
     assert f"Input {s['input_tokens']:,} · Output {s['output_tokens']:,}" in text
     assert f'id="day-{expanded_day}"' in text and 'data-live-url="/api/v1/organizations/' in text
+    # Each row's "Show users" link is this page's URL with the row to expand.
+    model_day = report["by_model_day"][0]["day"]
+    for key, anchor in ((expanded_day, f"#day-{expanded_day}"), (f"{model_day}|{model}", "")):
+        href = f"/organizations/{setup.id}/usage?" + urlencode({"period": "month", "page": 1, "expand": key})
+        assert f'href="{escape(href)}{anchor}"' in text
     assert text.count("<svg") >= 6
     assert setup.workspace.name in text  # breakdowns show names, not ids
     assert str(setup.workspace.id) not in text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import quote_plus, urlencode
 
 from fastapi import Depends, Query, Request
 
@@ -158,6 +158,16 @@ def _linker(ctx: OrgContext, period: Period, mine: bool) -> Any:
         clean = {k: str(v) for k, v in params.items() if v not in (None, False, "")}
         return base + ("?" + urlencode(clean) if clean else "")
 
+    pages: dict[int, str] = {}
+
+    def expand_link(page: int, key: str) -> str:
+        """``link(page=page, expand=key)`` for each row of the day tables (hundreds of them on a page with
+        many models): the page's URL made once, the row's key appended, as ``urlencode`` would."""
+        if page not in pages:
+            pages[page] = link(page=page)  # never without a query: ``page`` is in it
+        return f"{pages[page]}&expand={quote_plus(key)}"
+
+    link.expand = expand_link  # type: ignore[attr-defined]
     return link
 
 
