@@ -26,42 +26,34 @@ def test_gateway_benchmark_smoke() -> None:
     assert "every request metered" in done.stdout
 
 
-def test_analytics_benchmark_smoke() -> None:
-    """``bench/analytics/run.py --smoke``: a few thousand events into fresh SQLite and PostgreSQL,
-    then through the ingest API."""
+def _analytics(*args: str) -> str:
+    """``bench/analytics/run.py --smoke`` with ``args``: its output, once it exited cleanly."""
     done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "analytics" / "run.py"), "--smoke"],
+        [sys.executable, str(ROOT / "bench" / "analytics" / "run.py"), "--smoke", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    assert "## Usage analytics" in done.stdout
-    assert "| sqlite | 3,000 | 3,000 | 3,000 | 0 |" in done.stdout
-    assert "| postgresql | 3,000 | 3,000 | 3,000 | 0 |" in done.stdout
+    return done.stdout
+
+
+def test_analytics_benchmark_smoke() -> None:
+    """``bench/analytics/run.py --smoke``: a few thousand events into fresh SQLite and PostgreSQL,
+    then through the ingest API."""
+    out = _analytics()
+    assert "## Usage analytics" in out
+    assert "| sqlite | 3,000 | 3,000 | 3,000 | 0 |" in out
+    assert "| postgresql | 3,000 | 3,000 | 3,000 | 0 |" in out
     # The ingest API phase: every posted event accepted once, a replayed request accepting none.
-    assert "| sqlite | 2,000 | 2,000 | 0 | 0 |" in done.stdout
-    assert "| postgresql | 2,000 | 2,000 | 0 | 0 |" in done.stdout
+    assert "| sqlite | 2,000 | 2,000 | 0 | 0 |" in out
+    assert "| postgresql | 2,000 | 2,000 | 0 | 0 |" in out
 
 
 def test_analytics_benchmark_streamed_smoke() -> None:
     """``--stream``: a generator thread feeds two writers through a short queue; every event stored once."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "analytics" / "run.py"),
-            "--smoke",
-            "--stream",
-            "--writers",
-            "2",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    assert "generation included" in done.stdout and "40 models" in done.stdout
-    assert "| sqlite | 3,000 | 3,000 | 3,000 | 0 |" in done.stdout
-    assert "| postgresql | 3,000 | 3,000 | 3,000 | 0 |" in done.stdout
+    out = _analytics("--stream", "--writers", "2")
+    assert "generation included" in out and "40 models" in out
+    assert "| sqlite | 3,000 | 3,000 | 3,000 | 0 |" in out
+    assert "| postgresql | 3,000 | 3,000 | 3,000 | 0 |" in out

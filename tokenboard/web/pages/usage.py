@@ -135,40 +135,38 @@ async def usage_page(
         periods=PERIOD_LABELS,
         breakdown_labels=DIMENSION_LABELS,
         breakdowns=BREAKDOWNS,
-        link=_linker(ctx, chosen, report.scope.mine and not report.scope.forced),
+        link=_Links(ctx, chosen, report.scope.mine and not report.scope.forced),
         start_value=(chosen.start.isoformat() if chosen.start else "") if chosen.key == "custom" else "",
         end_value=(chosen.end.isoformat() if chosen.end else "") if chosen.key == "custom" else "",
     )
 
 
-def _linker(ctx: OrgContext, period: Period, mine: bool) -> Any:
+class _Links:
     """``link(page=2)``: this page's URL with some parameters changed (the others kept)."""
-    base = f"/organizations/{ctx.organization_id}/usage"
 
-    def link(**changes: Any) -> str:
-        params: dict[str, Any] = {"period": period.key}
+    def __init__(self, ctx: OrgContext, period: Period, mine: bool) -> None:
+        self.base = f"/organizations/{ctx.organization_id}/usage"
+        self.params: dict[str, Any] = {"period": period.key}
         if period.key == "custom":
-            params |= {"start": period.start, "end": period.end}
+            self.params |= {"start": period.start, "end": period.end}
         if mine:
-            params["mine"] = "true"
-        params |= changes
+            self.params["mine"] = "true"
+        self._pages: dict[int, str] = {}
+
+    def __call__(self, **changes: Any) -> str:
+        params = self.params | changes
         if params.get("period") != "custom":
             params.pop("start", None)
             params.pop("end", None)
         clean = {k: str(v) for k, v in params.items() if v not in (None, False, "")}
-        return base + ("?" + urlencode(clean) if clean else "")
+        return self.base + ("?" + urlencode(clean) if clean else "")
 
-    pages: dict[int, str] = {}
-
-    def expand_link(page: int, key: str) -> str:
+    def expand(self, page: int, key: str) -> str:
         """``link(page=page, expand=key)`` for each row of the day tables (hundreds of them on a page with
         many models): the page's URL made once, the row's key appended, as ``urlencode`` would."""
-        if page not in pages:
-            pages[page] = link(page=page)  # never without a query: ``page`` is in it
-        return f"{pages[page]}&expand={quote_plus(key)}"
-
-    link.expand = expand_link  # type: ignore[attr-defined]
-    return link
+        if page not in self._pages:
+            self._pages[page] = self(page=page)  # never without a query: ``page`` is in it
+        return f"{self._pages[page]}&expand={quote_plus(key)}"
 
 
 @router.get("/organizations/{org_id}/usage/conversations")
