@@ -80,6 +80,7 @@ from tokenboard.models import (  # noqa: E402
 )
 from tokenboard.usage import repository  # noqa: E402
 from tokenboard.usage.ingest import record_events  # noqa: E402
+from tokenboard.usage.reports import MODEL_ROWS_PER_PAGE as MODEL_PAGE  # noqa: E402
 from tokenboard.usage.rollups import DIMENSIONS  # noqa: E402
 from tokenboard.usage.schemas import MAX_BATCH  # noqa: E402
 from tokenboard.usage.synthetic import Person, UsageGenerator  # noqa: E402
@@ -397,12 +398,14 @@ def _page_reads(
     """What the usage report reads (reports.py via repository.py), plus the day drill-downs and the
     conversations list; the drill-downs use the range's last day."""
     day = end or (END - dt.timedelta(days=1)).date()
-    window = (day - dt.timedelta(days=13), day)  # the By Model & Day table shows a page of 14 days
     reads: list[tuple[str, Callable[[AsyncSession], Awaitable[Any]]]] = [
         ("day_series", lambda s: repository.day_series(s, org, user_id=user)),
         ("active_users", lambda s: repository.active_users(s, org, day, user_id=user)),
         ("by_day_users", lambda s: repository.by_day_users(s, org, day, user_id=user)),
-        ("by_model_day (page)", lambda s: repository.by_model_day(s, org, *window, user_id=user)),
+        (  # the first page of the By Model & Day table's rows, and whether another follows
+            "by_model_day (page)",
+            lambda s: repository.by_model_day(s, org, start, end, user_id=user, limit=MODEL_PAGE + 1),
+        ),
         (
             "by_model_day_users",
             lambda s: repository.by_model_day_users(s, org, day, TOP_MODEL, user_id=user),

@@ -24,6 +24,7 @@ from tests.usage.test_rollups import day_of, group, stored_events, t_in, t_out, 
 from tokenboard.catalog.service import catalog
 from tokenboard.members.roles import Role
 from tokenboard.usage.ingest import record_events
+from tokenboard.usage.reports import MODEL_ROWS_PER_PAGE
 
 MODELS = [
     ("openai/gpt-4o", "openai"),
@@ -126,11 +127,22 @@ async def all_pages(
     client: Any, setup: OrgSetup, **params: Any
 ) -> tuple[dict[str, Any], list[Any], list[Any]]:
     first = await get_report(client, setup, **params)
-    days, model_days = list(first["by_day"]), list(first["by_model_day"])
+    days = list(first["by_day"])
     for page in range(2, first["pagination"]["pages"] + 1):
-        more = await get_report(client, setup, page=page, **params)
-        days += more["by_day"]
-        model_days += more["by_model_day"]
+        days += (await get_report(client, setup, page=page, **params))["by_day"]
+    # The By Model & Day table pages by rows, on its own: every page full but the last.
+    model_days, body, model_page = [], first, 1
+    while True:
+        paging = body["model_pagination"]
+        assert paging["page"] == model_page and paging["rows_per_page"] == MODEL_ROWS_PER_PAGE
+        rows = body["by_model_day"]
+        assert len(rows) == MODEL_ROWS_PER_PAGE if paging["more"] else len(rows) <= MODEL_ROWS_PER_PAGE
+        model_days += rows
+        if not paging["more"]:
+            break
+        model_page += 1
+        body = await get_report(client, setup, model_page=model_page, **params)
+        assert body["by_day"] == first["by_day"]  # the By Day table stays on its page
     return first, days, model_days
 
 
@@ -167,9 +179,12 @@ def check_report(
         assert totals(d) == usage_of(rows), d["day"]
         assert d["users"] == len({e["user_id"] for e in rows if e["user_id"] is not None}), d["day"]
 
-    # By Model & Day, for the same days
+    # By Model & Day, every page of rows: newest day first, then by cost, each (day, model) once
     by_model_day = group(events, lambda e: (day_of(e), e["model_id"]))
+    assert len(model_days) == len(by_model_day)
     assert {(m["day"], m["model"]) for m in model_days} == {(k[0].isoformat(), k[1]) for k in by_model_day}
+    order = [(m["day"], m["cost"]["nanousd"], m["model"]) for m in model_days]
+    assert order == sorted(order, key=lambda k: (date.fromisoformat(k[0]).toordinal() * -1, -k[1], k[2]))
     for m in model_days:
         rows = by_model_day[(date.fromisoformat(m["day"]), m["model"])]
         assert totals(m) == usage_of(rows)
@@ -294,6 +309,8 @@ async def test_report_matches_the_raw_events(
     assert report["scope"] == {"only_mine": mine, "forced": False}
     start, end = period_range(period, today())
     check_report(report, days, model_days, raw, start, end, admin.id if mine else None, setup, emails)
+    if period in ("year", "all") and not mine:  # the seed makes the model table span pages
+        assert len(model_days) > 2 * MODEL_ROWS_PER_PAGE
 
 
 async def test_custom_range_and_day_lines(
@@ -417,6 +434,33 @@ async def test_the_page_shows_the_values(
     for user_id in users:
         if user_id is not None:
             assert f'data-line="{emails[user_id]}"' in expanded.text
+
+
+async def test_the_model_table_pages_by_rows_on_its_own(
+    factory: Factory, seeded: tuple[OrgSetup, list[dict[str, Any]], dict[Any, str]]
+) -> None:
+    setup, _raw, _emails = seeded
+    base = f"/organizations/{setup.id}/usage"
+    async with await factory.client_for(setup.users[Role.owner]) as client:
+        first = await get_report(client, setup, period="all")
+        second = await get_report(client, setup, period="all", model_page=2, page=2)
+        html = (await client.get(base, params={"period": "all", "model_page": 2, "page": 2})).text
+        past = await client.get(base, params={"period": "all", "model_page": 999})
+        bad = await client.get(f"/api/v1/organizations/{setup.id}/usage", params={"model_page": 0})
+    rows = MODEL_ROWS_PER_PAGE
+    assert first["model_pagination"] == {"page": 1, "rows_per_page": rows, "more": True}
+    assert second["model_pagination"]["page"] == 2 and second["pagination"]["page"] == 2
+    assert len(html.split('class="row" data-day=')) - 1 == len(second["by_day"]) + rows
+    # Its pager keeps the day table's page, and the day pager keeps the model page.
+    for model_page, rel in ((1, "prev"), (3, "next")):
+        href = base + "?" + urlencode({"period": "all", "page": 2, "model_page": model_page})
+        assert f'<a href="{escape(href)}#by-model-title" rel="{rel}">' in html
+    assert f"Rows {rows + 1}&ndash;{2 * rows}" in html
+    newer_days = base + "?" + urlencode({"period": "all", "page": 1, "model_page": 2})
+    assert f'href="{escape(newer_days)}" rel="prev">Newer days' in html
+    # Past the last row: an empty table saying so, still a page; a page 0 is a clear 422.
+    assert past.status_code == 200 and "No more rows in this period." in past.text
+    assert bad.status_code == 422
 
 
 @pytest.mark.parametrize(

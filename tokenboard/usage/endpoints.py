@@ -65,12 +65,16 @@ async def usage_report(
     start: Annotated[date | None, Query(description="Custom range: first UTC day.")] = None,
     end: Annotated[date | None, Query(description="Custom range: last UTC day (at most 10 years).")] = None,
     mine: Mine = False,
-    page: Annotated[int, Query(ge=1, le=10_000, description="Page of the day tables.")] = 1,
+    page: Annotated[int, Query(ge=1, le=10_000, description="Page of the By Day table.")] = 1,
+    model_page: Annotated[
+        int, Query(ge=1, le=100_000, description="Page of the By Model & Day table's rows.")
+    ] = 1,
 ) -> object:
     """The usage page: cards, the By Day and By Model & Day tables, charts, models, breakdowns, quota."""
     today = reports.today()
     chosen = resolve_period(period, start, end, today=today)
-    return schemas.UsageReportOut.of(await reports.report(db, ctx, chosen, mine=mine, page=page, today=today))
+    report = await reports.report(db, ctx, chosen, mine=mine, page=page, model_page=model_page, today=today)
+    return schemas.UsageReportOut.of(report)
 
 
 @router.get("/days/{day}/users", response_model=list[schemas.UserLineOut])

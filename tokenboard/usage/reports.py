@@ -51,7 +51,8 @@ PERIOD_LABELS = {
     "custom": "Custom",
 }
 MAX_RANGE_DAYS = 3653  # ten years: a custom range longer than that is a typing error
-DAYS_PER_PAGE = 14  # the By Day and By Model & Day tables show this many days per page
+DAYS_PER_PAGE = 14  # the By Day table shows this many days per page
+MODEL_ROWS_PER_PAGE = 50  # the By Model & Day table shows this many rows (day x model) per page
 TOP_USERS = 10
 MONTHS_COMPARED = 12
 MAX_MESSAGES = 500  # a conversation's detail lists at most this many messages
@@ -236,7 +237,9 @@ class UsageReport:
     days_total: int
     page: int
     pages: int
-    model_days: list[ModelDayRow]  # the days of this page
+    model_days: list[ModelDayRow]  # this page of the By Model & Day table, newest day first
+    model_page: int
+    model_more: bool  # older rows on a next page
     trend: list[tuple[date, int]]  # cost per day over the period, oldest first, days without usage at 0
     hours: list[HourCell]
     months: list[PeriodRow]  # the last 12 calendar months (oldest first), zeros included
@@ -312,6 +315,7 @@ class UsageReports:
         *,
         mine: bool = False,
         page: int = 1,
+        model_page: int = 1,
         today: date | None = None,
         expand: tuple[date, str | None] | None = None,
     ) -> UsageReport:
@@ -329,11 +333,21 @@ class UsageReports:
         pages = max(1, -(-len(all_days) // DAYS_PER_PAGE))
         page = min(max(1, page), pages)
         days = all_days[(page - 1) * DAYS_PER_PAGE : page * DAYS_PER_PAGE]
+        # Its own pages of rows: at 40 models, 14 days are 560 rows (most of the page's weight and time).
+        model_page = max(1, model_page)
         model_days: list[ModelDayRow] = []
-        if days:  # only the days of this page
+        if all_days:
             model_days = await repository.by_model_day(
-                session, org_id, days[-1].day, days[0].day, user_id=user_id
+                session,
+                org_id,
+                start,
+                end,
+                user_id=user_id,
+                offset=(model_page - 1) * MODEL_ROWS_PER_PAGE,
+                limit=MODEL_ROWS_PER_PAGE + 1,  # one more tells whether there is a next page
             )
+        model_more = len(model_days) > MODEL_ROWS_PER_PAGE
+        del model_days[MODEL_ROWS_PER_PAGE:]
         all_months = repository.periods_of(series, "month")
         years: dict[int, list[int]] = {}
         for row in all_months:
@@ -360,6 +374,8 @@ class UsageReports:
             page=page,
             pages=pages,
             model_days=model_days,
+            model_page=model_page,
+            model_more=model_more,
             trend=_zero_filled(all_days, start, end or today),
             hours=await repository.hourly_pattern(session, org_id, start, end, user_id=user_id),
             months=_last_months(all_months, today),

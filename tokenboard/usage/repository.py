@@ -24,6 +24,7 @@ from sqlalchemy import (
     case,
     cast,
     func,
+    literal,
     select,
     union_all,
 )
@@ -451,26 +452,42 @@ async def by_model_day(
     end: date | None,
     *,
     user_id: uuid.UUID | None = None,
+    offset: int = 0,
+    limit: int | None = None,
 ) -> list[ModelDayRow]:
-    """One row per day and model, newest day first, then by cost."""
+    """One row per day and model, newest day first, then by cost (then model id); ``offset`` and ``limit``
+    page them in SQL.
+
+    Both rollups hold one row per key (organization, day, model; and the user for one user's rows), so no
+    grouping: a page is read by walking the key backwards from the range's last day and sorting each day's
+    few rows by cost, not by sorting the whole range.
+    """
     if user_id is None:
         model: Any = UsageDayModel
-        users: ColumnElement[Any] = _sum(model.users)
+        users: ColumnElement[Any] = model.users
     else:
         model = UsageDayUserModel
-        users = func.count()
+        users = literal(1, BigInteger)  # one user's own row
     stmt: Select[Any] = select(
-        model.day, model.model_id, func.min(model.provider_id), *_full_sums(model), users
+        model.day,
+        model.model_id,
+        model.provider_id,
+        model.requests,
+        model.cost_nanousd,
+        model.input_tokens + model.cached_input_tokens + model.cache_write_tokens,
+        model.output_tokens + model.reasoning_tokens,
+        users,
     )
-    stmt = _days(scoped(stmt, model, org_id), model.day, start, end).group_by(model.day, model.model_id)
+    stmt = _days(scoped(stmt, model, org_id), model.day, start, end)
     if user_id is not None:
         stmt = stmt.where(model.user_id == user_id)
-    rows = [
+    stmt = stmt.order_by(model.day.desc(), model.cost_nanousd.desc(), model.model_id).offset(offset or None)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return [
         ModelDayRow(**_usage(r[3:7]), day=r[0], model_id=r[1], provider_id=r[2], users=int(r[7]))
         for r in await session.execute(stmt)
     ]
-    rows.sort(key=lambda r: (-r.day.toordinal(), -r.cost_nanousd, r.model_id))
-    return rows
 
 
 async def by_model_day_users(

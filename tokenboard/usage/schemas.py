@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tokenboard.kit.money import format_usd, usd_string
 from tokenboard.usage.reports import (
     DAYS_PER_PAGE,
+    MODEL_ROWS_PER_PAGE,
     ConversationDetail,
     Message,
     MonthView,
@@ -244,10 +245,20 @@ class MonthCard(BaseModel):
 
 
 class Pagination(BaseModel):
+    """The By Day table's pages (``page``)."""
+
     page: int
     pages: int
     days_total: int = Field(description="Days with usage in the period.")
     days_per_page: int
+
+
+class ModelPagination(BaseModel):
+    """The By Model & Day table's pages (``model_page``), of rows: ``more`` when an older page follows."""
+
+    page: int
+    rows_per_page: int
+    more: bool
 
 
 class Distribution(BaseModel):
@@ -262,8 +273,11 @@ class UsageReportOut(BaseModel):
     summary: SummaryOut
     month: MonthCard
     pagination: Pagination
+    model_pagination: ModelPagination
     by_day: list[DayOut] = Field(description="This page's days, newest first.")
-    by_model_day: list[ModelDayOut] = Field(description="The same days, by model.")
+    by_model_day: list[ModelDayOut] = Field(
+        description="This page of rows (model_page), newest day first, then by cost."
+    )
     trend: list[TrendPoint] = Field(description="Cost per day over the period, days without usage at zero.")
     weekly_pattern: list[HourOut]
     months: list[MonthOut] = Field(description="The last 12 calendar months, oldest first.")
@@ -290,6 +304,9 @@ class UsageReportOut(BaseModel):
             month=MonthCard.of(r.month),
             pagination=Pagination(
                 page=r.page, pages=r.pages, days_total=r.days_total, days_per_page=DAYS_PER_PAGE
+            ),
+            model_pagination=ModelPagination(
+                page=r.model_page, rows_per_page=MODEL_ROWS_PER_PAGE, more=r.model_more
             ),
             by_day=[DayOut(**Totals.values(d), day=d.day, users=d.users) for d in r.days],
             by_model_day=[

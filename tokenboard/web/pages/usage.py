@@ -17,8 +17,8 @@ from tokenboard.members.roles import Permission
 from tokenboard.organizations.auth import OrgContext
 from tokenboard.usage.reports import (
     BREAKDOWNS,
+    MODEL_ROWS_PER_PAGE,
     PERIOD_LABELS,
-    Period,
     UsageReport,
     reports,
     resolve_period,
@@ -107,6 +107,7 @@ async def usage_page(
     end: Text = None,
     mine: Annotated[bool, Query()] = False,
     page_number: Annotated[int, Query(alias="page", ge=1, le=10_000)] = 1,
+    model_page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     expand: Text = None,
 ) -> Any:
     today = reports.today()
@@ -119,7 +120,9 @@ async def usage_page(
         # The page stays usable: the default period, the reason, and the 422 status of a refused range.
         error, status_code = exc.message, 422
         chosen, expanded = resolve_period("month", None, None, today=today), None
-    report = await reports.report(db, ctx, chosen, mine=mine, page=page_number, today=today, expand=expanded)
+    report = await reports.report(
+        db, ctx, chosen, mine=mine, page=page_number, model_page=model_page, today=today, expand=expanded
+    )
     return await page(
         request,
         "usage.html",
@@ -135,7 +138,8 @@ async def usage_page(
         periods=PERIOD_LABELS,
         breakdown_labels=DIMENSION_LABELS,
         breakdowns=BREAKDOWNS,
-        link=_Links(ctx, chosen, report.scope.mine and not report.scope.forced),
+        model_rows=MODEL_ROWS_PER_PAGE,
+        link=_Links(ctx, report, mine=report.scope.mine and not report.scope.forced),
         start_value=(chosen.start.isoformat() if chosen.start else "") if chosen.key == "custom" else "",
         end_value=(chosen.end.isoformat() if chosen.end else "") if chosen.key == "custom" else "",
     )
@@ -144,14 +148,18 @@ async def usage_page(
 class _Links:
     """``link(page=2)``: this page's URL with some parameters changed (the others kept)."""
 
-    def __init__(self, ctx: OrgContext, period: Period, mine: bool) -> None:
+    def __init__(self, ctx: OrgContext, report: UsageReport, *, mine: bool) -> None:
+        period = report.period
         self.base = f"/organizations/{ctx.organization_id}/usage"
         self.params: dict[str, Any] = {"period": period.key}
         if period.key == "custom":
             self.params |= {"start": period.start, "end": period.end}
         if mine:
             self.params["mine"] = "true"
-        self._pages: dict[int, str] = {}
+        self.params["page"] = report.page  # always there: an expand link appends to a query
+        if report.model_page > 1:
+            self.params["model_page"] = report.model_page
+        self._here: str | None = None
 
     def __call__(self, **changes: Any) -> str:
         params = self.params | changes
@@ -161,12 +169,12 @@ class _Links:
         clean = {k: str(v) for k, v in params.items() if v not in (None, False, "")}
         return self.base + ("?" + urlencode(clean) if clean else "")
 
-    def expand(self, page: int, key: str) -> str:
-        """``link(page=page, expand=key)`` for each row of the day tables (hundreds of them on a page with
-        many models): the page's URL made once, the row's key appended, as ``urlencode`` would."""
-        if page not in self._pages:
-            self._pages[page] = self(page=page)  # never without a query: ``page`` is in it
-        return f"{self._pages[page]}&expand={quote_plus(key)}"
+    def expand(self, key: str) -> str:
+        """``link(expand=key)`` for each row of the day tables: this page's URL made once, the row's key
+        appended, as ``urlencode`` would."""
+        if self._here is None:
+            self._here = self()
+        return f"{self._here}&expand={quote_plus(key)}"
 
 
 @router.get("/organizations/{org_id}/usage/conversations")
