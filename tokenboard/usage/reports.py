@@ -9,6 +9,7 @@ my usage"); every other member always sees only their own, whatever they ask for
 
 from __future__ import annotations
 
+import asyncio
 import calendar
 import uuid
 from collections import defaultdict
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tokenboard.catalog.pricing import CostLine, TokenUsage, compute_cost
 from tokenboard.catalog.service import CatalogCache
 from tokenboard.kit.errors import NotFound, ValidationFailed
+from tokenboard.kit.fanout import ReadFanout
 from tokenboard.kit.money import to_nanousd
 from tokenboard.members.roles import Permission
 from tokenboard.models import UsageEvent
@@ -319,57 +321,87 @@ class UsageReports:
         today: date | None = None,
         expand: tuple[date, str | None] | None = None,
     ) -> UsageReport:
-        """Every card, table and chart of the usage page for ``period``, seen as ``ctx`` may see it."""
+        """Every card, table and chart of the usage page for ``period``, seen as ``ctx`` may see it.
+
+        Its reads are independent of one another: they run side by side (:class:`ReadFanout`).
+        """
         today = today or datetime.now(UTC).date()
         scope = scope_for(ctx, mine=mine)
         org_id, user_id = ctx.organization_id, scope.user_id
         start, end = period.start, period.end
-        # Every day of the scope in one read: summary, day table, trend, months, years and the month card.
-        series = await repository.day_series(session, org_id, user_id=user_id)
+        model_page = max(1, model_page)
+        fanout = ReadFanout(session)
+
+        async def top(s: AsyncSession) -> tuple[list[UserLine], list[int]] | None:
+            if scope.mine:
+                return None
+            return await repository.top_users(s, org_id, start, end, top=TOP_USERS)
+
+        async def lines(s: AsyncSession) -> list[UserLine]:
+            if expand is None:
+                return []
+            return await self.lines(s, ctx, expand[0], model_id=expand[1], mine=mine)
+
+        async with asyncio.TaskGroup() as reads:  # a failed read cancels the others
+            # Every day of the scope in one read: summary, day table, trend, months, years and the month card.
+            series_read = reads.create_task(
+                fanout.run(lambda s: repository.day_series(s, org_id, user_id=user_id))
+            )
+            active_read = reads.create_task(
+                fanout.run(lambda s: repository.active_users(s, org_id, today, user_id=user_id))
+            )
+            # The By Model & Day table pages by rows on its own: at 40 models, 14 days would be 560 rows.
+            model_days_read = reads.create_task(
+                fanout.run(
+                    lambda s: repository.by_model_day(
+                        s,
+                        org_id,
+                        start,
+                        end,
+                        user_id=user_id,
+                        offset=(model_page - 1) * MODEL_ROWS_PER_PAGE,
+                        limit=MODEL_ROWS_PER_PAGE + 1,  # one more tells whether there is a next page
+                    )
+                )
+            )
+            models_read = reads.create_task(
+                fanout.run(lambda s: repository.model_popularity(s, org_id, start, end, user_id=user_id))
+            )
+            names_read = reads.create_task(fanout.run(lambda s: repository.dimension_names(s, org_id)))
+            found_read = reads.create_task(
+                fanout.run(lambda s: repository.dimension_breakdowns(s, org_id, start, end, user_id=user_id))
+            )
+            hours_read = reads.create_task(
+                fanout.run(lambda s: repository.hourly_pattern(s, org_id, start, end, user_id=user_id))
+            )
+            top_read = reads.create_task(fanout.run(top))
+            lines_read = reads.create_task(fanout.run(lines))
+        series, model_days, models = series_read.result(), model_days_read.result(), models_read.result()
+        names, found, top_found = names_read.result(), found_read.result(), top_read.result()
+        active, hours, expanded_lines = active_read.result(), hours_read.result(), lines_read.result()
         in_period = repository.in_range(series, start, end)
-        active = await repository.active_users(session, org_id, today, user_id=user_id)
-        summary = repository.summary_of(in_period, active)
         all_days: list[DayRow] = list(reversed(in_period))  # newest first
         pages = max(1, -(-len(all_days) // DAYS_PER_PAGE))
         page = min(max(1, page), pages)
-        days = all_days[(page - 1) * DAYS_PER_PAGE : page * DAYS_PER_PAGE]
-        # Its own pages of rows: at 40 models, 14 days are 560 rows (most of the page's weight and time).
-        model_page = max(1, model_page)
-        model_days: list[ModelDayRow] = []
-        if all_days:
-            model_days = await repository.by_model_day(
-                session,
-                org_id,
-                start,
-                end,
-                user_id=user_id,
-                offset=(model_page - 1) * MODEL_ROWS_PER_PAGE,
-                limit=MODEL_ROWS_PER_PAGE + 1,  # one more tells whether there is a next page
-            )
         model_more = len(model_days) > MODEL_ROWS_PER_PAGE
         del model_days[MODEL_ROWS_PER_PAGE:]
         all_months = repository.periods_of(series, "month")
         years: dict[int, list[int]] = {}
         for row in all_months:
             years.setdefault(row.start.year, [0] * 12)[row.start.month - 1] = row.cost_nanousd
-        models = await repository.model_popularity(session, org_id, start, end, user_id=user_id)
-        names = await repository.dimension_names(session, org_id)
-        found = await repository.dimension_breakdowns(session, org_id, start, end, user_id=user_id)
         breakdowns = []
         for dimension in BREAKDOWNS:
             labels = names.get(dimension, {})
             breakdowns.append(
                 Breakdown(dimension, [(labels.get(r.value, r.value), r) for r in found[dimension]])
             )
-        top_users = member_costs = None
-        if not scope.mine:
-            top_users, member_costs = await repository.top_users(session, org_id, start, end, top=TOP_USERS)
+        top_users, member_costs = top_found if top_found is not None else (None, None)
         report = UsageReport(
             period=period,
             scope=scope,
             today=today,
-            summary=summary,
-            days=days,
+            summary=repository.summary_of(in_period, active),
+            days=all_days[(page - 1) * DAYS_PER_PAGE : page * DAYS_PER_PAGE],
             days_total=len(all_days),
             page=page,
             pages=pages,
@@ -377,7 +409,7 @@ class UsageReports:
             model_page=model_page,
             model_more=model_more,
             trend=_zero_filled(all_days, start, end or today),
-            hours=await repository.hourly_pattern(session, org_id, start, end, user_id=user_id),
+            hours=hours,
             months=_last_months(all_months, today),
             years=years,
             models=models,
@@ -389,7 +421,7 @@ class UsageReports:
         )
         if expand is not None:
             report.expanded = expand
-            report.expanded_lines = await self.lines(session, ctx, expand[0], model_id=expand[1], mine=mine)
+            report.expanded_lines = expanded_lines
         return report
 
     async def lines(
