@@ -364,8 +364,11 @@ class UsageReports:
                     )
                 )
             )
-            models_read = reads.create_task(
-                fanout.run(lambda s: repository.model_popularity(s, org_id, start, end, user_id=user_id))
+            model_sums_read = reads.create_task(
+                fanout.run(lambda s: repository.model_sums(s, org_id, start, end, user_id=user_id))
+            )
+            latency_read = reads.create_task(
+                fanout.run(lambda s: repository.model_latency(s, org_id, start, end))
             )
             names_read = reads.create_task(fanout.run(lambda s: repository.dimension_names(s, org_id)))
             found_read = reads.create_task(
@@ -376,7 +379,8 @@ class UsageReports:
             )
             top_read = reads.create_task(fanout.run(top))
             lines_read = reads.create_task(fanout.run(lines))
-        series, model_days, models = series_read.result(), model_days_read.result(), models_read.result()
+        series, model_days = series_read.result(), model_days_read.result()
+        models = repository.model_stats(model_sums_read.result(), latency_read.result())
         names, found, top_found = names_read.result(), found_read.result(), top_read.result()
         active, hours, expanded_lines = active_read.result(), hours_read.result(), lines_read.result()
         in_period = repository.in_range(series, start, end)

