@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
@@ -181,3 +182,90 @@ def test_request_ids_are_128_random_bits_in_hex_and_differ_after_a_fork() -> Non
     os.waitpid(pid, 0)
     child = os.read(read, 64).decode()
     assert child != request_id() and child not in ids
+
+
+async def _key_columns(conn: Any, backend: str, table: str) -> list[str]:
+    """The primary key's columns, in their order."""
+    if backend == "sqlite":
+        rows = (await conn.exec_driver_sql(f"PRAGMA table_info({table})")).all()
+        return [r[1] for r in sorted((r for r in rows if r[5]), key=lambda r: r[5])]
+    rows = await conn.exec_driver_sql(
+        "SELECT a.attname FROM pg_index i "
+        "CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n) "
+        "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
+        f"WHERE i.indrelid = '{table}'::regclass AND i.indisprimary ORDER BY k.n"
+    )
+    return [r[0] for r in rows]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_migration_0016_keeps_every_rollup_row_and_clusters_the_rollups_on_sqlite(
+    backend: str, tmp_path: object
+) -> None:
+    import asyncio
+    import importlib
+    import uuid
+
+    from tests.usage.test_rollups import make_events, snapshot
+    from tokenboard.kit.db import create_engine, create_sessionmaker
+    from tokenboard.models import Organization
+    from tokenboard.usage.ingest import record_events
+
+    tables = importlib.import_module("tokenboard.migrations.versions.0016_rollups_clustered_by_key").TABLES
+    url, name = await asyncio.to_thread(create_database, backend, tmp_path, "clustered")  # type: ignore[arg-type]
+    org_id, users = uuid.uuid4(), [uuid.uuid4(), uuid.uuid4(), None]
+
+    async def rows_and_layout() -> tuple[dict[str, Any], dict[str, Any]]:
+        engine = create_engine(url)
+        try:
+            async with create_sessionmaker(engine)() as session:
+                rows = await snapshot(session)
+            async with engine.connect() as conn:
+                layout: dict[str, Any] = {t: await _key_columns(conn, backend, t) for t in tables}
+                if backend == "sqlite":
+                    query = "SELECT name, sql FROM sqlite_master WHERE type = 'table'"
+                    found = await conn.exec_driver_sql(query)
+                    clustered = {n for n, sql in found if sql.rstrip().endswith("WITHOUT ROWID")}
+                    layout["clustered"] = sorted(clustered & set(tables))
+        finally:
+            await engine.dispose()
+        return rows, layout
+
+    try:
+        await asyncio.to_thread(downgrade, url, "0015")
+        engine = create_engine(url)
+        async with create_sessionmaker(engine)() as session:
+            session.add(Organization(id=org_id, name="Clustered", seat_limit=5))
+            await session.flush()
+            assert len(await record_events(session, make_events(org_id, users, 300, seed=16))) == 300
+            await session.commit()
+        await engine.dispose()
+        before, old = await rows_and_layout()
+        assert sum(len(v) for v in before.values()) > 1000
+
+        await asyncio.to_thread(upgrade, url)
+        after, new = await rows_and_layout()
+        assert after == before  # every row kept, every sum unchanged
+        assert new["usage_day_user_models"] == ["organization_id", "user_id", "day", "model_id"]
+        assert new["usage_hour_users"] == ["organization_id", "user_id", "hour"]
+        assert old["usage_day_user_models"] == ["organization_id", "day", "user_id", "model_id"]
+        assert old["usage_hour_users"] == ["organization_id", "hour", "user_id"]
+        for table in tables:
+            if table not in ("usage_day_user_models", "usage_hour_users"):
+                assert new[table] == old[table], table
+        if backend == "sqlite":
+            assert old["clustered"] == [] and new["clustered"] == sorted(tables)
+
+        # The pipeline writes into the rebuilt tables; going back keeps every row again.
+        engine = create_engine(url)
+        async with create_sessionmaker(engine)() as session:
+            assert len(await record_events(session, make_events(org_id, users, 200, seed=17))) == 200
+            await session.commit()
+        await engine.dispose()
+        grown, _ = await rows_and_layout()
+        assert grown != after
+        await asyncio.to_thread(downgrade, url, "0015")
+        back, layout = await rows_and_layout()
+        assert back == grown and layout == old
+    finally:
+        await asyncio.to_thread(drop_database, backend, name)

@@ -6,7 +6,7 @@ from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tokenboard.kit.db import Base
-from tokenboard.models.usage_rollup_columns import OrgKey, SlimMetrics
+from tokenboard.models.usage_rollup_columns import CLUSTERED, OrgKey, SlimMetrics
 
 
 class UsageDimensionDay(OrgKey, SlimMetrics, Base):
@@ -16,6 +16,7 @@ class UsageDimensionDay(OrgKey, SlimMetrics, Base):
     """
 
     __tablename__ = "usage_dimension_days"
+    __table_args__ = CLUSTERED
 
     dimension: Mapped[str] = mapped_column(String(20), primary_key=True)
     day: Mapped[date] = mapped_column(primary_key=True)

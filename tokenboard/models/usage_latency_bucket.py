@@ -6,7 +6,7 @@ from sqlalchemy import BigInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tokenboard.kit.db import Base
-from tokenboard.models.usage_rollup_columns import OrgKey
+from tokenboard.models.usage_rollup_columns import CLUSTERED, OrgKey
 
 
 class UsageLatencyBucket(OrgKey, Base):
@@ -16,6 +16,7 @@ class UsageLatencyBucket(OrgKey, Base):
     """
 
     __tablename__ = "usage_latency_buckets"
+    __table_args__ = CLUSTERED
 
     day: Mapped[date] = mapped_column(primary_key=True)
     model_id: Mapped[str] = mapped_column(String(200), primary_key=True)

@@ -14,13 +14,14 @@ from sqlalchemy import BigInteger, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tokenboard.kit.db import Base
-from tokenboard.models.usage_rollup_columns import FullMetrics, OrgKey, SlimMetrics
+from tokenboard.models.usage_rollup_columns import CLUSTERED, FullMetrics, OrgKey, SlimMetrics
 
 
 class UsageMonthUser(OrgKey, SlimMetrics, Base):
     """Rollup: one user's usage in one UTC month (``NO_USER`` for requests without a user)."""
 
     __tablename__ = "usage_month_users"
+    __table_args__ = CLUSTERED
 
     month: Mapped[date] = mapped_column(primary_key=True)
     user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
@@ -30,6 +31,7 @@ class UsageMonthModel(OrgKey, FullMetrics, Base):
     """Rollup: one model's usage in one UTC month."""
 
     __tablename__ = "usage_month_models"
+    __table_args__ = CLUSTERED
 
     month: Mapped[date] = mapped_column(primary_key=True)
     model_id: Mapped[str] = mapped_column(String(200), primary_key=True)
@@ -40,6 +42,7 @@ class UsageMonthDimension(OrgKey, SlimMetrics, Base):
     """Rollup: usage per value of one attribution dimension in one UTC month."""
 
     __tablename__ = "usage_month_dimensions"
+    __table_args__ = CLUSTERED
 
     dimension: Mapped[str] = mapped_column(String(20), primary_key=True)
     month: Mapped[date] = mapped_column(primary_key=True)
@@ -50,6 +53,7 @@ class UsageMonthLatencyBucket(OrgKey, Base):
     """Rollup: a model's latency histogram in one UTC month (the buckets of usage_latency_buckets)."""
 
     __tablename__ = "usage_month_latency_buckets"
+    __table_args__ = CLUSTERED
 
     month: Mapped[date] = mapped_column(primary_key=True)
     model_id: Mapped[str] = mapped_column(String(200), primary_key=True)
@@ -64,6 +68,7 @@ class UsageMonthHourCell(OrgKey, SlimMetrics, Base):
     """
 
     __tablename__ = "usage_month_hour_cells"
+    __table_args__ = CLUSTERED
 
     month: Mapped[date] = mapped_column(primary_key=True)
     weekday: Mapped[int] = mapped_column(SmallInteger, primary_key=True)  # 0 = Monday

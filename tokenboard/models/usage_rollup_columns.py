@@ -15,6 +15,11 @@ from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 # "No user" inside a rollup key: NULL cannot take part in a primary key or an ON CONFLICT target.
 NO_USER = uuid.UUID(int=0)
 
+# Every rollup table's rows are stored in its key's order on SQLite (``WITHOUT ROWID``): a range of the key is
+# read from neighbouring pages, and an upsert writes one B-tree instead of a table and its key's index
+# (decision 0003, "2026-12-03: rollups clustered by their key on SQLite"). PostgreSQL ignores it.
+CLUSTERED = {"sqlite_with_rowid": False}
+
 
 class OrgKey:
     @declared_attr
