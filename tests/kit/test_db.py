@@ -198,6 +198,35 @@ async def _key_columns(conn: Any, backend: str, table: str) -> list[str]:
     return [r[0] for r in rows]
 
 
+async def _check_sqlite_plans(url: str, org_id: object) -> None:
+    """One user's days and one day's users are each found through the index made for them, not by walking
+    every row of the organization through the clustered key's prefix (the fixed statistics of 0016)."""
+    from tokenboard.kit.db import create_engine
+
+    engine = create_engine(url)
+    plans = {
+        "SELECT day, requests FROM usage_day_users WHERE organization_id = ? AND user_id = ? ORDER BY day": (
+            "ix_usage_day_users_org_user_day (organization_id=? AND user_id=?)"
+        ),
+        "SELECT user_id, requests FROM usage_day_user_models "
+        "WHERE organization_id = ? AND day = ? AND model_id = ?": (
+            "ix_usage_day_user_models_org_day_model (organization_id=? AND day=? AND model_id=?)"
+        ),
+        "SELECT model_id, sum(requests) FROM usage_day_user_models "
+        "WHERE organization_id = ? AND user_id = ? AND day >= ? GROUP BY model_id": (
+            "PRIMARY KEY (organization_id=? AND user_id=? AND day>?)"
+        ),
+    }
+    try:
+        async with engine.connect() as conn:
+            for sql, used in plans.items():
+                params = (org_id.hex, "0" * 32, "2026-01-01")[: sql.count("?")]  # type: ignore[attr-defined]
+                plan = " ".join(r[3] for r in await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params))
+                assert used in plan, (sql, plan)
+    finally:
+        await engine.dispose()
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 async def test_migration_0016_keeps_every_rollup_row_and_clusters_the_rollups_on_sqlite(
     backend: str, tmp_path: object
@@ -255,6 +284,7 @@ async def test_migration_0016_keeps_every_rollup_row_and_clusters_the_rollups_on
                 assert new[table] == old[table], table
         if backend == "sqlite":
             assert old["clustered"] == [] and new["clustered"] == sorted(tables)
+            await _check_sqlite_plans(url, org_id)
 
         # The pipeline writes into the rebuilt tables; going back keeps every row again.
         engine = create_engine(url)

@@ -14,6 +14,12 @@ the user: ``usage_day_user_models`` (organization, user, day, model; the day's u
 on organization, day, model) and ``usage_hour_users`` (organization, user, hour; it had a second index on
 exactly that, now dropped). On PostgreSQL only those two keys and indexes change (decision 0003,
 "2026-12-03: rollups clustered by their key on SQLite").
+
+Without statistics SQLite's planner takes a prefix of a ``WITHOUT ROWID`` table's key over any secondary
+index: one user's days were read by walking the organization's every day. The migration writes fixed
+statistics for the two tables with a secondary index (``sqlite_stat1``, as SQLite's documentation on fixed
+results of ANALYZE describes), so a user's rows and a day's rows are each found by the index made for them
+whatever the data. An ``ANALYZE`` later replaces them with measured ones.
 """
 
 from __future__ import annotations
@@ -61,6 +67,25 @@ REKEYED = (
 )
 
 
+# (table, index: the table's own name for its key, stat: rows, then rows per value of each key prefix): the
+# shape of an organization's year, not its figures; what matters is that a user's or a day's rows are few.
+STATISTICS = (
+    ("usage_day_user_models", "usage_day_user_models", "1000000 100000 1000 10 1"),
+    ("usage_day_user_models", "ix_usage_day_user_models_org_day_model", "1000000 100000 3000 30 1"),
+    ("usage_day_users", "usage_day_users", "100000 10000 100 1"),
+    ("usage_day_users", "ix_usage_day_users_org_user_day", "100000 10000 300 1"),
+)
+
+
+def _statistics(forward: bool) -> None:
+    tables = ", ".join(sorted({f"'{t}'" for t, _, _ in STATISTICS}))
+    op.execute("ANALYZE usage_days")  # makes sqlite_stat1 if there is none (one small table measured)
+    op.execute(f"DELETE FROM sqlite_stat1 WHERE tbl IN ({tables})")
+    if forward:
+        values = ", ".join(f"('{t}', '{i}', '{s}')" for t, i, s in STATISTICS)
+        op.execute(f"INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES {values}")
+
+
 def _postgresql(forward: bool) -> None:
     for table, new_key, old_key, dropped, created in REKEYED:
         key, gone, made = (new_key, dropped, created) if forward else (old_key, created, dropped)
@@ -99,10 +124,12 @@ def upgrade() -> None:
         _postgresql(forward=True)
     else:
         _sqlite(forward=True)
+        _statistics(forward=True)
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         _postgresql(forward=False)
     else:
+        _statistics(forward=False)
         _sqlite(forward=False)
