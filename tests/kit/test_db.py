@@ -228,40 +228,51 @@ async def _check_sqlite_plans(url: str, org_id: object) -> None:
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-async def test_migration_0016_keeps_every_rollup_row_and_clusters_the_rollups_on_sqlite(
+async def test_migrations_0016_and_0017_keep_every_rollup_row_and_fill_the_monthly_user_tables(
     backend: str, tmp_path: object
 ) -> None:
+    """Usage recorded at head; down to 0015 (rowid tables, the old keys, no monthly user tables) and up
+    again: every row of every rollup is the same, the monthly user tables refilled from the daily ones
+    exactly as the pipeline had summed them."""
     import asyncio
     import importlib
     import uuid
 
-    from tests.usage.test_rollups import make_events, snapshot
+    from sqlalchemy import select
+
+    from tests.usage.test_rollups import make_events
     from tokenboard.kit.db import create_engine, create_sessionmaker
     from tokenboard.models import Organization
     from tokenboard.usage.ingest import record_events
+    from tokenboard.usage.rollups import ROLLUP_MODELS
 
     tables = importlib.import_module("tokenboard.migrations.versions.0016_rollups_clustered_by_key").TABLES
+    monthly_users = {"usage_month_user_models", "usage_month_user_hour_cells", "usage_month_dimension_users"}
     url, name = await asyncio.to_thread(create_database, backend, tmp_path, "clustered")  # type: ignore[arg-type]
     org_id, users = uuid.uuid4(), [uuid.uuid4(), uuid.uuid4(), None]
 
-    async def rows_and_layout() -> tuple[dict[str, Any], dict[str, Any]]:
+    async def rows_and_layout(at_head: bool) -> tuple[dict[str, Any], dict[str, Any]]:
         engine = create_engine(url)
+        rows: dict[str, Any] = {}
         try:
             async with create_sessionmaker(engine)() as session:
-                rows = await snapshot(session)
+                for model in ROLLUP_MODELS:
+                    if at_head or model.__tablename__ not in monthly_users:
+                        found = (await session.execute(select(*model.__table__.c))).all()
+                        rows[model.__tablename__] = sorted((tuple(r) for r in found), key=repr)
             async with engine.connect() as conn:
                 layout: dict[str, Any] = {t: await _key_columns(conn, backend, t) for t in tables}
                 if backend == "sqlite":
                     query = "SELECT name, sql FROM sqlite_master WHERE type = 'table'"
                     found = await conn.exec_driver_sql(query)
                     clustered = {n for n, sql in found if sql.rstrip().endswith("WITHOUT ROWID")}
-                    layout["clustered"] = sorted(clustered & set(tables))
+                    layout["clustered"] = sorted(clustered & (set(tables) | monthly_users))
         finally:
             await engine.dispose()
         return rows, layout
 
     try:
-        await asyncio.to_thread(downgrade, url, "0015")
+        await asyncio.to_thread(upgrade, url)
         engine = create_engine(url)
         async with create_sessionmaker(engine)() as session:
             session.add(Organization(id=org_id, name="Clustered", seat_limit=5))
@@ -269,33 +280,28 @@ async def test_migration_0016_keeps_every_rollup_row_and_clusters_the_rollups_on
             assert len(await record_events(session, make_events(org_id, users, 300, seed=16))) == 300
             await session.commit()
         await engine.dispose()
-        before, old = await rows_and_layout()
-        assert sum(len(v) for v in before.values()) > 1000
+        head, new = await rows_and_layout(at_head=True)
+        assert sum(len(v) for v in head.values()) > 1000
+        assert all(head[t] for t in monthly_users)
 
-        await asyncio.to_thread(upgrade, url)
-        after, new = await rows_and_layout()
-        assert after == before  # every row kept, every sum unchanged
-        assert new["usage_day_user_models"] == ["organization_id", "user_id", "day", "model_id"]
-        assert new["usage_hour_users"] == ["organization_id", "user_id", "hour"]
+        await asyncio.to_thread(downgrade, url, "0015")
+        old_rows, old = await rows_and_layout(at_head=False)
+        assert old_rows == {t: v for t, v in head.items() if t not in monthly_users}
         assert old["usage_day_user_models"] == ["organization_id", "day", "user_id", "model_id"]
         assert old["usage_hour_users"] == ["organization_id", "hour", "user_id"]
+        assert new["usage_day_user_models"] == ["organization_id", "user_id", "day", "model_id"]
+        assert new["usage_hour_users"] == ["organization_id", "user_id", "hour"]
         for table in tables:
             if table not in ("usage_day_user_models", "usage_hour_users"):
                 assert new[table] == old[table], table
         if backend == "sqlite":
-            assert old["clustered"] == [] and new["clustered"] == sorted(tables)
-            await _check_sqlite_plans(url, org_id)
+            assert old["clustered"] == []
+            assert new["clustered"] == sorted(set(tables) | monthly_users)
 
-        # The pipeline writes into the rebuilt tables; going back keeps every row again.
-        engine = create_engine(url)
-        async with create_sessionmaker(engine)() as session:
-            assert len(await record_events(session, make_events(org_id, users, 200, seed=17))) == 200
-            await session.commit()
-        await engine.dispose()
-        grown, _ = await rows_and_layout()
-        assert grown != after
-        await asyncio.to_thread(downgrade, url, "0015")
-        back, layout = await rows_and_layout()
-        assert back == grown and layout == old
+        await asyncio.to_thread(upgrade, url)
+        again, layout = await rows_and_layout(at_head=True)
+        assert again == head and layout == new  # 0017's fill equals what the pipeline summed
+        if backend == "sqlite":
+            await _check_sqlite_plans(url, org_id)
     finally:
         await asyncio.to_thread(drop_database, backend, name)

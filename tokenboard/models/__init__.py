@@ -40,10 +40,13 @@ from tokenboard.models.usage_hour_user import UsageHourUser
 from tokenboard.models.usage_latency_bucket import UsageLatencyBucket
 from tokenboard.models.usage_month import (
     UsageMonthDimension,
+    UsageMonthDimensionUser,
     UsageMonthHourCell,
     UsageMonthLatencyBucket,
     UsageMonthModel,
     UsageMonthUser,
+    UsageMonthUserHourCell,
+    UsageMonthUserModel,
 )
 from tokenboard.models.user import User
 from tokenboard.models.user_session import UserSession
@@ -89,10 +92,13 @@ __all__ = [
     "UsageHourUser",
     "UsageLatencyBucket",
     "UsageMonthDimension",
+    "UsageMonthDimensionUser",
     "UsageMonthHourCell",
     "UsageMonthLatencyBucket",
     "UsageMonthModel",
     "UsageMonthUser",
+    "UsageMonthUserHourCell",
+    "UsageMonthUserModel",
     "User",
     "UserSession",
     "Workspace",

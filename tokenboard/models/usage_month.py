@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
-from sqlalchemy import BigInteger, SmallInteger, String
+from sqlalchemy import BigInteger, PrimaryKeyConstraint, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tokenboard.kit.db import Base
@@ -73,3 +73,46 @@ class UsageMonthHourCell(OrgKey, SlimMetrics, Base):
     month: Mapped[date] = mapped_column(primary_key=True)
     weekday: Mapped[int] = mapped_column(SmallInteger, primary_key=True)  # 0 = Monday
     hour: Mapped[int] = mapped_column(SmallInteger, primary_key=True)  # 0-23
+
+
+# One user's months (a member's own usage page over a year or more), keyed by the user first so a user's rows
+# are neighbours. The org-wide tables above stay free of users, so their size does not grow with members.
+
+
+class UsageMonthUserModel(OrgKey, FullMetrics, Base):
+    """Rollup: one user's usage of one model in one UTC month."""
+
+    __tablename__ = "usage_month_user_models"
+    __table_args__ = (PrimaryKeyConstraint("organization_id", "user_id", "month", "model_id"), CLUSTERED)
+
+    month: Mapped[date] = mapped_column(primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    model_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    provider_id: Mapped[str] = mapped_column(String(80))
+
+
+class UsageMonthUserHourCell(OrgKey, SlimMetrics, Base):
+    """Rollup: one cell of one user's weekly pattern (UTC weekday x hour of day) in one UTC month."""
+
+    __tablename__ = "usage_month_user_hour_cells"
+    __table_args__ = (
+        PrimaryKeyConstraint("organization_id", "user_id", "month", "weekday", "hour"),
+        CLUSTERED,
+    )
+
+    month: Mapped[date] = mapped_column(primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    weekday: Mapped[int] = mapped_column(SmallInteger, primary_key=True)  # 0 = Monday
+    hour: Mapped[int] = mapped_column(SmallInteger, primary_key=True)  # 0-23
+
+
+class UsageMonthDimensionUser(OrgKey, SlimMetrics, Base):
+    """Rollup: one user's usage per value of one attribution dimension in one UTC month."""
+
+    __tablename__ = "usage_month_dimension_users"
+    __table_args__ = CLUSTERED
+
+    dimension: Mapped[str] = mapped_column(String(20), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    month: Mapped[date] = mapped_column(primary_key=True)
+    value: Mapped[str] = mapped_column(String(200), primary_key=True)

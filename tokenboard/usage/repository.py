@@ -45,10 +45,13 @@ from tokenboard.models import (
     UsageHourUser,
     UsageLatencyBucket,
     UsageMonthDimension,
+    UsageMonthDimensionUser,
     UsageMonthHourCell,
     UsageMonthLatencyBucket,
     UsageMonthModel,
     UsageMonthUser,
+    UsageMonthUserHourCell,
+    UsageMonthUserModel,
     User,
     Workspace,
 )
@@ -518,20 +521,18 @@ async def hourly_pattern(
 ) -> list[HourCell]:
     """The weekly pattern: 7 x 24 cells (weekday 0 = Monday, UTC hours), every cell present.
 
-    Org-wide, a range's full months come from the monthly cells (168 rows a month) and its edge days from
-    the hourly rollup, grouped by weekday and hour in SQL; one user's pattern reads that user's hours.
+    A range's full months come from the monthly cells (168 rows a month; one user's own for their pattern)
+    and its edge days from the hourly rollup, grouped by weekday and hour in SQL.
     """
-    months: tuple[date | None, date | None] | None = None
-    edges: tuple[tuple[date | None, date | None], ...] = ((start, end),)
-    if user_id is None:
-        split = split_range(start, end)
-        months, edges = split.months, split.edges
+    split = split_range(start, end)
     statements: list[Select[Any]] = []
-    if months is not None:
-        m = UsageMonthHourCell
+    if split.months is not None:
+        m: Any = UsageMonthHourCell if user_id is None else UsageMonthUserHourCell
         monthly = scoped(select(m.weekday, m.hour, *_slim_sums(m)), m, org_id)
-        statements.append(_in_months(monthly, m.month, months).group_by(m.weekday, m.hour))
-    for lo, hi in edges:
+        if user_id is not None:
+            monthly = monthly.where(m.user_id == user_id)
+        statements.append(_in_months(monthly, m.month, split.months).group_by(m.weekday, m.hour))
+    for lo, hi in split.edges:
         statements.append(_hour_cells(session, org_id, lo, hi, user_id))
     union = statements[0] if len(statements) == 1 else union_all(*statements)
     summed = await _summed(session, union, 2)  # one round trip: the monthly cells and the edges' hours
@@ -641,21 +642,16 @@ async def model_sums(
 
         return stmt
 
+    def mine(model: Any) -> Callable[[], Select[Any]]:  # one user's rows (the key's prefix)
+        return lambda: sums(model)().where(model.user_id == user_id)
+
     if user_id is None:
-        union = _split_union(
-            split_range(start, end),
-            sums(UsageMonthModel),
-            sums(UsageDayModel),
-            UsageMonthModel.month,
-            UsageDayModel.day,
-        )
-    else:  # one user's days of the day x user x model rollup (by its user index)
-        union = _days(
-            sums(UsageDayUserModel)().where(UsageDayUserModel.user_id == user_id),
-            UsageDayUserModel.day,
-            start,
-            end,
-        )
+        monthly, daily = sums(UsageMonthModel), sums(UsageDayModel)
+        months, days = UsageMonthModel.month, UsageDayModel.day
+    else:
+        monthly, daily = mine(UsageMonthUserModel), mine(UsageDayUserModel)
+        months, days = UsageMonthUserModel.month, UsageDayUserModel.day
+    union = _split_union(split_range(start, end), monthly, daily, months, days)
     totals: ModelSums = {}
     for r in await session.execute(union) if union is not None else []:
         values = [int(v) for v in r[2:]]
@@ -812,28 +808,21 @@ async def dimension_breakdowns(
     user_id: uuid.UUID | None = None,
 ) -> dict[str, list[DimensionRow]]:
     """Every dimension's breakdown (see :func:`dimension_breakdown`) in one read, every dimension present."""
-    if user_id is None:
+    monthly: Any = UsageMonthDimension if user_id is None else UsageMonthDimensionUser
+    daily: Any = UsageDimensionDay if user_id is None else UsageDimensionUserDay
 
-        def month() -> Select[Any]:
-            m = UsageMonthDimension
-            stmt = scoped(select(m.dimension, m.value, *_slim_sums(m)), m, org_id)
-            return stmt.group_by(m.dimension, m.value)
+    def values(model: Any) -> Callable[[], Select[Any]]:
+        def stmt() -> Select[Any]:
+            found = scoped(select(model.dimension, model.value, *_slim_sums(model)), model, org_id)
+            if user_id is not None:
+                # Every dimension named, so the key (organization, dimension, user, ...) is probed per
+                # dimension for the one user.
+                found = found.where(model.dimension.in_(list(DIMENSIONS)), model.user_id == user_id)
+            return found.group_by(model.dimension, model.value)
 
-        def day() -> Select[Any]:
-            d = UsageDimensionDay
-            stmt = scoped(select(d.dimension, d.value, *_slim_sums(d)), d, org_id)
-            return stmt.group_by(d.dimension, d.value)
+        return stmt
 
-        union = _split_union(
-            split_range(start, end), month, day, UsageMonthDimension.month, UsageDimensionDay.day
-        )
-    else:
-        u = UsageDimensionUserDay
-        # Every dimension named, so the key (organization, dimension, user, day, ...) is probed per dimension.
-        stmt = scoped(select(u.dimension, u.value, *_slim_sums(u)), u, org_id).where(
-            u.dimension.in_(list(DIMENSIONS)), u.user_id == user_id
-        )
-        union = _days(stmt, u.day, start, end).group_by(u.dimension, u.value)
+    union = _split_union(split_range(start, end), values(monthly), values(daily), monthly.month, daily.day)
     merged = await _summed(session, union, 2)
     found: dict[str, list[DimensionRow]] = {dimension: [] for dimension in DIMENSIONS}
     for (dimension, value), v in merged.items():

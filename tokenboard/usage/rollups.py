@@ -51,10 +51,13 @@ from tokenboard.models import (
     UsageHourUser,
     UsageLatencyBucket,
     UsageMonthDimension,
+    UsageMonthDimensionUser,
     UsageMonthHourCell,
     UsageMonthLatencyBucket,
     UsageMonthModel,
     UsageMonthUser,
+    UsageMonthUserHourCell,
+    UsageMonthUserModel,
 )
 from tokenboard.models.usage_rollup_columns import FULL_METRICS, NO_USER, SLIM_METRICS
 
@@ -370,6 +373,30 @@ SELECT organization_id, date_trunc('month', {utc})::date, (extract(isodow FROM {
 FROM tb_usage_hu GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
 ON CONFLICT (organization_id, month, weekday, hour)
 DO UPDATE SET {_adds("usage_month_hour_cells", SLIM_METRICS)};
+
+INSERT INTO usage_month_user_models (organization_id, user_id, month, model_id, provider_id, {full})
+SELECT a.organization_id, a.user_id, a.month, a.model_id, p.provider_id, {a_full}
+FROM (
+    SELECT organization_id, user_id, {_MONTH} AS month, model_id, {sum_full} FROM tb_usage_dum
+    GROUP BY 1, 2, 3, 4
+) a
+JOIN tb_usage_providers p USING (model_id)
+ORDER BY 1, 2, 3, 4
+ON CONFLICT (organization_id, user_id, month, model_id)
+DO UPDATE SET {_adds("usage_month_user_models", FULL_METRICS)};
+
+INSERT INTO usage_month_user_hour_cells (organization_id, user_id, month, weekday, hour, {slim})
+SELECT organization_id, user_id, date_trunc('month', {utc})::date, (extract(isodow FROM {utc}) - 1)::int,
+    extract(hour FROM {utc})::int, {sum_slim}
+FROM tb_usage_hu GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+ON CONFLICT (organization_id, user_id, month, weekday, hour)
+DO UPDATE SET {_adds("usage_month_user_hour_cells", SLIM_METRICS)};
+
+INSERT INTO usage_month_dimension_users (organization_id, dimension, user_id, month, value, {slim})
+SELECT organization_id, dimension, user_id, {_MONTH}, value, {sum_slim} FROM tb_usage_dims
+GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+ON CONFLICT (organization_id, dimension, user_id, month, value)
+DO UPDATE SET {_adds("usage_month_dimension_users", SLIM_METRICS)};
 
 INSERT INTO {conv} (organization_id, conversation_id, user_id, first_at, last_at, {slim})
 SELECT organization_id, conversation_id, (array_agg(user_id ORDER BY created_at, n))[1],
@@ -739,6 +766,40 @@ async def _sqlite_write(driver: Any, sums: _Sums) -> None:
         keys=names,
         update=bulk.add_columns("usage_month_hour_cells", slim),
     )
+    # One user's months: their day x model rows, hours and dimension days again, per month.
+    month_user_models: dict[tuple[Any, ...], list[int]] = {}
+    for (org, day, user, model), v in dum.items():
+        _add_into(month_user_models, (org, user, day[:8] + "01", model), v)
+    await bulk.sqlite_upsert(
+        driver,
+        "usage_month_user_models",
+        ("organization_id", "user_id", "month", "model_id", "provider_id", *full),
+        [(*k, providers[k[3]], *v) for k, v in month_user_models.items()],
+        keys=("organization_id", "user_id", "month", "model_id"),
+        update=bulk.add_columns("usage_month_user_models", full),
+    )
+    user_cells: dict[tuple[Any, ...], list[int]] = {}
+    for (org, hour, user), v in sums.hour_users.items():  # hour: "YYYY-MM-DD HH"
+        weekday = date.fromisoformat(hour[:10]).weekday()
+        _add_into(user_cells, (org, user, hour[:8] + "01", weekday, int(hour[11:13])), v)
+    month_dimension_users: dict[tuple[Any, ...], list[int]] = {}
+    for (org, dimension, user, day, value), v in sums.dimension_users.items():
+        _add_into(month_dimension_users, (org, dimension, user, day[:8] + "01", value), v)
+    for table, names, rows in (
+        (
+            "usage_month_user_hour_cells",
+            ("organization_id", "user_id", "month", "weekday", "hour"),
+            [(*k, *v) for k, v in user_cells.items()],
+        ),
+        (
+            "usage_month_dimension_users",
+            ("organization_id", "dimension", "user_id", "month", "value"),
+            [(*k, *v) for k, v in month_dimension_users.items()],
+        ),
+    ):
+        await bulk.sqlite_upsert(
+            driver, table, (*names, *slim), rows, keys=names, update=bulk.add_columns(table, slim)
+        )
     name = "usage_conversations"
     await bulk.sqlite_upsert(
         driver,
@@ -775,6 +836,9 @@ ROLLUP_MODELS = (
     UsageMonthDimension,
     UsageMonthLatencyBucket,
     UsageMonthHourCell,
+    UsageMonthUserModel,
+    UsageMonthUserHourCell,
+    UsageMonthDimensionUser,
     UsageConversation,
 )
 REBUILD_CHUNK = 5_000
