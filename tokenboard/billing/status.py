@@ -94,6 +94,10 @@ class BillingStatusCache:
         generation = self._generations.get(org_id, 0)
         self._states[org_id] = (generation, time.monotonic(), await load_state(session, org_id))
 
+    def generation(self, org_id: uuid.UUID) -> int:
+        """Bumped by each invalidation of the organization: a decision holds while this is unchanged."""
+        return self._generations.get(org_id, 0)
+
     def state(self, org_id: uuid.UUID) -> BillingState:
         entry = self._states.get(org_id)
         if entry is None:

@@ -106,6 +106,11 @@ class CatalogEntry:
         index = bisect.bisect_right(self.starts, when) - 1
         return self.prices[index] if index >= 0 else None
 
+    def next_price_change(self, when: datetime) -> datetime | None:
+        """The first moment after ``when`` at which ``price_at`` answers differently; ``None``: never."""
+        index = bisect.bisect_right(self.starts, when)
+        return self.starts[index] if index < len(self.starts) else None
+
 
 def _timeline(rows: Sequence[ModelPrice]) -> tuple[tuple[datetime, ...], tuple[Prices | None, ...]]:
     """Merge the reference and override streams: at each change, an override in force wins."""
@@ -138,13 +143,17 @@ class CatalogCache:
 
     def __init__(self) -> None:
         self._entries: dict[str, CatalogEntry] | None = None
+        # Bumped on every load and invalidation: what was decided from the entries holds while it is equal.
+        self.generation = 0
 
     @property
     def loaded(self) -> bool:
         return self._entries is not None
 
     async def load(self, session: AsyncSession) -> None:
-        self._entries = await catalog.snapshot(session)
+        entries = await catalog.snapshot(session)
+        self._entries = entries
+        self.generation += 1
 
     async def ensure_loaded(self, session: AsyncSession) -> None:
         if self._entries is None:
@@ -168,6 +177,7 @@ class CatalogCache:
 
     def invalidate(self) -> None:
         self._entries = None
+        self.generation += 1
 
 
 # --- Listing and filters ---------------------------------------------------------------------------------

@@ -72,23 +72,31 @@ async def _load(session: AsyncSession, key_hash: str) -> KeyInfo | None:
 class KeyCache:
     def __init__(self) -> None:
         self._by_hash: dict[str, KeyInfo | None] = {}
+        # Bumped whenever entries are dropped: what was decided from an entry holds while it is unchanged.
+        self.generation = 0
 
     def peek(self, secret: str) -> tuple[bool, KeyInfo | None]:
         """(found in cache, info) without any I/O."""
-        key_hash = hash_token(secret)
+        return self.peek_hash(hash_token(secret))
+
+    def peek_hash(self, key_hash: str) -> tuple[bool, KeyInfo | None]:
+        """The same, by the key's hash (``hash_token``)."""
         if key_hash in self._by_hash:
             return True, self._by_hash[key_hash]
         return False, None
 
     async def resolve(self, session: AsyncSession, secret: str) -> KeyInfo | None:
-        key_hash = hash_token(secret)
+        return await self.resolve_hash(session, hash_token(secret))
+
+    async def resolve_hash(self, session: AsyncSession, key_hash: str) -> KeyInfo | None:
         if key_hash in self._by_hash:
             return self._by_hash[key_hash]
         info = await _load(session, key_hash)
         if len(self._by_hash) >= MAX_ENTRIES:
-            self._by_hash.clear()
+            self.clear()
         self._by_hash[key_hash] = info
         return info
 
     def clear(self) -> None:
         self._by_hash.clear()
+        self.generation += 1

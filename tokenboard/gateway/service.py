@@ -13,8 +13,9 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import httpx
@@ -46,6 +47,7 @@ from tokenboard.gateway.upstreams import ANTHROPIC_FORMAT, EMBEDDINGS, OPENAI_FO
 from tokenboard.kit.db import request_id, utcnow
 from tokenboard.kit.jsonenc import compact_dumps
 from tokenboard.kit.money import format_usd
+from tokenboard.kit.security import hash_token
 from tokenboard.ledger.lease import CreditLeases
 from tokenboard.ledger.service import InsufficientCredits, ledger
 from tokenboard.models import WorkspaceStatus
@@ -68,21 +70,47 @@ ATTRIBUTION_HEADERS = {
     "message_id": "x-tokenboard-message-id",
 }
 _ATTRIBUTION_BY_HEADER = {header.encode(): name for name, header in ATTRIBUTION_HEADERS.items()}
-_NO_ATTRIBUTION: dict[str, str | None] = dict.fromkeys(ATTRIBUTION_HEADERS)
+_NO_ATTRIBUTION: Mapping[str, str | None] = MappingProxyType(dict.fromkeys(ATTRIBUTION_HEADERS))
+PASS_SECONDS = 1.0  # the longest an admission pass is reused (see Gateway._decide)
+MAX_PASSES = 10_000
 
 
-def read_attribution(raw_headers: list[tuple[bytes, bytes]]) -> dict[str, str | None]:
-    """Feature, tool, integration, conversation and message ids from the x-tokenboard-* headers.
+def read_headers(raw_headers: list[tuple[bytes, bytes]]) -> tuple[str | None, Mapping[str, str | None]]:
+    """The API key as sent, and the feature, tool, integration, conversation and message ids.
 
-    One pass over the raw header list: most requests carry none of them.
+    The key is the bearer token, else the ``x-api-key`` (the first of each, as sent); the ids come from the
+    x-tokenboard-* headers. One pass over the raw header list (ASGI names are lower-case); most requests
+    carry none of the ids, and then share one read-only mapping.
     """
-    found = dict(_NO_ATTRIBUTION)
+    authorization = api_key = None
+    found: dict[str, str | None] | None = None
     for key, value in raw_headers:
-        if key.startswith(b"x-tokenboard-"):
+        if key == b"authorization":
+            if authorization is None:
+                authorization = value.decode("latin-1")
+        elif key == b"x-api-key":
+            if api_key is None:
+                api_key = value.decode("latin-1")
+        elif key.startswith(b"x-tokenboard-"):
             name = _ATTRIBUTION_BY_HEADER.get(key)
             if name is not None and value:
+                if found is None:
+                    found = dict(_NO_ATTRIBUTION)
                 found[name] = value.decode("latin-1")[: 200 if name.endswith("_id") else 100]
-    return found
+    if authorization is not None and authorization[:7].lower() == "bearer ":
+        secret: str | None = authorization[7:].strip()
+    else:
+        secret = api_key
+    return secret, _NO_ATTRIBUTION if found is None else found
+
+
+def _checked_secret(secret: str | None) -> str:
+    """The key as sent, when it looks like one of ours; else the 401 to send."""
+    if not secret:
+        raise GatewayError(401, "Send your Tokenboard API key as a Bearer token (or x-api-key).")
+    if not secret.startswith(KEY_PREFIX) or len(secret) > 200:
+        raise GatewayError(401, "That is not a Tokenboard API key (they start with tb_).")
+    return secret
 
 
 ATTACHMENT_TYPES = {"image_url", "input_image", "image", "document", "file", "input_file", "input_audio"}
@@ -118,13 +146,28 @@ class Admitted:
     stream: bool
     client_wants_usage: bool
     started: float
-    attribution: dict[str, str | None]
+    attribution: Mapping[str, str | None]
     attachments: list[dict[str, Any]] | None
     lease_id: str | None = None
     estimate: int = 0
     reported_usage: dict[str, Any] | None = None
     checks_ms: float = 0.0  # request parsed -> upstream request ready to send (admission and its building)
     usage: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Pass:
+    """What admission decided from the caches for one key, model and route, and until when it holds."""
+
+    key: KeyInfo
+    model_id: str
+    provider_id: str
+    upstream_model: str
+    upstream: Upstream
+    prices: Prices
+    model_max_output: int
+    stamp: tuple[int, int, int, int]  # Gateway._stamp when it was decided
+    until: float  # wall-clock seconds
 
 
 def request_cost(
@@ -189,6 +232,8 @@ class Gateway:
         # Subscription state (billing/status.py): a suspended org is refused; set by the app.
         self.billing: BillingStatusCache | None = None
         self._billing_refreshing: set[uuid.UUID] = set()
+        # Admission passes by (key hash, model, route): the chain over the caches runs once per change.
+        self._passes: dict[tuple[str, str, str], _Pass] = {}
 
     # ------------------------------------------------------------------ admission
 
@@ -196,51 +241,17 @@ class Gateway:
         self, request: Request, route: Route, body: dict[str, Any], body_size: int | None = None
     ) -> Admitted:
         started = time.perf_counter()
-        raw_headers = request.scope["headers"]
-        key = await self._key(raw_headers)
-        if key.workspace_status != WorkspaceStatus.active.value:
-            raise GatewayError(
-                403, f"The workspace {key.workspace_name} is {key.workspace_status}; its keys are refused."
-            )
-        if not key.member_active:
-            raise GatewayError(403, "The owner of this key is no longer a member of the organization.")
-        if self.billing is not None:
-            await self._check_billing(key.organization_id)
+        secret, attribution = read_headers(request.scope["headers"])
+        key_hash = hash_token(_checked_secret(secret))
         model_id = body.get("model")
-        if not isinstance(model_id, str) or not model_id:
-            raise GatewayError(400, "Name the model, as provider/model (for example openai/gpt-4o).")
-        provider_id, _, upstream_model = model_id.partition("/")
-        if not upstream_model:
-            raise GatewayError(404, f"Unknown model {model_id!r}: model names look like provider/model.")
-        if not self.catalog.loaded:
-            async with self.sessionmaker() as session:
-                await self.catalog.ensure_loaded(session)
-        entry = self.catalog.get(model_id)
-        if entry is None or not entry.enabled:
-            raise GatewayError(
-                404, f"Unknown model {model_id!r}. GET /v1/models lists the models you may use."
-            )
-        now = utcnow()
-        prices = entry.price_at(now)
-        if prices is None:
-            raise GatewayError(404, f"The model {model_id!r} has no price, so it is refused (never free).")
-        upstream = self.upstreams.get(provider_id)
-        if upstream is None:
-            raise GatewayError(404, f"The provider {provider_id!r} is not configured on this gateway.")
-        if upstream.kind not in route.kinds:
-            raise GatewayError(
-                400,
-                f"{model_id} cannot be called through /v1/{route.name}; use the route of its provider's API.",
-            )
-        if key.allowed_models is not None and model_id not in key.allowed_models:
-            raise GatewayError(403, f"This key may not use {model_id}; it is restricted to other models.")
-        if self.policy is not None:
-            if not self.policy.loaded(key.organization_id):
-                async with self.sessionmaker() as session:
-                    await self.policy.ensure_org(session, key.organization_id)
-            refusal = self.policy.decide(key.organization_id, model_id, when=now)
-            if refusal is not None:
-                raise GatewayError(refusal.status, refusal.message)
+        ticket = self._passes.get((key_hash, model_id, route.name)) if type(model_id) is str else None
+        if (
+            ticket is None
+            or ticket.until <= time.time()
+            or ticket.stamp != self._stamp(ticket.key.organization_id)
+        ):
+            ticket = await self._decide(key_hash, route, model_id)
+        key = ticket.key
         try:
             forbidden = find_forbidden_field(body)
             if forbidden is not None:
@@ -251,7 +262,7 @@ class Gateway:
                 )
             limits = bound_output(
                 body,
-                model_max_output=entry.context_length or DEFAULT_MODEL_MAX_OUTPUT,
+                model_max_output=ticket.model_max_output,
                 token_keys=route.token_keys,
                 default_output=self.settings.gateway_default_max_output_tokens,
             )
@@ -264,17 +275,17 @@ class Gateway:
         admitted = Admitted(
             request_id=request_id(),
             key=key,
-            model_id=model_id,
-            provider_id=provider_id,
-            upstream_model=upstream_model,
-            upstream=upstream,
-            prices=prices,
+            model_id=ticket.model_id,
+            provider_id=ticket.provider_id,
+            upstream_model=ticket.upstream_model,
+            upstream=ticket.upstream,
+            prices=ticket.prices,
             body=body,
             route=route,
             stream=stream,
             client_wants_usage=bool((body.get("stream_options") or {}).get("include_usage")),
             started=started,
-            attribution=read_attribution(raw_headers),
+            attribution=attribution,
             attachments=find_attachments(body),
         )
         if body_size is None:
@@ -288,6 +299,95 @@ class Gateway:
         admitted.estimate = estimate
         self.spend.start(key.key_id, key.spent_nanousd, estimate, limited=key.spend_limit_nanousd is not None)
         return admitted
+
+    def _stamp(self, org_id: uuid.UUID) -> tuple[int, int, int, int]:
+        """The generations of every cache a pass was decided from: any change to them bumps one."""
+        return (
+            self.keys.generation,
+            self.catalog.generation,
+            self.policy.generation(org_id) if self.policy is not None else 0,
+            self.billing.generation(org_id) if self.billing is not None else 0,
+        )
+
+    async def _decide(self, key_hash: str, route: Route, model_id: Any) -> _Pass:
+        """The admission chain over the caches, for one key, model and route; remembered as a pass.
+
+        Refusals raise. The pass holds until one of the caches it read changes (``_stamp``), the model's
+        price changes, or ``PASS_SECONDS`` pass (what the caches refresh by time: a billing state read
+        again, a grace period running out).
+        """
+        if not self.catalog.loaded:  # loading bumps its generation: before the stamp is taken
+            async with self.sessionmaker() as session:
+                await self.catalog.ensure_loaded(session)
+        generations = (self.keys.generation, self.catalog.generation)
+        key = await self._key_by_hash(key_hash)
+        org_id = key.organization_id
+        stamp = (
+            *generations,
+            self.policy.generation(org_id) if self.policy is not None else 0,
+            self.billing.generation(org_id) if self.billing is not None else 0,
+        )
+        wall = time.time()
+        until = wall + PASS_SECONDS
+        if key.workspace_status != WorkspaceStatus.active.value:
+            raise GatewayError(
+                403, f"The workspace {key.workspace_name} is {key.workspace_status}; its keys are refused."
+            )
+        if not key.member_active:
+            raise GatewayError(403, "The owner of this key is no longer a member of the organization.")
+        if self.billing is not None:
+            await self._check_billing(org_id)
+            if self.billing.state(org_id).status not in ("none", "active"):
+                until = wall  # a grace period ends by the clock: decide every request afresh
+        if not isinstance(model_id, str) or not model_id:
+            raise GatewayError(400, "Name the model, as provider/model (for example openai/gpt-4o).")
+        provider_id, _, upstream_model = model_id.partition("/")
+        if not upstream_model:
+            raise GatewayError(404, f"Unknown model {model_id!r}: model names look like provider/model.")
+        entry = self.catalog.get(model_id)
+        if entry is None or not entry.enabled:
+            raise GatewayError(
+                404, f"Unknown model {model_id!r}. GET /v1/models lists the models you may use."
+            )
+        now = utcnow()
+        prices = entry.price_at(now)
+        if prices is None:
+            raise GatewayError(404, f"The model {model_id!r} has no price, so it is refused (never free).")
+        change = entry.next_price_change(now)
+        if change is not None:
+            until = min(until, change.timestamp())
+        upstream = self.upstreams.get(provider_id)
+        if upstream is None:
+            raise GatewayError(404, f"The provider {provider_id!r} is not configured on this gateway.")
+        if upstream.kind not in route.kinds:
+            raise GatewayError(
+                400,
+                f"{model_id} cannot be called through /v1/{route.name}; use the route of its provider's API.",
+            )
+        if key.allowed_models is not None and model_id not in key.allowed_models:
+            raise GatewayError(403, f"This key may not use {model_id}; it is restricted to other models.")
+        if self.policy is not None:
+            if not self.policy.loaded(org_id):
+                async with self.sessionmaker() as session:
+                    await self.policy.ensure_org(session, org_id)
+            refusal = self.policy.decide(org_id, model_id, when=now)
+            if refusal is not None:
+                raise GatewayError(refusal.status, refusal.message)
+        ticket = _Pass(
+            key=key,
+            model_id=model_id,
+            provider_id=provider_id,
+            upstream_model=upstream_model,
+            upstream=upstream,
+            prices=prices,
+            model_max_output=entry.context_length or DEFAULT_MODEL_MAX_OUTPUT,
+            stamp=stamp,
+            until=until,
+        )
+        if len(self._passes) >= MAX_PASSES:
+            self._passes.clear()
+        self._passes[(key_hash, model_id, route.name)] = ticket
+        return ticket
 
     async def _check_billing(self, org_id: uuid.UUID) -> None:
         """A suspended or canceled subscription closes the gateway (memory; re-read at most once a minute)."""
@@ -339,25 +439,14 @@ class Gateway:
 
     async def _key(self, raw_headers: list[tuple[bytes, bytes]]) -> KeyInfo:
         """The request's key: its bearer token, else its ``x-api-key`` (the first of each, as sent)."""
-        authorization = api_key = None
-        for name, value in raw_headers:  # ASGI header names are lower-case
-            if name == b"authorization":
-                if authorization is None:
-                    authorization = value.decode("latin-1")
-            elif name == b"x-api-key" and api_key is None:
-                api_key = value.decode("latin-1")
-        if authorization is not None and authorization[:7].lower() == "bearer ":
-            secret = authorization[7:].strip()
-        else:
-            secret = api_key or ""
-        if not secret:
-            raise GatewayError(401, "Send your Tokenboard API key as a Bearer token (or x-api-key).")
-        if not secret.startswith(KEY_PREFIX) or len(secret) > 200:
-            raise GatewayError(401, "That is not a Tokenboard API key (they start with tb_).")
-        found, info = self.keys.peek(secret)
+        secret, _ = read_headers(raw_headers)
+        return await self._key_by_hash(hash_token(_checked_secret(secret)))
+
+    async def _key_by_hash(self, key_hash: str) -> KeyInfo:
+        found, info = self.keys.peek_hash(key_hash)
         if not found:
             async with self.sessionmaker() as session:
-                info = await self.keys.resolve(session, secret)
+                info = await self.keys.resolve_hash(session, key_hash)
         if info is None or info.revoked:
             raise GatewayError(401, "The API key is not valid or was revoked.")
         return info

@@ -115,6 +115,10 @@ class ModelAccessCache:
             raise LookupError(f"No organization {org_id}.")
         self._policies[org_id] = (generation, policy)
 
+    def generation(self, org_id: uuid.UUID) -> int:
+        """Bumped by each invalidation of the organization: a decision holds while this is unchanged."""
+        return self._generations.get(org_id, 0)
+
     def policy(self, org_id: uuid.UUID) -> OrgPolicy:
         entry = self._policies.get(org_id)
         if entry is None or not self._catalog.loaded:
