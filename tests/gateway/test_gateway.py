@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import anthropic
 import httpx
@@ -167,6 +168,9 @@ async def test_refusals_in_each_apis_format(
             r = await http.post("/v1/chat/completions", json=body, headers=headers)
             assert r.status_code == status, (body, r.text)
             assert set(r.json()["error"]) >= {"message", "type"}
+        for document in (b'{"model": "openai/gpt-4o-mini", "temperature": NaN}', b"\xff{}", b"[1]"):
+            r = await http.post("/v1/chat/completions", content=document, headers=auth())
+            assert r.status_code == 400 and "JSON" in r.json()["error"]["message"], r.text
         anthropic_refusal = await http.post(
             "/v1/messages",
             json={"model": "anthropic/claude-haiku-4-5", "max_tokens": 5, "messages": []},
@@ -181,6 +185,23 @@ async def test_refusals_in_each_apis_format(
     await live_gateway.give_back_leases()
     balance = await _balance(factory, tenant.setup.id)
     assert balance.reserved_nanousd == 0 and balance.balance_nanousd == 100 * USD
+
+
+async def test_the_body_reaches_the_provider_as_the_client_wrote_it(
+    factory: Factory, live_gateway: LiveGateway, upstream: FakeUpstream
+) -> None:
+    """Big integers, non-ASCII text and lone surrogate escapes arrive with the same values."""
+    tenant = await seed(factory)
+    sent = {**CHAT, "seed": 2**70, "user": "Zoë ☃", "metadata": {"note": "\ud83d"}, "temperature": 0.1}
+    async with httpx.AsyncClient(base_url=live_gateway.url) as http:
+        r = await http.post(  # json.dumps escapes the lone surrogate, as a client's encoder would
+            "/v1/chat/completions",
+            content=json.dumps(sent).encode(),
+            headers={"authorization": f"Bearer {tenant.key}"},
+        )
+    assert r.status_code == 200, r.text
+    received = upstream.requests[-1].body
+    assert received == {**sent, "model": "gpt-4o-mini"}
 
 
 async def test_revocation_and_suspension_take_effect_on_the_next_request(

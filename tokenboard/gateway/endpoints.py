@@ -3,7 +3,6 @@ admission reads memory, and the few database touches open their own short sessio
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -11,13 +10,14 @@ from starlette.responses import JSONResponse, Response
 
 from tokenboard.gateway.errors import GatewayError
 from tokenboard.gateway.service import CHAT, EMBED, MESSAGES, Gateway, Route
+from tokenboard.kit.jsonenc import strict_loads
 
 router = APIRouter(tags=["gateway"])
 
 
 def _json_body(raw: bytes) -> dict[str, Any]:
     try:
-        body = json.loads(raw)
+        body = strict_loads(raw)
     except ValueError as exc:
         raise GatewayError(400, "The request body is not valid JSON.") from exc
     if not isinstance(body, dict):

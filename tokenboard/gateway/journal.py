@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from tokenboard.gateway.metering import UsageRecord
-from tokenboard.kit.jsonenc import compact_dumps
+from tokenboard.kit.jsonenc import dumps_bytes
 
 log = logging.getLogger("tokenboard.journal")
 
@@ -48,7 +48,7 @@ def encode(record: UsageRecord) -> bytes:
         if values[name] is not None:
             values[name] = str(values[name])
     values["created_at"] = record.created_at.isoformat()
-    return compact_dumps(values).encode() + b"\n"
+    return dumps_bytes(values) + b"\n"
 
 
 def decode(line: bytes) -> UsageRecord:

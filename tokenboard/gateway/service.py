@@ -45,7 +45,7 @@ from tokenboard.gateway.limits import KeySpend, RateLimiter
 from tokenboard.gateway.metering import BatchResult, UsageRecord, UsageWriter
 from tokenboard.gateway.upstreams import ANTHROPIC_FORMAT, EMBEDDINGS, OPENAI_FORMAT, Upstream, UpstreamPool
 from tokenboard.kit.db import request_id, utcnow
-from tokenboard.kit.jsonenc import compact_dumps
+from tokenboard.kit.jsonenc import compact_dumps, dumps_bytes
 from tokenboard.kit.money import format_usd
 from tokenboard.kit.security import hash_token
 from tokenboard.ledger.lease import CreditLeases
@@ -495,7 +495,7 @@ class Gateway:
             body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
         if admitted.upstream.kind == UpstreamKind.openrouter:
             body["usage"] = {"include": True}  # OpenRouter then reports what it charged: we bill that
-        return compact_dumps(body).encode()
+        return dumps_bytes(body)
 
     async def forward(self, admitted: Admitted) -> Response:
         body = self._upstream_body(admitted)
