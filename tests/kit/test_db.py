@@ -228,12 +228,12 @@ async def _check_sqlite_plans(url: str, org_id: object) -> None:
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-async def test_migrations_0016_and_0017_keep_every_rollup_row_and_fill_the_monthly_user_tables(
+async def test_migrations_0016_to_0018_keep_every_rollup_row_and_fill_the_monthly_user_tables(
     backend: str, tmp_path: object
 ) -> None:
-    """Usage recorded at head; down to 0015 (rowid tables, the old keys, no monthly user tables) and up
-    again: every row of every rollup is the same, the monthly user tables refilled from the daily ones
-    exactly as the pipeline had summed them."""
+    """Usage recorded at head; down to 0015 (rowid tables, the old keys, no monthly user tables, latency
+    days without their month) and up again: every row of every rollup is the same, the monthly user tables
+    refilled from the daily ones exactly as the pipeline had summed them, each latency day given its month."""
     import asyncio
     import importlib
     import uuid
@@ -242,10 +242,11 @@ async def test_migrations_0016_and_0017_keep_every_rollup_row_and_fill_the_month
 
     from tests.usage.test_rollups import make_events
     from tokenboard.kit.db import create_engine, create_sessionmaker
-    from tokenboard.models import Organization
+    from tokenboard.models import Organization, UsageLatencyBucket
     from tokenboard.usage.ingest import record_events
     from tokenboard.usage.rollups import ROLLUP_MODELS
 
+    latency_days, latency_months = "usage_latency_buckets", "usage_month_latency_buckets"
     tables = importlib.import_module("tokenboard.migrations.versions.0016_rollups_clustered_by_key").TABLES
     monthly_users = {"usage_month_user_models", "usage_month_user_hour_cells", "usage_month_dimension_users"}
     url, name = await asyncio.to_thread(create_database, backend, tmp_path, "clustered")  # type: ignore[arg-type]
@@ -257,9 +258,16 @@ async def test_migrations_0016_and_0017_keep_every_rollup_row_and_fill_the_month
         try:
             async with create_sessionmaker(engine)() as session:
                 for model in ROLLUP_MODELS:
-                    if at_head or model.__tablename__ not in monthly_users:
-                        found = (await session.execute(select(*model.__table__.c))).all()
-                        rows[model.__tablename__] = sorted((tuple(r) for r in found), key=repr)
+                    table = model.__tablename__
+                    if at_head or table not in monthly_users:
+                        # a latency day's month (0018) is compared on its own: it is the day's month
+                        columns = [c for c in model.__table__.c if (table, c.name) != (latency_days, "month")]
+                        found = (await session.execute(select(*columns))).all()
+                        rows[table] = sorted((tuple(r) for r in found), key=repr)
+                if at_head:
+                    latency = select(UsageLatencyBucket.day, UsageLatencyBucket.month)
+                    found = (await session.execute(latency)).all()
+                    assert found and all(month == day.replace(day=1) for day, month in found)
             async with engine.connect() as conn:
                 layout: dict[str, Any] = {t: await _key_columns(conn, backend, t) for t in tables}
                 if backend == "sqlite":
@@ -291,8 +299,12 @@ async def test_migrations_0016_and_0017_keep_every_rollup_row_and_fill_the_month
         assert old["usage_hour_users"] == ["organization_id", "hour", "user_id"]
         assert new["usage_day_user_models"] == ["organization_id", "user_id", "day", "model_id"]
         assert new["usage_hour_users"] == ["organization_id", "user_id", "hour"]
+        assert old[latency_days] == ["organization_id", "day", "model_id", "bucket"]
+        assert old[latency_months] == ["organization_id", "month", "model_id", "bucket"]
+        assert new[latency_days] == ["organization_id", "month", "model_id", "bucket", "day"]
+        assert new[latency_months] == ["organization_id", "model_id", "bucket", "month"]
         for table in tables:
-            if table not in ("usage_day_user_models", "usage_hour_users"):
+            if table not in ("usage_day_user_models", "usage_hour_users", latency_days, latency_months):
                 assert new[table] == old[table], table
         if backend == "sqlite":
             assert old["clustered"] == []

@@ -181,6 +181,7 @@ async def check_reads(
         (date(2026, 1, 1), date(2026, 1, 15)),
         (date(2025, 12, 25), None),
         (date(2025, 12, 22), date(2026, 2, 1)),  # a full month between two edges
+        (date(2025, 12, 20), date(2026, 1, 12)),  # days of two months, no full month
     ]
     me = users[1].id
     for start, end in ranges:

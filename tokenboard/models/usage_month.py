@@ -50,14 +50,16 @@ class UsageMonthDimension(OrgKey, SlimMetrics, Base):
 
 
 class UsageMonthLatencyBucket(OrgKey, Base):
-    """Rollup: a model's latency histogram in one UTC month (the buckets of usage_latency_buckets)."""
+    """Rollup: a model's latency histogram in one UTC month (the buckets of usage_latency_buckets), keyed by
+    model and bucket before the month (migration 0018): any range of months is read in the order it is
+    summed in."""
 
     __tablename__ = "usage_month_latency_buckets"
     __table_args__ = CLUSTERED
 
-    month: Mapped[date] = mapped_column(primary_key=True)
     model_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     bucket: Mapped[int] = mapped_column(primary_key=True)
+    month: Mapped[date] = mapped_column(primary_key=True)
     requests: Mapped[int] = mapped_column(BigInteger, default=0)
 
 

@@ -339,9 +339,9 @@ SELECT organization_id, dimension, user_id, day, value, {slim} FROM tb_usage_dim
 ON CONFLICT (organization_id, dimension, user_id, day, value)
 DO UPDATE SET {_adds("usage_dimension_user_days", SLIM_METRICS)};
 
-INSERT INTO usage_latency_buckets (organization_id, day, model_id, bucket, requests)
-SELECT * FROM tb_usage_latency ORDER BY 1, 2, 3, 4
-ON CONFLICT (organization_id, day, model_id, bucket)
+INSERT INTO usage_latency_buckets (organization_id, month, model_id, bucket, day, requests)
+SELECT organization_id, {_MONTH}, model_id, bucket, day, requests FROM tb_usage_latency ORDER BY 1, 2, 3, 4, 5
+ON CONFLICT (organization_id, month, model_id, bucket, day)
 DO UPDATE SET requests = usage_latency_buckets.requests + excluded.requests;
 
 INSERT INTO usage_month_users (organization_id, month, user_id, {slim})
@@ -361,10 +361,10 @@ GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
 ON CONFLICT (organization_id, dimension, month, value)
 DO UPDATE SET {_adds("usage_month_dimensions", SLIM_METRICS)};
 
-INSERT INTO usage_month_latency_buckets (organization_id, month, model_id, bucket, requests)
-SELECT organization_id, {_MONTH}, model_id, bucket, sum(requests) FROM tb_usage_latency
+INSERT INTO usage_month_latency_buckets (organization_id, model_id, bucket, month, requests)
+SELECT organization_id, model_id, bucket, {_MONTH}, sum(requests) FROM tb_usage_latency
 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-ON CONFLICT (organization_id, month, model_id, bucket)
+ON CONFLICT (organization_id, model_id, bucket, month)
 DO UPDATE SET requests = usage_month_latency_buckets.requests + excluded.requests;
 
 INSERT INTO usage_month_hour_cells (organization_id, month, weekday, hour, {slim})
@@ -702,9 +702,12 @@ async def _sqlite_write(driver: Any, sums: _Sums) -> None:
     await bulk.sqlite_upsert(
         driver,
         "usage_latency_buckets",
-        ("organization_id", "day", "model_id", "bucket", "requests"),
-        [(*k, count) for k, count in sums.latency.items()],
-        keys=("organization_id", "day", "model_id", "bucket"),
+        ("organization_id", "month", "model_id", "bucket", "day", "requests"),
+        [
+            (org, day[:8] + "01", model, bucket, day, n)
+            for (org, day, model, bucket), n in sums.latency.items()
+        ],
+        keys=("organization_id", "month", "model_id", "bucket", "day"),
         update=bulk.add_columns("usage_latency_buckets", ("requests",)),
     )
     # The monthly tables: the day keys' sums again, per month ("YYYY-MM-01", as SQLite stores the date).
@@ -719,7 +722,7 @@ async def _sqlite_write(driver: Any, sums: _Sums) -> None:
         _add_into(month_dimensions, (org, dimension, day[:8] + "01", value), v)
     month_latency: dict[tuple[Any, ...], int] = {}
     for (org, day, model, bucket), count in sums.latency.items():
-        key = (org, day[:8] + "01", model, bucket)
+        key = (org, model, bucket, day[:8] + "01")
         month_latency[key] = month_latency.get(key, 0) + count
     for table, names, rows in (
         (
@@ -747,9 +750,9 @@ async def _sqlite_write(driver: Any, sums: _Sums) -> None:
     await bulk.sqlite_upsert(
         driver,
         "usage_month_latency_buckets",
-        ("organization_id", "month", "model_id", "bucket", "requests"),
+        ("organization_id", "model_id", "bucket", "month", "requests"),
         [(*k, count) for k, count in month_latency.items()],
-        keys=("organization_id", "month", "model_id", "bucket"),
+        keys=("organization_id", "model_id", "bucket", "month"),
         update=bulk.add_columns("usage_month_latency_buckets", ("requests",)),
     )
     # The weekly pattern per month: the hours' sums again, per (month, UTC weekday, hour of day).
