@@ -243,53 +243,21 @@ def _in_months(stmt: Select[Any], column: Any, months: tuple[date | None, date |
 
 
 def _split_union(
-    split: Split,
-    monthly: Callable[[], Select[Any]],
-    daily: Callable[[], Select[Any]],
-    month: Any,
-    day: Any,
-    *,
-    keys: int | None = None,
+    split: Split, monthly: Callable[[], Select[Any]], daily: Callable[[], Select[Any]], month: Any, day: Any
 ) -> CompoundSelect[Any] | Select[Any] | None:
     """The monthly select over the full months and the daily one over each edge, as one statement.
 
     One daily select per edge, each a plain range: SQLite plans ``day BETWEEN a AND b OR day BETWEEN c AND d``
     as a scan of the organization's rows through another index (every user's every day, at 10M events a
     20x slower read), where a single range uses the primary key.
-
-    With ``keys`` (the number of key columns before the sums, for :func:`_summed`), an edge covering most of
-    its month is read as that month minus the month's other days (their sums negated): the last 30 days of
-    a month are its monthly row less one day, not thirty days of rows. Rows whose requests sum to nothing
-    are then dropped by :func:`_summed`.
     """
     parts: list[Select[Any]] = []
     if split.months is not None:
         parts.append(_in_months(monthly(), month, split.months))
-    for lo, hi in split.edges:
-        if keys is None:
-            parts.append(daily().where(day.between(lo, hi)))
-            continue
-        for first_of, first, last in month_cuts(lo, hi):
-            month_end = _next_month(first_of) - ONE_DAY
-            others = [(a, b) for a, b in ((first_of, first - ONE_DAY), (last + ONE_DAY, month_end)) if a <= b]
-            if sum((b - a).days + 1 for a, b in others) >= (last - first).days + 1:
-                parts.append(daily().where(day.between(first, last)))
-            else:  # most of the month: the month less its other days
-                parts.append(monthly().where(month == first_of))
-                parts.extend(_negated(daily().where(day.between(a, b)), keys) for a, b in others)
+    parts.extend(daily().where(day.between(lo, hi)) for lo, hi in split.edges)
     if not parts:
         return None
     return parts[0] if len(parts) == 1 else union_all(*parts)
-
-
-ONE_DAY = timedelta(days=1)
-
-
-def _negated(stmt: Select[Any], keys: int) -> Select[Any]:
-    """``stmt``'s rows with their sums (every column after the first ``keys``) negated."""
-    part = stmt.subquery()
-    columns = list(part.c)
-    return select(*columns[:keys], *(-c for c in columns[keys:]))
 
 
 async def _summed(
@@ -306,15 +274,14 @@ async def _summed(
 
 
 def _merge(rows: Any, keys: int) -> dict[tuple[Any, ...], list[int]]:
-    """Sum rows ``(*key, *values)`` per key (the monthly and the daily parts of a split range); the first
-    value is the requests, and a key whose requests come to nothing (a month less its days) is dropped."""
+    """Sum rows ``(*key, *values)`` per key (the monthly and the daily parts of a split range)."""
     out: dict[tuple[Any, ...], list[int]] = {}
     for r in rows:
         key = tuple(r[:keys])
         values = [int(v) for v in r[keys:]]
         found = out.get(key)
         out[key] = values if found is None else [a + b for a, b in zip(found, values, strict=True)]
-    return {key: values for key, values in out.items() if values[0]}
+    return out
 
 
 def _user(user_id: uuid.UUID) -> uuid.UUID | None:
@@ -816,8 +783,7 @@ async def _user_sums(
         d = UsageDayUser
         return scoped(select(d.user_id, *_full_sums(d)), d, org_id).group_by(d.user_id)
 
-    split = split_range(start, end)
-    union = _split_union(split, month, day, UsageMonthUser.month, UsageDayUser.day, keys=1)
+    union = _split_union(split_range(start, end), month, day, UsageMonthUser.month, UsageDayUser.day)
     return await _summed(session, union, 1)
 
 
@@ -861,8 +827,7 @@ async def dimension_breakdowns(
 
         return stmt
 
-    split = split_range(start, end)
-    union = _split_union(split, values(monthly), values(daily), monthly.month, daily.day, keys=2)
+    union = _split_union(split_range(start, end), values(monthly), values(daily), monthly.month, daily.day)
     merged = await _summed(session, union, 2)
     found: dict[str, list[DimensionRow]] = {dimension: [] for dimension in DIMENSIONS}
     for (dimension, value), v in merged.items():
