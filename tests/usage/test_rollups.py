@@ -182,6 +182,8 @@ async def check_reads(
         (date(2025, 12, 25), None),
         (date(2025, 12, 22), date(2026, 2, 1)),  # a full month between two edges
         (date(2025, 12, 20), date(2026, 1, 12)),  # days of two months, no full month
+        (date(2025, 12, 10), date(2026, 1, 25)),  # edges covering most of their months
+        (date(2026, 1, 2), date(2026, 1, 30)),  # one month less its first and last days
     ]
     me = users[1].id
     for start, end in ranges:
