@@ -151,8 +151,7 @@ class CatalogCache:
         return self._entries is not None
 
     async def load(self, session: AsyncSession) -> None:
-        entries = await catalog.snapshot(session)
-        self._entries = entries
+        self._entries = await catalog.snapshot(session)
         self.generation += 1
 
     async def ensure_loaded(self, session: AsyncSession) -> None:

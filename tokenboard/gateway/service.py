@@ -302,9 +302,11 @@ class Gateway:
 
     def _stamp(self, org_id: uuid.UUID) -> tuple[int, int, int, int]:
         """The generations of every cache a pass was decided from: any change to them bumps one."""
+        return (self.keys.generation, self.catalog.generation, *self._org_generations(org_id))
+
+    def _org_generations(self, org_id: uuid.UUID) -> tuple[int, int]:
+        """The organization's model access and billing state generations (0 where there is no such cache)."""
         return (
-            self.keys.generation,
-            self.catalog.generation,
             self.policy.generation(org_id) if self.policy is not None else 0,
             self.billing.generation(org_id) if self.billing is not None else 0,
         )
@@ -319,14 +321,10 @@ class Gateway:
         if not self.catalog.loaded:  # loading bumps its generation: before the stamp is taken
             async with self.sessionmaker() as session:
                 await self.catalog.ensure_loaded(session)
-        generations = (self.keys.generation, self.catalog.generation)
+        generations = (self.keys.generation, self.catalog.generation)  # before the key is read
         key = await self._key_by_hash(key_hash)
         org_id = key.organization_id
-        stamp = (
-            *generations,
-            self.policy.generation(org_id) if self.policy is not None else 0,
-            self.billing.generation(org_id) if self.billing is not None else 0,
-        )
+        stamp = (*generations, *self._org_generations(org_id))
         wall = time.time()
         until = wall + PASS_SECONDS
         if key.workspace_status != WorkspaceStatus.active.value:
