@@ -12,8 +12,7 @@ on 127.0.0.1 in a temporary directory that is removed afterwards:
    - added latency at low load: the same requests sent direct to the upstream and through the gateway,
      interleaved, for 0 ms and 50 ms upstream delay and for streams of 20 chunks 10 ms apart (time to the
      last byte); added p50/p99 = gateway percentile minus direct percentile; the median of the gateway's
-     own ``x-tokenboard-overhead-ms``; several lanes (to finish sooner) start a fraction of a cycle
-     apart, so that their gateway requests do not arrive together and queue behind one another;
+     own ``x-tokenboard-overhead-ms``;
    - throughput: open-loop load (requests start on a fixed schedule whatever the completions) at rising
      rates, direct and gateway interleaved; per rate the achieved requests/s, added p99, errors and the
      gateway process's CPU time (``/proc/<pid>/stat``) per request served; the same for streams;
@@ -64,7 +63,6 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 REQUEST_TIMEOUT = 30.0
 IDLE_SECONDS = 4.0  # below uvicorn's keep-alive timeout (5 s)
 CHECKS = re.compile(rb"checks;dur=([0-9.]+)")
-STREAM_CHUNKS, STREAM_INTERVAL_MS = 20, 10  # the streams measured: 20 chunks 10 ms apart
 MAX_IN_FLIGHT = 2000  # per target; beyond it the load generator counts the request as an error
 
 # The bars of QUALITY.md (2-core machine).
@@ -570,9 +568,7 @@ class Bench:
         if result.status == 200 and result.request_id:
             self.ok_ids.append(result.request_id)
 
-    async def set_mode(
-        self, delay_ms: int, chunks: int = STREAM_CHUNKS, interval_ms: int = STREAM_INTERVAL_MS
-    ) -> None:
+    async def set_mode(self, delay_ms: int, chunks: int = 20, interval_ms: int = 10) -> None:
         raw = self.direct.build(
             "/_bench/mode", {"delay_ms": delay_ms, "chunks": chunks, "interval_ms": interval_ms}, {}
         )
@@ -600,15 +596,8 @@ class Bench:
         overhead: list[float] = []
         errors = 0
 
-        # Lanes finish the pairs sooner. They start a fraction of a cycle (one direct and one gateway
-        # request) apart: with a fixed upstream delay, lanes started together stay in step, and every
-        # gateway request would arrive with another lane's and wait behind it (about 0.3 ms more added p50
-        # at a 50 ms upstream with four lanes than with one, measured 2026-12-06).
-        cycle_s = 2 * (delay_ms + (STREAM_CHUNKS * STREAM_INTERVAL_MS if stream else 0)) / 1000
-
         async def lane(count: int, offset: int) -> None:
             nonlocal errors
-            await asyncio.sleep(offset * cycle_s / lanes)
             for i in range(count):
                 order = ((self.direct, direct_raw), (self.gateway, gateway_raw))
                 if (i + offset) % 2:
@@ -963,9 +952,7 @@ def report(bench: Bench, metering: Metering, costs: DbCosts, info: dict[str, Any
         "",
         paragraph(
             "The same request sent direct to the upstream and through the gateway, alternately; added = ",
-            "gateway percentile minus direct percentile. Where several lanes send pairs, they start a ",
-            "fraction of a cycle apart, so that their requests do not reach the gateway together. ",
-            "The overhead header is the gateway's own ",
+            "gateway percentile minus direct percentile. The overhead header is the gateway's own ",
             "`x-tokenboard-overhead-ms` (for streams: the time before the upstream call).",
         ),
         "",
