@@ -10,9 +10,9 @@ on 127.0.0.1 in a temporary directory that is removed afterwards:
    the upstream (``TOKENBOARD_UPSTREAMS``);
 4. the measurements, from this process (a small raw HTTP/1.1 client on asyncio, keep-alive connections):
    - added latency at low load: the same requests sent direct to the upstream and through the gateway,
-     interleaved, for 0 ms and 50 ms upstream delay and for streams of 20 chunks 10 ms apart (time to the
-     last byte); added p50/p99 = gateway percentile minus direct percentile; the median of the gateway's
-     own ``x-tokenboard-overhead-ms``;
+     interleaved and one at a time, for 0 ms and 50 ms upstream delay and for streams of 20 chunks 10 ms
+     apart (time to the last byte); added p50/p99 = gateway percentile minus direct percentile; the
+     median of the gateway's own ``x-tokenboard-overhead-ms``;
    - throughput: open-loop load (requests start on a fixed schedule whatever the completions) at rising
      rates, direct and gateway interleaved; per rate the achieved requests/s, added p99, errors and the
      gateway process's CPU time (``/proc/<pid>/stat``) per request served; the same for streams;
@@ -79,7 +79,11 @@ BAR_HOT_PATH_US = 50.0
 class Profile:
     name: str
     warmup: int
-    low_load: tuple[tuple[str, int, bool, int, int], ...]  # (label, delay_ms, stream, pairs, lanes)
+    # (label, delay_ms, stream, pairs). One pair at a time: at low load no request overlaps another. Pairs
+    # sent from several lanes at once measured the lanes' interference too: at a 50 ms upstream, four
+    # lanes in step gave an added p50 of 1.23-1.32 ms, four lanes a quarter-cycle apart 1.67 ms, one lane
+    # 1.03-1.19 ms (2026-12-06, decision 0002).
+    low_load: tuple[tuple[str, int, bool, int], ...]
     rates: tuple[int, ...]
     step_seconds: float
     stream_rates: tuple[int, ...]
@@ -91,9 +95,9 @@ PROFILES = {
         "full",
         warmup=300,
         low_load=(
-            ("0 ms upstream", 0, False, 1500, 1),
-            ("50 ms upstream", 50, False, 600, 4),
-            ("stream 20 x 10 ms", 0, True, 400, 4),
+            ("0 ms upstream", 0, False, 1500),
+            ("50 ms upstream", 50, False, 400),
+            ("stream 20 x 10 ms", 0, True, 150),
         ),
         rates=(10, 25, 50, 75, 100, 150, 200, 300, 400, 600, 800, 1000, 1500, 2000),
         step_seconds=10.0,
@@ -104,9 +108,9 @@ PROFILES = {
         "quick",
         warmup=100,
         low_load=(
-            ("0 ms upstream", 0, False, 400, 1),
-            ("50 ms upstream", 50, False, 200, 4),
-            ("stream 20 x 10 ms", 0, True, 100, 4),
+            ("0 ms upstream", 0, False, 400),
+            ("50 ms upstream", 50, False, 100),
+            ("stream 20 x 10 ms", 0, True, 40),
         ),
         rates=(25, 50, 100, 200, 400, 800, 1500),
         step_seconds=3.0,
@@ -117,9 +121,9 @@ PROFILES = {
         "smoke",
         warmup=5,
         low_load=(
-            ("0 ms upstream", 0, False, 10, 1),
-            ("50 ms upstream", 50, False, 4, 2),
-            ("stream 20 x 10 ms", 0, True, 4, 2),
+            ("0 ms upstream", 0, False, 10),
+            ("50 ms upstream", 50, False, 4),
+            ("stream 20 x 10 ms", 0, True, 4),
         ),
         rates=(50,),
         step_seconds=0.5,
@@ -588,7 +592,7 @@ class Bench:
                     f"the gateway answered {result.status} {result.error or ''} during warm-up"
                 )
 
-    async def measure_low_load(self, label: str, delay_ms: int, stream: bool, pairs: int, lanes: int) -> None:
+    async def measure_low_load(self, label: str, delay_ms: int, stream: bool, pairs: int) -> None:
         await self.set_mode(delay_ms)
         direct_raw, gateway_raw = self.requests(stream)
         direct: list[float] = []
@@ -596,11 +600,11 @@ class Bench:
         overhead: list[float] = []
         errors = 0
 
-        async def lane(count: int, offset: int) -> None:
+        async def pairs_in_turn() -> None:
             nonlocal errors
-            for i in range(count):
+            for i in range(pairs):
                 order = ((self.direct, direct_raw), (self.gateway, gateway_raw))
-                if (i + offset) % 2:
+                if i % 2:
                     order = order[::-1]  # alternate which goes first, so neither always follows the other
                 for client, raw in order:
                     result = await client.send(raw)
@@ -614,10 +618,9 @@ class Bench:
                     if result.checks_ms is not None:
                         self.checks_idle.append(result.checks_ms)
 
-        per_lane = max(1, pairs // lanes)
         cpu0 = cpu_seconds(self.env.gateway.pid)  # type: ignore[union-attr]
         with generator_gc_paused():
-            await asyncio.gather(*(lane(per_lane, n) for n in range(lanes)))
+            await pairs_in_turn()
         await asyncio.sleep(0.2)  # let the batch writer flush what these requests queued
         cpu = cpu_seconds(self.env.gateway.pid) - cpu0  # type: ignore[union-attr]
         served = len(gateway)
@@ -716,8 +719,8 @@ class Bench:
         log("warm-up")
         await self.warm_up()
         log("added latency at low load (direct and gateway interleaved)")
-        for label, delay_ms, stream, pairs, lanes in self.profile.low_load:
-            await self.measure_low_load(label, delay_ms, stream, pairs, lanes)
+        for label, delay_ms, stream, pairs in self.profile.low_load:
+            await self.measure_low_load(label, delay_ms, stream, pairs)
         log("throughput, open loop, 0 ms upstream (rate = gateway requests/s; as many sent direct)")
         await self.set_mode(0)
         for rate in self.profile.rates:
@@ -951,7 +954,8 @@ def report(bench: Bench, metering: Metering, costs: DbCosts, info: dict[str, Any
         "### Added latency at low load",
         "",
         paragraph(
-            "The same request sent direct to the upstream and through the gateway, alternately; added = ",
+            "The same request sent direct to the upstream and through the gateway, alternately, one at a ",
+            "time; added = ",
             "gateway percentile minus direct percentile. The overhead header is the gateway's own ",
             "`x-tokenboard-overhead-ms` (for streams: the time before the upstream call).",
         ),
