@@ -1,4 +1,5 @@
-"""The gateway benchmark still runs: ``bench/gateway/run.py --smoke`` end to end (a handful of requests).
+"""The benchmarks still run: ``bench/gateway/run.py --smoke`` end to end (a handful of requests), the relay
+floor and the analytics benchmark.
 
 It starts its own upstream and ``tokenboard serve`` on loopback with a temporary SQLite database, so it
 needs none of the suite's database fixtures and runs once, whatever the backends.
@@ -24,6 +25,28 @@ def test_gateway_benchmark_smoke() -> None:
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     assert "## Gateway overhead" in done.stdout
     assert "every request metered" in done.stdout
+
+
+def test_relay_floor_smoke() -> None:
+    """``bench/gateway/relay_floor.py --smoke``: the three cases measured direct and through the relay."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "gateway" / "relay_floor.py"), "--smoke"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    lines = [line for line in done.stdout.splitlines() if "added p50" in line]
+    assert [line.split("  ")[0].strip() for line in lines] == [
+        "0 ms upstream",
+        "50 ms upstream",
+        "stream 20 x 10 ms",
+    ]
+    for line in lines:
+        direct = float(line.split("direct p50 ")[1].split(" ms")[0])
+        relayed = float(line.split("relay p50 ")[1].split(" ms")[0])
+        assert direct > 0 and relayed > 0
 
 
 def _analytics(*args: str) -> str:
