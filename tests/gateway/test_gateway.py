@@ -247,7 +247,14 @@ async def test_no_credits_is_402(factory: Factory, live_gateway: LiveGateway) ->
 
 @pytest.mark.parametrize(
     ("behaviour", "status"),
-    [("error=500", 502), ("error=429", 429), ("malformed", 502), ("delay_ms=5000", 504), ("error=400", 400)],
+    [
+        ("error=500", 502),
+        ("error=429", 429),
+        ("malformed", 502),
+        ("nan=true", 502),  # not JSON: refused as malformed, never relayed as a 500
+        ("delay_ms=5000", 504),
+        ("error=400", 400),
+    ],
 )
 async def test_upstream_failures_are_clean_and_release_the_hold(
     behaviour: str, status: int, factory: Factory, live_gateway: LiveGateway, upstream: FakeUpstream

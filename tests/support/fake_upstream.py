@@ -39,6 +39,7 @@ Items are ``key=value`` or a preset word:
     cut               streams stop after half the content, without usage, and the connection is
                       dropped; plain responses drop it halfway through the declared body
     malformed         200 with a body (or, in streams, one event) that is not valid JSON
+    nan               plain responses: 200 with a body that holds NaN (which Python's json reads, JSON not)
     huge_kb=N         a reply of N KiB whatever max_tokens says
 
 Presets: slow (delay_ms=200), stall (delay_ms=60000, for timeouts), cut, malformed, huge
@@ -119,6 +120,7 @@ class Behaviour:
     usage: UsageMode = "normal"
     cut: bool = False
     malformed: bool = False
+    nan: bool = False
     huge_kb: int = 0
 
     @property
@@ -167,7 +169,7 @@ def parse_behaviour(spec: str, separator: str = ",") -> dict[str, Any]:
             if value not in _USAGE_MODES:
                 raise ValueError(f"usage must be one of {', '.join(_USAGE_MODES)}, not {value!r}")
             settings[key] = value
-        elif key in ("cut", "malformed"):
+        elif key in ("cut", "malformed", "nan"):
             settings[key] = value in ("1", "true", "yes", "on")
         else:
             try:
@@ -313,6 +315,8 @@ def _json_plan(payload: Any, behaviour: Behaviour, headers: Mapping[str, str], s
     body = json.dumps(payload).encode()
     if behaviour.malformed and status == 200:
         body = body[: len(body) // 2]
+    if behaviour.nan and status == 200:
+        body = body[:-1] + b', "score": NaN}'
     sent = body[: len(body) // 2] if behaviour.cut else body
     return _Plan(
         status=status,

@@ -22,7 +22,7 @@ import httpx
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from tokenboard.billing.status import BillingStatusCache
@@ -45,7 +45,7 @@ from tokenboard.gateway.limits import KeySpend, RateLimiter
 from tokenboard.gateway.metering import BatchResult, UsageRecord, UsageWriter
 from tokenboard.gateway.upstreams import ANTHROPIC_FORMAT, EMBEDDINGS, OPENAI_FORMAT, Upstream, UpstreamPool
 from tokenboard.kit.db import request_id, utcnow
-from tokenboard.kit.jsonenc import compact_dumps, dumps_bytes
+from tokenboard.kit.jsonenc import compact_dumps, dumps_bytes, strict_loads
 from tokenboard.kit.money import format_usd
 from tokenboard.kit.security import hash_token
 from tokenboard.ledger.lease import CreditLeases
@@ -565,7 +565,7 @@ class Gateway:
             await response.aclose()
         upstream_ms = (time.perf_counter() - upstream_started) * 1000
         try:
-            payload = json.loads(raw)
+            payload = strict_loads(raw)  # NaN or Infinity would make the answer unencodable: malformed
             if not isinstance(payload, dict):
                 raise ValueError("not an object")
         except ValueError as exc:
@@ -588,7 +588,10 @@ class Gateway:
             ttft_ms=None,
             overhead_ms=overhead,
         )
-        return JSONResponse(payload, headers=self._headers(admitted, overhead))
+        # The body as JSONResponse would write it (compact UTF-8), by orjson: a quarter of its time.
+        return Response(
+            dumps_bytes(payload), media_type="application/json", headers=self._headers(admitted, overhead)
+        )
 
     def _relay_stream(self, admitted: Admitted, response: httpx.Response) -> Response:
         """Relay an upstream stream to the client as it comes.
