@@ -14,30 +14,28 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_gateway_benchmark_smoke() -> None:
+def _smoke(script: str, *args: str, timeout: float = 120) -> str:
+    """``bench/<script> --smoke`` with ``args``: its output, once it exited cleanly."""
     done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "gateway" / "run.py"), "--smoke"],
+        [sys.executable, str(ROOT / "bench" / script), "--smoke", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    assert "## Gateway overhead" in done.stdout
-    assert "every request metered" in done.stdout
+    return done.stdout
+
+
+def test_gateway_benchmark_smoke() -> None:
+    out = _smoke("gateway/run.py")
+    assert "## Gateway overhead" in out
+    assert "every request metered" in out
 
 
 def test_relay_floor_smoke() -> None:
     """``bench/gateway/relay_floor.py --smoke``: the three cases measured direct and through the relay."""
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "gateway" / "relay_floor.py"), "--smoke"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    lines = [line for line in done.stdout.splitlines() if "added p50" in line]
+    lines = [line for line in _smoke("gateway/relay_floor.py").splitlines() if "added p50" in line]
     assert [line.split("  ")[0].strip() for line in lines] == [
         "0 ms upstream",
         "50 ms upstream",
@@ -50,16 +48,8 @@ def test_relay_floor_smoke() -> None:
 
 
 def _analytics(*args: str) -> str:
-    """``bench/analytics/run.py --smoke`` with ``args``: its output, once it exited cleanly."""
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "analytics" / "run.py"), "--smoke", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    return done.stdout
+    """``bench/analytics/run.py --smoke`` with ``args``."""
+    return _smoke("analytics/run.py", *args, timeout=300)
 
 
 def test_analytics_benchmark_smoke() -> None:
