@@ -36,8 +36,8 @@ migrate: $(STAMP)
 	$(BIN)/tokenboard migrate
 
 ## test: install everything (Python packages, Chromium) and run the whole suite on SQLite and PostgreSQL
-## The tests mostly wait (databases, live servers, browsers): they run in worker processes, one module per
-## worker at a time so a module's live server starts once.
+# The tests mostly wait (databases, live servers, browsers): they run in worker processes, one module per
+# worker at a time so a module's live server starts once.
 test: install-test
 	$(BIN)/ruff check tokenboard tests
 	$(BIN)/mypy tokenboard
