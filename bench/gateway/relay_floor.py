@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
 from pathlib import Path
 
 import uvloop
@@ -27,7 +25,7 @@ import uvloop
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from run import free_port  # noqa: E402
+from run import Client, free_port  # noqa: E402
 
 # (label, upstream delay ms, stream, pairs)
 CASES = (
@@ -57,65 +55,36 @@ async def _relay(upstream_port: int, port: int) -> None:
         await server.serve_forever()
 
 
-def _request(path: str, body: Mapping[str, object]) -> bytes:
-    data = json.dumps(body).encode()
-    head = f"POST {path} HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\n"
-    return f"{head}content-length: {len(data)}\r\n\r\n".encode() + data
-
-
-async def _send(
-    connection: tuple[asyncio.StreamReader, asyncio.StreamWriter], raw: bytes, stream: bool
-) -> float:
-    """Milliseconds from the request written to the response's last byte read."""
-    reader, writer = connection
-    started = time.perf_counter()
-    writer.write(raw)
-    received = b""
-    while True:
-        chunk = await reader.read(65536)
-        if not chunk:
-            raise ConnectionError("the connection closed mid-response")
-        received += chunk
-        if stream:
-            if received.endswith(b"0\r\n\r\n"):
-                break
-            continue
-        head, found, body = received.partition(b"\r\n\r\n")
-        if found:
-            lengths = [
-                line.split(b":", 1)[1]
-                for line in head.split(b"\r\n")
-                if line.lower().startswith(b"content-length:")
-            ]
-            if len(body) >= int(lengths[0]):
-                break
-    return (time.perf_counter() - started) * 1000
+async def _timed(client: Client, raw: bytes) -> float:
+    """Milliseconds to the response's last byte (``run.py``'s client); an error ends the run."""
+    result = await client.send(raw)
+    if result.status != 200:
+        raise RuntimeError(f"{result.target}: {result.error or result.status}")
+    return result.ms
 
 
 async def _measure(upstream_port: int, relay_port: int, smoke: bool) -> None:
-    direct = await asyncio.open_connection("127.0.0.1", upstream_port)
-    relayed = await asyncio.open_connection("127.0.0.1", relay_port)
+    direct, relayed = Client(upstream_port, "direct"), Client(relay_port, "relay")
     for label, delay_ms, stream, pairs in CASES:
         count = 3 if smoke else pairs
         mode = {"delay_ms": delay_ms, "chunks": 20, "interval_ms": 10}
-        await _send(direct, _request("/_bench/mode", mode), False)
-        raw = _request(
-            "/v1/chat/completions",
-            {"model": "gpt-4o-mini", "stream": stream, "messages": [{"role": "user", "content": "hi"}]},
-        )
+        await _timed(direct, direct.build("/_bench/mode", mode, {}))
+        body = {"model": "gpt-4o-mini", "stream": stream, "messages": [{"role": "user", "content": "hi"}]}
+        raw = direct.build("/v1/chat/completions", body, {})
         for _ in range(1 if smoke else 5):  # warm-up
-            await _send(direct, raw, stream)
-            await _send(relayed, raw, stream)
-        times: dict[str, list[float]] = {"direct": [], "relay": []}
+            await _timed(direct, raw)
+            await _timed(relayed, raw)
+        times: dict[Client, list[float]] = {direct: [], relayed: []}
         for i in range(count):
-            order = [("direct", direct), ("relay", relayed)]
-            for name, connection in order[:: 1 if i % 2 else -1]:
-                times[name].append(await _send(connection, raw, stream))
-        d, r = statistics.median(times["direct"]), statistics.median(times["relay"])
+            for client in (direct, relayed)[:: 1 if i % 2 else -1]:
+                times[client].append(await _timed(client, raw))
+        d, r = statistics.median(times[direct]), statistics.median(times[relayed])
         print(
             f"{label:<20} pairs {count:>5}  direct p50 {d:.2f} ms  relay p50 {r:.2f} ms"
             f"  added p50 {r - d:.2f} ms"
         )
+    direct.close()
+    relayed.close()
 
 
 def main() -> int:

@@ -1135,9 +1135,8 @@ def report(bench: Bench, metering: Metering, costs: DbCosts, info: dict[str, Any
             "session*): every phase of the gateway's work runs 3 to 8 times slower after the process has ",
             "been idle 50 ms than when it is kept busy, CPU wake-up ruled out (pinning and ",
             "`cpu_dma_latency` changed nothing). For streams, a process that only copies bytes already ",
-            "adds about 0.8 ms on this machine (`bench/gateway/relay_floor.py`), partly by slowing the ",
-            "upstream's own stream. With a 0 ms upstream the gateway is never idle long and the added p50 ",
-            "stays under the bar.",
+            "adds 0.8-1.1 ms on this machine (`bench/gateway/relay_floor.py`). With a 0 ms upstream the ",
+            "gateway is never idle long and the added p50 stays under the bar.",
         ),
         paragraph(
             "- **Hot path**: the gateway reports it in each response (`server-timing: checks;dur=...`, ",
