@@ -53,6 +53,7 @@ from tokenboard.model_access.cache import ModelAccessCache, session_info
 from tokenboard.model_access.endpoints import router as model_access_router
 from tokenboard.organizations.endpoints import router as organizations_router
 from tokenboard.teams.endpoints import router as teams_router
+from tokenboard.usage.endpoints import INGEST_PATH
 from tokenboard.usage.endpoints import router as usage_router
 from tokenboard.web.routes import router as web_router
 from tokenboard.workspaces.endpoints import router as workspaces_router
@@ -233,7 +234,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     app.add_middleware(
-        RequestGuardMiddleware, max_body_bytes=settings.max_body_bytes, secure_cookies=settings.secure_cookies
+        RequestGuardMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        secure_cookies=settings.secure_cookies,
+        larger_bodies=[(INGEST_PATH, max(settings.max_ingest_body_bytes, settings.max_body_bytes))],
     )
     # Outermost: the gateway's POST routes skip the dashboard's stack (see tokenboard/gateway/asgi.py).
     app.front_door = GatewayFrontDoor(app.state.gateway, max_body_bytes=settings.max_body_bytes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -17,6 +18,7 @@ from tokenboard.catalog.service import catalog
 from tokenboard.members.roles import Role
 from tokenboard.models import AuditEvent, CreditEntry, UsageEvent
 from tokenboard.usage import repository
+from tokenboard.usage.schemas import MAX_BATCH
 
 MODEL = "openai/gpt-4o"
 WHEN = "2026-01-05T10:00:00Z"
@@ -173,3 +175,33 @@ async def test_events_for_an_organization_that_does_not_exist_are_refused_and_no
         select(func.count()).select_from(UsageEvent).where(UsageEvent.organization_id == nowhere)
     )
     assert stored == 0
+
+
+async def test_a_full_batch_fits_the_ingest_routes_larger_body_limit(
+    factory: Factory, setup: OrgSetup, db: AsyncSession, app: Any
+) -> None:
+    settings = app.state.settings
+    full = [
+        event(i, cost_nanousd=i, feature="analysis", tool="web_search", conversation_id=f"conv-{i // 5}")
+        for i in range(MAX_BATCH)
+    ]
+    body = json.dumps({"events": full}).encode()
+    assert settings.max_body_bytes < len(body) <= settings.max_ingest_body_bytes
+    path = f"/api/v1/organizations/{setup.id}/usage/events"
+    json_body = {"Content-Type": "application/json"}
+    async with await factory.client_for(setup.users[Role.admin]) as client:
+        r = await client.post(path, content=body, headers=json_body)
+        assert r.status_code == 200, r.text[:500]
+        assert r.json() == {"accepted": MAX_BATCH, "duplicates": 0}
+        # Past the ingest limit: refused before it is read, in the one error shape.
+        pad = b" " * (settings.max_ingest_body_bytes - len(body) + 1)
+        too_big = await client.post(path, content=body + pad, headers=json_body)
+        assert too_big.status_code == 413 and too_big.json()["error"]["type"] == "payload_too_large"
+        # Only that route: the same size elsewhere in the organization's API is refused.
+        teams = f"/api/v1/organizations/{setup.id}/teams"
+        elsewhere = await client.post(teams, content=body, headers=json_body)
+        assert elsewhere.status_code == 413
+    stored = await db.scalar(
+        select(func.sum(UsageEvent.cost_nanousd)).where(UsageEvent.organization_id == setup.id)
+    )
+    assert stored == sum(range(MAX_BATCH))

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -50,12 +51,29 @@ class BodyTooLarge(StarletteHTTPException):
 
 
 class RequestGuardMiddleware:
-    """Rejects oversized bodies with 413, sets security headers, and gives each browser a CSRF cookie."""
+    """Rejects oversized bodies with 413, sets security headers, and gives each browser a CSRF cookie.
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, secure_cookies: bool) -> None:
+    ``larger_bodies``: paths (full-match patterns) allowed a larger body than ``max_body_bytes``, with theirs.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        secure_cookies: bool,
+        larger_bodies: Sequence[tuple[re.Pattern[str], int]] = (),
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.secure_cookies = secure_cookies
+        self.larger_bodies = tuple(larger_bodies)
+
+    def limit_for(self, path: str) -> int:
+        for pattern, limit in self.larger_bodies:
+            if pattern.fullmatch(path):
+                return limit
+        return self.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -63,7 +81,8 @@ class RequestGuardMiddleware:
             return
         headers = dict(scope["headers"])
         declared = headers.get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
+        limit = self.limit_for(scope["path"]) if self.larger_bodies else self.max_body_bytes
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
             await _send_json(send, 413, "payload_too_large", TOO_LARGE)
             return
         cookie_header = headers.get(b"cookie", b"").decode("latin-1")
@@ -81,7 +100,7 @@ class RequestGuardMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
+                if received > limit:
                     raise BodyTooLarge
             return message
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Annotated
 
@@ -18,6 +19,9 @@ from tokenboard.usage.reports import reports, resolve_period
 from tokenboard.usage.service import usage
 
 router = make_router(prefix="/api/v1/organizations/{org_id}/usage", tags=["usage"])
+# The ingest route's path, for its larger body limit (``max_ingest_body_bytes``): a full batch of 5,000
+# events does not fit the default 1 MiB.
+INGEST_PATH = re.compile(re.escape(router.prefix).replace(re.escape("{org_id}"), "[^/]+") + "/events")
 
 Ingester = Annotated[OrgContext, Depends(require_org(Permission.usage_ingest))]
 # Everyone in the org reads usage; what they see is scoped by the report (members: only their own).
