@@ -8,8 +8,8 @@ import asyncio
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from tests.support.factories import Factory
 from tokenboard.kit.fanout import EXTRA_CONNECTIONS, ReadFanout, _slots
@@ -92,3 +92,32 @@ async def test_reads_see_what_is_committed_not_the_request_s_own_changes(
     assert await ReadFanout(db).run(teams) == (before + 1 if backend == "sqlite" else before)
     await db.commit()
     assert await ReadFanout(db).run(teams) == before + 1
+
+
+_STARTED = text("SELECT transaction_timestamp()")
+
+
+async def _alone(session: AsyncSession) -> bool:
+    """Whether the session's statements run outside a transaction block: each then has a transaction (and
+    a start time) of its own, where inside one block they all share the block's."""
+    first = await session.scalar(_STARTED)
+    await session.execute(text("SELECT pg_sleep(0.01)"))
+    return bool(first != await session.scalar(_STARTED))
+
+
+async def test_a_lent_read_begins_no_transaction_and_its_connection_comes_back_as_it_was(
+    db: AsyncSession, backend: str
+) -> None:
+    if backend == "sqlite":  # no connection is lent on SQLite: the read runs in the request's transaction
+        await test_with_no_connection_to_lend_reads_take_turns_on_the_request_session(db, lend=False)
+        return
+    # One connection in the pool: the one lent to the read is the one the next session gets.
+    url = db.bind.url.render_as_string(hide_password=False)
+    engine = create_async_engine(url, pool_size=1, max_overflow=0)
+    try:
+        async with AsyncSession(engine) as request:
+            assert await ReadFanout(request).run(_alone) is True  # no BEGIN, no ROLLBACK: one round trip each
+        async with AsyncSession(engine) as later:
+            assert await _alone(later) is False  # the next user of that connection is in a transaction again
+    finally:
+        await engine.dispose()

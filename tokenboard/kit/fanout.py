@@ -5,9 +5,9 @@ session, the process waits for the database while it could be turning the previo
 the database waits for the process. Side by side, the waits overlap (and a database server with more than
 one core runs several of them at once).
 
-Only reads go through here: each runs in a short transaction of its own, rolled back at the end, so it sees
-what was committed when it started, not the request's own unflushed or uncommitted changes. The request's
-unit of work is untouched (decision 0004).
+Only reads go through here. Each runs outside any transaction (autocommit): each of its statements sees what
+was committed when it started, never the request's own unflushed or uncommitted changes, and costs one round
+trip, with no ``BEGIN`` and ``ROLLBACK`` around it. The request's unit of work is untouched (decision 0004).
 
 The extra connections come from the engine's pool, and a process lends at most :data:`EXTRA_CONNECTIONS`
 of them at a time, whatever the number of requests. When none is free a read waits for nobody: it runs
@@ -30,6 +30,8 @@ T = TypeVar("T")
 # A quarter of the PostgreSQL pool (10 + 20 overflow, kit/db.py) and SQLite's: several pages at once still
 # leave most connections to the requests themselves.
 EXTRA_CONNECTIONS = 8
+# Set on a lent connection before its read's first statement: SQLAlchemy then begins no transaction on it.
+_AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
 
 
 class _Slots:
@@ -70,7 +72,8 @@ class ReadFanout:
             slots.free -= 1
             try:
                 async with AsyncSession(bind=self._session.bind) as session:
-                    return await read(session)  # closing the session rolls its read back
+                    await session.connection(execution_options=_AUTOCOMMIT)
+                    return await read(session)
             finally:
                 slots.free += 1
         async with self._own:  # an AsyncSession runs one statement at a time
