@@ -96,7 +96,8 @@ def _label_text(label: Label, *, short: bool) -> str:
 
 
 def _num(value: float) -> str:
-    return f"{value:.2f}".rstrip("0").rstrip(".")
+    text = "%.2f" % value  # noqa: UP031 (a third faster than the f-string, for the thousands of a chart)
+    return text.rstrip("0").rstrip(".") if text[-1] == "0" else text
 
 
 @functools.cache
@@ -105,21 +106,25 @@ def _attr_name(name: str) -> str:
     return name.rstrip("_").replace("_", "-")
 
 
+def _value(value: object) -> str:
+    """An attribute's text: numbers as they are (floats to two decimals, trailing zeros dropped), other
+    values escaped."""
+    kind = type(value)
+    if kind is float:
+        return _num(value)  # type: ignore[arg-type]
+    if kind is int or isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return _num(value)
+    return html.escape(str(value))
+
+
 def _attrs(attrs: Mapping[str, object]) -> str:
     # Charts hold hundreds of marks (a year's daily bars): numbers need no escaping, text goes through
     # the standard library's C escape (the same five characters as markupsafe, without a Markup per value).
-    parts = []
-    for name, value in attrs.items():
-        if value is None:
-            continue
-        if isinstance(value, float):
-            text = _num(value)
-        elif isinstance(value, int):
-            text = str(value)
-        else:
-            text = html.escape(str(value))
-        parts.append(f' {_attr_name(name)}="{text}"')
-    return "".join(parts)
+    return "".join(
+        f' {_attr_name(name)}="{_value(value)}"' for name, value in attrs.items() if value is not None
+    )
 
 
 def _el(tag: str, attrs: Mapping[str, object], *children: str) -> str:
@@ -188,12 +193,12 @@ def _value_axis(ticks: list[float], unit: Unit, plot_h: float, width: float) -> 
     return "".join(out)
 
 
-def _category_axis(labels: Sequence[str], slot: float, height: float) -> str:
+def _category_axis(labels: Sequence[Label], slot: float, height: float) -> str:
     every = max(1, math.ceil(len(labels) / 8))  # at most about 8 labels: readable on a phone
     out = []
-    for i, label in enumerate(labels):
-        if i % every == 0:
-            out.append(_text(LEFT + slot * (i + 0.5), height - 8, label, "chart-tick"))
+    for i in range(0, len(labels), every):
+        text = _label_text(labels[i], short=True)
+        out.append(_text(LEFT + slot * (i + 0.5), height - 8, text, "chart-tick"))
     return "".join(out)
 
 
@@ -221,10 +226,13 @@ def trend_chart(
         h = plot_h * value / ticks[-1]
         x, y = LEFT + slot * i, TOP + plot_h - h
         hover = _hover(f"{_label_text(label, short=False)}: {format_value(value, unit)}")
-        if style == "bars":
+        if style == "bars":  # hundreds of them for a year: written out, as _el would
             gap = min(slot * 0.2, 4)
-            bar = {"class": "mark", "x": x + gap / 2, "y": y, "width": max(slot - gap, 0.5), "height": h}
-            marks.append(_el("rect", {**bar, "data_value": value}, hover))
+            marks.append(
+                f'<rect class="mark" x="{_value(x + gap / 2)}" y="{_value(y)}" '
+                f'width="{_value(max(slot - gap, 0.5))}" height="{_value(h)}" '
+                f'data-value="{_value(value)}">{hover}</rect>'
+            )
         else:
             coords.append((x + slot / 2, y))
             dot = {"class": "mark", "cx": x + slot / 2, "cy": y, "r": 3 if len(points) <= 60 else 1.5}
@@ -234,7 +242,7 @@ def trend_chart(
         line = _el(
             "polyline", {"class": "chart-line", "points": " ".join(f"{_num(a)},{_num(b)}" for a, b in coords)}
         )
-    labels = [_label_text(label, short=True) for label, _ in points]
+    labels = [label for label, _ in points]
     total = format_value(sum(values), unit)
     peak_at = values.index(max(values))
     desc = (
@@ -306,7 +314,7 @@ def comparison_chart(
         legend.append(_text(x + 14, 13, one.name, "chart-legend", "start"))
         x += 24 + 7 * len(one.name)
     axis = _el("g", {"transform": f"translate(0 {legend_h})"}, _value_axis(ticks, unit, plot_h, WIDTH))
-    labels = [_label_text(c, short=True) for c in categories]
+    labels = categories
     totals = ", ".join(
         f"{one.name} {format_value(sum(max(0, v) for v in one.values), unit)}" for one in series
     )
@@ -328,6 +336,7 @@ def weekly_heatmap(
     left, top, cell = 36, 8, (WIDTH - 36 - RIGHT) / 24
     height = top + cell * 7 + 22
     peak = max(values.values())
+    side = _value(cell - 2)
     marks = []
     for day in range(7):
         marks.append(_text(left - 6, top + cell * day + cell / 2 + 4, WEEKDAYS[day], "chart-tick", "end"))
@@ -335,19 +344,11 @@ def weekly_heatmap(
             value = values.get((day, hour), 0)
             # Five steps of the one colour (.level-0 … .level-4), so the scale stays readable in any theme.
             level = 0 if value == 0 else 1 + min(3, int(4 * value / peak - 1e-9))
-            attrs = {
-                "class": f"mark level-{level}",
-                "x": left + cell * hour + 1,
-                "y": top + cell * day + 1,
-                "width": cell - 2,
-                "height": cell - 2,
-                "rx": 2,
-                "data_value": value,
-                "data_day": day,
-                "data_hour": hour,
-            }
-            marks.append(
-                _el("rect", attrs, _hover(f"{WEEKDAYS[day]} {hour:02d}:00: {format_value(value, unit)}"))
+            hover = _hover(f"{WEEKDAYS[day]} {hour:02d}:00: {format_value(value, unit)}")
+            marks.append(  # 168 of them: written out, as _el would
+                f'<rect class="mark level-{level}" x="{_value(left + cell * hour + 1)}" '
+                f'y="{_value(top + cell * day + 1)}" width="{side}" height="{side}" rx="2" '
+                f'data-value="{_value(value)}" data-day="{day}" data-hour="{hour}">{hover}</rect>'
             )
     for hour in range(0, 24, 3):
         marks.append(_text(left + cell * hour + cell / 2, height - 6, f"{hour:02d}", "chart-tick"))
