@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tests.support.factories import Factory
 from tokenboard.models import UsageLatencyBucket
 from tokenboard.usage import repository
-from tokenboard.usage.repository import month_cuts
+from tokenboard.usage.repository import month_cuts, percentiles
 from tokenboard.usage.rollups import OVERFLOW_BUCKET, bucket_reading
 
 
@@ -22,10 +22,20 @@ def nearest_rank(buckets: list[int], p: float) -> int:
     return ordered[math.ceil(len(ordered) * p) - 1]
 
 
-async def test_percentiles_are_the_nearest_rank_of_the_requests_in_bucket_order(
+@given(st.lists(st.integers(min_value=0, max_value=40), min_size=1, max_size=300))
+def test_percentiles_are_the_nearest_rank_of_the_requests_in_bucket_order(buckets: list[int]) -> None:
+    histogram: dict[int, int] = {}
+    for bucket in buckets:
+        histogram[bucket] = histogram.get(bucket, 0) + 1
+    expected = (bucket_reading(nearest_rank(buckets, 0.50)), bucket_reading(nearest_rank(buckets, 0.95)))
+    assert percentiles(histogram) == expected
+
+
+async def test_model_latency_reads_the_nearest_rank_from_the_stored_histograms(
     factory: Factory, db: AsyncSession
 ) -> None:
-    """The database walks each model's histogram (``model_latency``); checked against sorting the requests."""
+    """Through the database on both engines: each model's buckets over two days of two months, summed and
+    read (``model_latency``); checked against sorting the requests."""
     setup = await factory.org_with_roles("Latency Co")
     rnd = random.Random(20261207)
     cases: dict[str, list[int]] = {

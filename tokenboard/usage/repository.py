@@ -666,13 +666,11 @@ async def model_latency(
     session: AsyncSession, org_id: uuid.UUID, start: date | None, end: date | None
 ) -> dict[str, tuple[int | None, int | None]]:
     """Per model, latency p50 and p95 over the range from the organization's histograms (every user's
-    requests): nearest rank, the bucket where the running count of requests (buckets in order) first reaches
-    ceil(total x p), read as its upper bound (:func:`rollups.bucket_reading`).
+    requests; see :func:`percentiles`).
 
     One statement: the full months' buckets and each edge's days, one month at a time, each part summed per
     model and bucket by the database as it reads them in its key's order (migration 0018), so no part sorts.
-    The database then adds the parts up and walks each model's buckets in order with a running count, so
-    one row per model comes back instead of hundreds of buckets.
+    The parts are added up here: a few hundred rows each (models x buckets in use).
     """
     months, days = UsageMonthLatencyBucket, UsageLatencyBucket
     split = split_range(start, end)
@@ -686,32 +684,13 @@ async def model_latency(
         parts.append(stmt.group_by(days.model_id, days.bucket))
     if not parts:
         return {}
-    found = (parts[0] if len(parts) == 1 else union_all(*parts)).subquery()
-    model_id, bucket, requests = found.c
-    histogram = (
-        select(model_id, bucket, func.sum(requests).label("requests")).group_by(model_id, bucket).subquery()
-    )
-    by_model = {"partition_by": histogram.c.model_id}
-    counted = select(
-        histogram.c.model_id,
-        histogram.c.bucket,
-        func.sum(histogram.c.requests).over(**by_model, order_by=histogram.c.bucket).label("running"),
-        func.sum(histogram.c.requests).over(**by_model).label("total"),
-    ).subquery()
-    # Nearest rank: the first bucket whose running count reaches ceil(total x p), in integers.
-    stmt = select(
-        counted.c.model_id,
-        func.min(counted.c.bucket).filter(counted.c.running * 2 >= counted.c.total),
-        func.min(counted.c.bucket).filter(counted.c.running * 100 >= counted.c.total * 95),
-    ).group_by(counted.c.model_id)
-    return {
-        model: (bucket_reading(_int_or_none(p50)), bucket_reading(_int_or_none(p95)))
-        for model, p50, p95 in await session.execute(stmt)
-    }
-
-
-def _int_or_none(value: Any) -> int | None:
-    return None if value is None else int(value)
+    histograms: dict[str, dict[int, int]] = {}
+    for model_id, bucket, requests in await session.execute(
+        parts[0] if len(parts) == 1 else union_all(*parts)
+    ):
+        histogram = histograms.setdefault(model_id, {})
+        histogram[bucket] = histogram.get(bucket, 0) + int(requests)
+    return {model_id: percentiles(histogram) for model_id, histogram in histograms.items()}
 
 
 def month_cuts(first: date, last: date) -> list[tuple[date, date, date]]:
@@ -722,6 +701,25 @@ def month_cuts(first: date, last: date) -> list[tuple[date, date, date]]:
         cuts.append((first.replace(day=1), first, min(last, following - timedelta(days=1))))
         first = following
     return cuts
+
+
+def percentiles(histogram: dict[int, int]) -> tuple[int | None, int | None]:
+    """The latency read at p50 and p95 from one model's histogram (bucket -> requests).
+
+    Nearest rank: the bucket where the running count of requests (buckets in order) first reaches
+    ceil(total x p); it reads as its upper bound (:func:`rollups.bucket_reading`; the tests check both
+    percentiles against the raw latencies).
+    """
+    total = sum(histogram.values())
+    ranks = ((total + 1) // 2, (total * 95 + 99) // 100)  # ceil(total x 0.50), ceil(total x 0.95)
+    found: list[int | None] = [None, None]
+    seen = 0
+    for bucket in sorted(histogram):
+        seen += histogram[bucket]
+        for i, rank in enumerate(ranks):
+            if found[i] is None and seen >= rank:
+                found[i] = bucket
+    return bucket_reading(found[0]), bucket_reading(found[1])
 
 
 def model_stats(sums: ModelSums, latency: dict[str, tuple[int | None, int | None]]) -> list[ModelStats]:
