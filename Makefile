@@ -60,6 +60,11 @@ format: install-test
 bench: install-test
 	$(BIN)/python bench/gateway/run.py
 
+## soak: 30 minutes of mixed gateway and dashboard load; the server's memory over time (docs/benchmarks.md)
+.PHONY: soak
+soak: install-test
+	$(BIN)/python bench/gateway/soak.py
+
 ## bench-analytics: usage ingestion into fresh SQLite and PostgreSQL databases (1M events; docs/benchmarks.md)
 .PHONY: bench-analytics
 bench-analytics: install-test

@@ -70,3 +70,14 @@ def test_analytics_benchmark_streamed_smoke() -> None:
     assert "generation included" in out and "40 models" in out
     assert "| sqlite | 3,000 | 3,000 | 3,000 | 0 |" in out
     assert "| postgresql | 3,000 | 3,000 | 3,000 | 0 |" in out
+
+
+def test_soak_smoke() -> None:
+    """``bench/gateway/soak.py --smoke``: about 20 s of the mixed load, every kind answered, no error."""
+    out = _smoke("gateway/soak.py")
+    assert "## Soak" in out
+    answered = out.split("Answered in ")[1].split(";")[0]
+    for kind in ("chat", "stream", "models", "page html", "page json", "conversations", "ingest"):
+        assert f"{kind} " in answered, answered
+    assert "Errors: none." in out
+    assert "| no error | 0 | pass |" in out

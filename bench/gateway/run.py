@@ -1155,10 +1155,11 @@ def report(bench: Bench, metering: Metering, costs: DbCosts, info: dict[str, Any
     return "\n".join(out)
 
 
-def write_docs(section: str) -> None:
+def write_docs(section: str, heading: str = SECTION) -> None:
+    """Replace the section under ``heading`` in docs/benchmarks.md (or append it)."""
     if DOCS.exists():
         text = DOCS.read_text()
-        pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+        pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
         text = (
             pattern.sub(lambda _: section + "\n", text, count=1)
             if pattern.search(text)
