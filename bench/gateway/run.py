@@ -38,6 +38,7 @@ import os
 import platform
 import re
 import shlex
+import shutil
 import signal
 import socket
 import sqlite3
@@ -1181,6 +1182,36 @@ def print_summary(section: str) -> None:
         log(line)
 
 
+@contextlib.contextmanager
+def servers(env: Environment, *, keep: bool) -> Iterator[None]:
+    """The upstream, the seeded database and the gateway, answering, for the body of the ``with``.
+
+    An error in the body (or while starting) is reported with the last lines of each server's log, and
+    not raised again: the caller's exit status stays what it set before the error. Both servers are
+    stopped at the end; the temporary directory is removed unless kept.
+    """
+    try:
+        start_upstream(env)
+        seed(env)
+        start_gateway(env)
+        wait_ready(env.upstream_port, env.upstream, "upstream")  # type: ignore[arg-type]
+        wait_ready(env.gateway_port, env.gateway, "gateway")  # type: ignore[arg-type]
+        yield
+    except Exception as exc:
+        log(f"ERROR: {type(exc).__name__}: {exc}")
+        for path in env.logs:
+            if path.exists():
+                log(f"--- last lines of {path.name}")
+                log("\n".join(path.read_text(errors="replace").splitlines()[-30:]))
+    finally:
+        stop(env.gateway)
+        stop(env.upstream)
+        if keep:
+            log(f"kept {env.tmp}")
+        else:
+            shutil.rmtree(env.tmp, ignore_errors=True)
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -1205,13 +1236,8 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="tokenboard-bench-"))
     env = Environment(tmp=tmp, db_path=tmp / "bench.db", upstream_port=free_port(), gateway_port=free_port())
     status = 1
-    try:
-        log(f"gateway benchmark ({profile.name}); temporary files in {tmp}")
-        start_upstream(env)
-        seed(env)
-        start_gateway(env)
-        wait_ready(env.upstream_port, env.upstream, "upstream")  # type: ignore[arg-type]
-        wait_ready(env.gateway_port, env.gateway, "gateway")  # type: ignore[arg-type]
+    log(f"gateway benchmark ({profile.name}); temporary files in {tmp}")
+    with servers(env, keep=args.keep):
         bench = Bench(env, profile)
         run_async(bench.run())
         log("checking metering")
@@ -1236,21 +1262,6 @@ def main(argv: list[str] | None = None) -> int:
         else:
             status = 0
         log(f"took {time.monotonic() - began:.0f} s")
-    except Exception as exc:
-        log(f"ERROR: {type(exc).__name__}: {exc}")
-        for path in env.logs:
-            if path.exists():
-                log(f"--- last lines of {path.name}")
-                log("\n".join(path.read_text(errors="replace").splitlines()[-30:]))
-    finally:
-        stop(env.gateway)
-        stop(env.upstream)
-        if args.keep:
-            log(f"kept {tmp}")
-        else:
-            import shutil
-
-            shutil.rmtree(tmp, ignore_errors=True)
     return status
 
 

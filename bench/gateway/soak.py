@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import shutil
 import sys
 import tempfile
 import time
@@ -52,11 +51,7 @@ from run import (  # noqa: E402
     log,
     machine,
     run_async,
-    seed,
-    start_gateway,
-    start_upstream,
-    stop,
-    wait_ready,
+    servers,
     write_docs,
 )
 
@@ -352,14 +347,9 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="tokenboard-soak-"))
     env = Environment(tmp=tmp, db_path=tmp / "soak.db", upstream_port=free_port(), gateway_port=free_port())
     status = 1
-    try:
-        log(f"soak: {args.minutes:g} minutes; temporary files in {tmp}")
-        start_upstream(env)
-        seed(env)
+    log(f"soak: {args.minutes:g} minutes; temporary files in {tmp}")
+    with servers(env, keep=args.keep):
         token = create_token(env)
-        start_gateway(env)
-        wait_ready(env.upstream_port, env.upstream, "upstream")  # type: ignore[arg-type]
-        wait_ready(env.gateway_port, env.gateway, "gateway")  # type: ignore[arg-type]
         soak = Soak(env, token, seconds=args.minutes * 60, sample_every=args.sample)
         run_async(soak.run())
         info = {
@@ -379,19 +369,6 @@ def main(argv: list[str] | None = None) -> int:
             log("ERROR: some requests failed (see Errors above)")
         else:
             status = 0
-    except Exception as exc:
-        log(f"ERROR: {type(exc).__name__}: {exc}")
-        for path in env.logs:
-            if path.exists():
-                log(f"--- last lines of {path.name}")
-                log("\n".join(path.read_text(errors="replace").splitlines()[-30:]))
-    finally:
-        stop(env.gateway)
-        stop(env.upstream)
-        if args.keep:
-            log(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
     return status
 
 
