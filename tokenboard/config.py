@@ -101,8 +101,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_048_576, description="Largest request body accepted, in bytes.")
     max_ingest_body_bytes: int = Field(
         4_194_304,
-        description="Largest body of a usage ingest batch (POST .../usage/events), in bytes: a batch of 5,000 "
-        "events of about 470 bytes each is 2.3 MB.",
+        description="Largest body of a usage ingest batch (POST .../usage/events), in bytes: a batch of "
+        "5,000 events of about 470 bytes each is 2.3 MB.",
     )
     upstreams: dict[str, UpstreamConfig] = Field(
         default_factory=lambda: {"simulated": UpstreamConfig(kind=UpstreamKind.simulated)},
