@@ -81,7 +81,7 @@ class RequestGuardMiddleware:
             return
         headers = dict(scope["headers"])
         declared = headers.get(b"content-length")
-        limit = self.limit_for(scope["path"]) if self.larger_bodies else self.max_body_bytes
+        limit = self.limit_for(scope["path"])
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             await _send_json(send, 413, "payload_too_large", TOO_LARGE)
             return

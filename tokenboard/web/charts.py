@@ -109,13 +109,10 @@ def _attr_name(name: str) -> str:
 def _value(value: object) -> str:
     """An attribute's text: numbers as they are (floats to two decimals, trailing zeros dropped), other
     values escaped."""
-    kind = type(value)
-    if kind is float:
-        return _num(value)  # type: ignore[arg-type]
-    if kind is int or isinstance(value, int):
-        return str(value)
     if isinstance(value, float):
         return _num(value)
+    if isinstance(value, int):
+        return str(value)
     return html.escape(str(value))
 
 
@@ -314,12 +311,11 @@ def comparison_chart(
         legend.append(_text(x + 14, 13, one.name, "chart-legend", "start"))
         x += 24 + 7 * len(one.name)
     axis = _el("g", {"transform": f"translate(0 {legend_h})"}, _value_axis(ticks, unit, plot_h, WIDTH))
-    labels = categories
     totals = ", ".join(
         f"{one.name} {format_value(sum(max(0, v) for v in one.values), unit)}" for one in series
     )
     desc = f"{len(categories)} periods, {'stacked' if stacked else 'side by side'}; totals: {totals}."
-    body = axis + "".join(marks) + "".join(legend) + _category_axis(labels, slot, height)
+    body = axis + "".join(marks) + "".join(legend) + _category_axis(categories, slot, height)
     return _svg("comparison", title, desc, WIDTH, height, body)
 
 
