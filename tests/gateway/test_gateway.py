@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import anthropic
 import httpx
@@ -106,6 +107,68 @@ async def test_openai_stream_asks_upstream_for_usage_and_hides_it_unless_asked(
     await client.close()
     events = await wait_for_events(factory, tenant.setup.id, 2)
     assert all(e.stream and e.cost_nanousd > 0 and not e.usage_estimated for e in events)
+
+
+async def test_answers_carry_the_security_headers_once_and_streams_end_cleanly(
+    factory: Factory, live_gateway: LiveGateway
+) -> None:
+    tenant = await seed(factory)
+    auth = {"authorization": f"Bearer {tenant.key}"}
+    async with httpx.AsyncClient(base_url=live_gateway.url, timeout=20) as http:
+        plain = await http.post("/v1/chat/completions", json=CHAT, headers=auth)
+        async with http.stream(
+            "POST", "/v1/chat/completions", json={**CHAT, "stream": True}, headers=auth
+        ) as streamed:
+            body = b"".join([chunk async for chunk in streamed.aiter_bytes()])
+    for response in (plain, streamed):
+        assert response.status_code == 200
+        assert response.headers.get_list("x-frame-options") == ["DENY"]
+        assert response.headers.get_list("x-content-type-options") == ["nosniff"]
+    assert plain.json()["choices"][0]["message"]["content"]
+    # the upstream's last event and the end of the body went out together; nothing is lost or repeated
+    assert body.endswith(b"data: [DONE]\n\n") and body.count(b"data: [DONE]") == 1
+    events = await wait_for_events(factory, tenant.setup.id, 2)
+    assert sorted(e.stream for e in events) == [False, True]
+    assert all(e.status_code == 200 and not e.usage_estimated and e.cost_nanousd > 0 for e in events)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_usage_is_taken_before_the_answer_ends(
+    stream: bool, factory: Factory, live_gateway: LiveGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that has its whole answer may take the request as done: by then its usage is in the writer
+    (and its journal, which survives a crash), never after."""
+    from tokenboard.gateway.asgi import GatewayFrontDoor
+    from tokenboard.gateway.metering import UsageWriter
+
+    tenant = await seed(factory)
+    seen: list[str] = []
+    serve, submit = GatewayFrontDoor.serve, UsageWriter.submit
+
+    async def noting_serve(
+        self: GatewayFrontDoor, route: object, scope: object, receive: object, send: Any
+    ) -> None:
+        async def noting_send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                seen.append("end")
+            await send(message)
+
+        await serve(self, route, scope, receive, noting_send)  # type: ignore[arg-type]
+
+    def noting_submit(self: UsageWriter, record: Any) -> None:
+        seen.append("usage")
+        submit(self, record)
+
+    monkeypatch.setattr(GatewayFrontDoor, "serve", noting_serve)
+    monkeypatch.setattr(UsageWriter, "submit", noting_submit)
+    async with httpx.AsyncClient(base_url=live_gateway.url, timeout=20) as http:
+        r = await http.post(
+            "/v1/chat/completions",
+            json={**CHAT, "stream": stream},
+            headers={"authorization": f"Bearer {tenant.key}"},
+        )
+    assert r.status_code == 200 and (b"[DONE]" in r.content) == stream
+    assert seen == ["usage", "end"]
 
 
 async def test_anthropic_sdk_messages_stream_and_not(

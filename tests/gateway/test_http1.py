@@ -14,7 +14,7 @@ import httpx
 import pytest
 import trustme
 
-from tokenboard.gateway.http1 import READ_BUFFER_HIGH, Http1Transport, _Connection
+from tokenboard.gateway.http1 import READ_BUFFER_HIGH, Http1Transport, _Connection, body_exhausted, raw_chunks
 
 Reply = Callable[[asyncio.StreamReader, asyncio.StreamWriter, "Scripted"], Awaitable[bool]]
 
@@ -196,6 +196,33 @@ async def test_chunked_bodies_arrive_as_they_are_sent() -> None:
                 assert lines == [f"data: {n}" for n in range(5)]
             sent_last.clear()
         assert state.connections == 1  # the chunked response ended cleanly: the connection was reused
+
+
+async def test_a_body_is_exhausted_once_its_last_chunk_came_with_the_end() -> None:
+    more = asyncio.Event()
+
+    async def two_parts(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, state: Scripted) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n")
+        await writer.drain()
+        await more.wait()
+        writer.write(b"4\r\nlast\r\n0\r\n\r\n")  # the last piece and the end in one write
+        await writer.drain()
+        return True
+
+    transport = Http1Transport()
+    async with scripted(two_parts) as (base, _), client(base, transport) as http:
+        # from the transport itself, as the gateway's upstreams call it (a client would wrap the body)
+        response = await transport.handle_async_request(http.build_request("POST", "/x", content=b"{}"))
+        chunks = raw_chunks(response)
+        assert chunks is not None
+        seen = []
+        async for chunk in chunks:
+            seen.append((chunk, body_exhausted(response)))
+            more.set()
+        await response.aclose()
+    assert seen == [(b"first", False), (b"last", True)]
+    other = httpx.Response(200, stream=httpx.ByteStream(b"x"))  # another transport's response
+    assert raw_chunks(other) is None and not body_exhausted(other)
 
 
 async def test_a_body_delimited_by_the_connection_end_is_read_whole_and_not_reused() -> None:

@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 
 from starlette.requests import Request
-from starlette.types import Message, Receive, Scope, Send
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from tokenboard.gateway.endpoints import handle
 from tokenboard.gateway.errors import GatewayError
@@ -39,26 +40,24 @@ class GatewayFrontDoor:
         self.max_body_bytes = max_body_bytes
 
     async def serve(self, route: Route, scope: Scope, receive: Receive, send: Send) -> None:
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
-            await send(message)
-
         raw = await self._body(scope, receive)
         if raw is None:  # the client left while sending
             return
+        response: Response
         if isinstance(raw, GatewayError):
-            await raw.response(route.api_format)(scope, receive, send_with_headers)
-            return
-        request = Request(scope, receive)
-        try:
-            response = await handle(self.gateway, request, route, raw)
-        except Exception:
-            log.exception("the gateway failed on %s", scope["path"])
-            response = GatewayError(500, "The gateway failed on this request; it was not billed.").response(
-                route.api_format
-            )
-        await response(scope, receive, send_with_headers)
+            response = raw.response(route.api_format)
+        else:
+            try:
+                response = await handle(self.gateway, Request(scope, receive), route, raw)
+            except Exception:
+                log.exception("the gateway failed on %s", scope["path"])
+                response = GatewayError(
+                    500, "The gateway failed on this request; it was not billed."
+                ).response(route.api_format)
+        # On the response's own headers rather than by wrapping ``send``: a wrapper would be one more call
+        # for every message, and a stream sends one per chunk.
+        response.raw_headers.extend(SECURITY_HEADERS)
+        await response(scope, receive, send)
 
     async def _body(self, scope: Scope, receive: Receive) -> bytes | GatewayError | None:
         too_large = GatewayError(413, TOO_LARGE)

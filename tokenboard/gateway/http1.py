@@ -366,6 +366,12 @@ class _Body(httpx.AsyncByteStream):
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self.connection.body(self.timeout)
 
+    @property
+    def exhausted(self) -> bool:
+        """Every byte of the body has been handed out and the response is complete: the next read ends."""
+        connection = self.connection
+        return connection.complete and not connection.chunks and connection.error is None
+
     async def aclose(self) -> None:
         if not self.released:
             self.released = True
@@ -473,3 +479,17 @@ class Http1Transport(httpx.AsyncBaseTransport):
         self.closed = True
         for pool in self._pools.values():
             pool.close()
+
+
+def raw_chunks(response: httpx.Response) -> AsyncIterator[bytes] | None:
+    """The body of a response of this transport as it arrives, without httpx's iterator around it (its
+    bookkeeping and chunker, one more generator for every chunk of a stream); None for other transports."""
+    stream = response.stream
+    return stream.connection.body(stream.timeout) if isinstance(stream, _Body) else None
+
+
+def body_exhausted(response: httpx.Response) -> bool:
+    """Whether a response of this transport has nothing more to read (False for other transports' responses:
+    they only tell by ending their iteration)."""
+    stream = response.stream
+    return isinstance(stream, _Body) and stream.exhausted
