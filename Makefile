@@ -37,11 +37,11 @@ migrate: $(STAMP)
 
 ## test: install everything (Python packages, Chromium) and run the whole suite on SQLite and PostgreSQL
 # The tests mostly wait (databases, live servers, browsers): they run in worker processes, one module per
-# worker at a time so a module's live server starts once.
+# worker at a time so a module's live server starts once; the slowest modules first (tests/conftest.py).
 test: install-test
 	$(BIN)/ruff check tokenboard tests
 	$(BIN)/mypy tokenboard
-	$(BIN)/python -m pytest -n auto --maxprocesses 4 --dist loadscope
+	$(BIN)/python -m pytest -n auto --maxprocesses 4 --dist loadscope --no-loadscope-reorder --durations=15
 
 test-fast: install-test
 	$(BIN)/python -m pytest -m "not browser" -x
