@@ -44,7 +44,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     stays as it was."""
     modules = [item.nodeid.split("::", 1)[0] for item in items]
     sizes = Counter(modules)
-    first_seen = {module: i for i, module in reversed(list(enumerate(modules)))}
+    first_seen = {module: i for i, module in enumerate(dict.fromkeys(modules))}
     slow = {module: i for i, module in enumerate(SLOW_MODULES)}
 
     def rank(pair: tuple[str, pytest.Item]) -> tuple[int, int, int]:
