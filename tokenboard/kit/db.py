@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from tokenboard.kit import writer_gate
 from tokenboard.kit.errors import BadRequest
 
 NAMING_CONVENTION = {
@@ -172,6 +173,7 @@ class TimestampMixin:
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+SQLITE_BUSY_SECONDS = 30  # how long a writer waits for SQLite's lock before "database is locked"
 SQLITE_CACHE_KIB = 128 * 1024  # per connection
 # Pages the write-ahead log grows to before a commit copies them into the database (SQLite's default is
 # 1,000, 4 MB): one usage batch of 5,000 events dirties about that much, so every commit also checkpointed,
@@ -184,7 +186,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
     # SQLite's default page cache is 2 MB: far too small once usage_events holds millions of rows, where
     # every insert walks four index B-trees. Pages are only allocated as they are used.
     cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
@@ -212,8 +214,9 @@ def _refuse_nul_characters(
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+        engine = create_async_engine(url, echo=echo, connect_args={"timeout": SQLITE_BUSY_SECONDS})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        writer_gate.install(engine, timeout=SQLITE_BUSY_SECONDS)
     else:
         engine = create_async_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True)
     event.listen(engine.sync_engine, "before_cursor_execute", _refuse_nul_characters)

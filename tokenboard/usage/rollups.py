@@ -37,7 +37,7 @@ import asyncpg
 from sqlalchemy import Table, delete, func, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tokenboard.kit import bulk
+from tokenboard.kit import bulk, writer_gate
 from tokenboard.models import (
     UsageConversation,
     UsageDay,
@@ -616,12 +616,17 @@ def _add_into(table: dict[tuple[Any, ...], list[int]], key: tuple[Any, ...], val
 async def _sqlite_insert_and_apply(session: AsyncSession, records: list[tuple[Any, ...]]) -> list[int]:
     _, driver = await bulk.driver(session)
     stored = bulk.to_storage(records, _sqlite_converters(session))
+    # Summed before the writes, as if every event were new (the usual case): the database's one writer
+    # slot is held from the first write to the commit, so work done before it does not make others wait.
+    sums = _sqlite_sums(records, stored)
+    await writer_gate.enter(session, driver)
     inserted = await bulk.sqlite_insert_new(driver, EVENTS.name, EVENT_COLUMNS, stored, keys=EVENT_KEY)
     new = list(range(len(stored))) if inserted is None else sorted(inserted)
     if new:
         if len(new) < len(records):
             records, stored = [records[i] for i in new], [stored[i] for i in new]
-        await _sqlite_write(driver, _sqlite_sums(records, stored))
+            sums = _sqlite_sums(records, stored)
+        await _sqlite_write(driver, sums)
     return new
 
 
