@@ -10,10 +10,11 @@ bounded and events/s counts the wall time) and is checked: every event stored on
 the events.
 
 Phases run per engine in order (``PHASES``): seed, ingest (``--writers`` concurrent writers, one by
-default), small batches (1 and 100 events, what a gateway flush costs), the ingest API (``--api-events``
-more, posted as JSON in-process), the usage page's reads (``repository.py``) per period, org-wide and for
-the heaviest user, the same page as GROUP BY over raw events, and the JSON twin (``GET
-/api/v1/organizations/{org}/usage``) in-process with a personal access token.
+default), small batches (1 and 100 events, what a gateway flush costs), the ingest API
+(``--api-events`` more, posted as JSON to ``tokenboard serve --workers 2`` on loopback), the usage page's
+reads (``repository.py``) per period, org-wide and for the heaviest user, the same page as GROUP BY over
+raw events, and the JSON twin (``GET /api/v1/organizations/{org}/usage``) in-process with a personal access
+token.
 
     .venv/bin/python bench/analytics/run.py                  # 1M events on both engines, writes the docs
     .venv/bin/python bench/analytics/run.py --events 100000 --no-docs
@@ -37,6 +38,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import importlib.util
 import math
 import os
 import platform
@@ -57,7 +59,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(ROOT))
 
 import asyncpg  # noqa: E402
-from httpx import ASGITransport, AsyncClient  # noqa: E402
+from httpx import ASGITransport, AsyncClient, Limits  # noqa: E402
 from sqlalchemy import func, select, text  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker  # noqa: E402
 
@@ -528,6 +530,18 @@ async def naive(ctx: Context) -> None:
     ctx.figures["naive"] = result
 
 
+async def _personal_token(ctx: Context, user_id: uuid.UUID) -> str:
+    token = new_token(PAT_PREFIX)
+    async with ctx.sessionmaker() as session:
+        session.add(
+            PersonalAccessToken(
+                user_id=user_id, name="bench", token_hash=hash_token(token), token_hint="bench"
+            )
+        )
+        await session.commit()
+    return token
+
+
 @contextlib.asynccontextmanager
 async def _app_client(ctx: Context, user_id: uuid.UUID | None = None) -> AsyncIterator[AsyncClient]:
     """The application in-process (httpx's ASGI transport), as the organization's owner (or ``user_id``)
@@ -541,17 +555,7 @@ async def _app_client(ctx: Context, user_id: uuid.UUID | None = None) -> AsyncIt
     )
     app = create_app(settings)
     tune_gc()  # what the server's startup does (httpx's ASGI transport runs no lifespan)
-    token = new_token(PAT_PREFIX)
-    async with app.state.sessionmaker() as session:
-        session.add(
-            PersonalAccessToken(
-                user_id=user_id or ctx.people[0].user_id,
-                name="bench",
-                token_hash=hash_token(token),
-                token_hint="bench",
-            )
-        )
-        await session.commit()
+    token = await _personal_token(ctx, user_id or ctx.people[0].user_id)
     headers = {"Authorization": f"Bearer {token}"}
     try:
         transport = ASGITransport(app=app)
@@ -559,6 +563,54 @@ async def _app_client(ctx: Context, user_id: uuid.UUID | None = None) -> AsyncIt
             yield client
     finally:
         await app.state.engine.dispose()
+        shutil.rmtree(journal, ignore_errors=True)
+
+
+def _gateway_bench() -> Any:
+    """``bench/gateway/run.py`` as a module: its helpers start and stop ``tokenboard serve``."""
+    spec = importlib.util.spec_from_file_location("gateway_bench", ROOT / "bench" / "gateway" / "run.py")
+    assert spec is not None and spec.loader is not None
+    module = sys.modules.get(spec.name)
+    if module is None:
+        module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return module
+
+
+@contextlib.asynccontextmanager
+async def _served_client(ctx: Context, workers: int) -> AsyncIterator[AsyncClient]:
+    """``tokenboard serve --workers N`` on the database, over loopback HTTP, with the owner's personal access
+    token. Every request opens its own connection, so the workers share the requests as they share many
+    clients' (a kept-alive connection stays with the worker that accepted it)."""
+    gateway = _gateway_bench()
+    token = await _personal_token(ctx, ctx.people[0].user_id)
+    port = gateway.free_port()
+    journal = Path(tempfile.mkdtemp(prefix="tokenboard-bench-journal-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENBOARD_")} | {
+        "TOKENBOARD_ENV": "development",
+        "TOKENBOARD_DATABASE_URL": ctx.url,
+        "TOKENBOARD_SECRET_KEY": "bench-" + uuid.uuid4().hex,
+        "TOKENBOARD_JOURNAL_DIR": str(journal),
+    }
+    command = [str(Path(sys.executable).with_name("tokenboard")), "serve", "--no-migrate"]
+    server = await asyncio.to_thread(
+        subprocess.Popen,
+        [*command, "--port", str(port), "--workers", str(workers)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        await asyncio.to_thread(gateway.wait_ready, port, server, "server")
+        async with AsyncClient(
+            base_url=f"http://127.0.0.1:{port}",
+            headers={"Authorization": f"Bearer {token}"},
+            limits=Limits(max_keepalive_connections=0),
+            timeout=300,
+        ) as client:
+            yield client
+    finally:
+        gateway.stop(server)
         shutil.rmtree(journal, ignore_errors=True)
 
 
@@ -582,10 +634,11 @@ def _api_event(row: dict[str, Any]) -> dict[str, Any]:
 
 async def ingest_api(ctx: Context) -> None:
     """``POST /api/v1/organizations/{org}/usage/events``: ``--api-events`` new events in batches of
-    ``--api-batch`` (at most the API's 5,000, within the route's default 4 MiB body), in-process, from
-    ``--api-clients`` clients each with one request in flight. The bodies are encoded before the clock starts;
-    events/s counts the requests' wall time alone (the server's JSON parsing, validation, attribution
-    checks, the pipeline and the commit)."""
+    ``--api-batch`` (at most the API's 5,000, within the route's default 4 MiB body), from ``--api-clients``
+    clients each with one request in flight, to ``tokenboard serve --workers N`` over loopback HTTP
+    (``--api-workers``; 0: in-process through httpx's ASGI transport). The bodies are encoded before the clock
+    starts; events/s counts the requests' wall time alone (the server's HTTP and JSON parsing, validation,
+    attribution checks, the pipeline and the commit)."""
     cache = CatalogCache()
     async with ctx.sessionmaker() as session:
         await cache.load(session)
@@ -607,7 +660,8 @@ async def ingest_api(ctx: Context) -> None:
     path = f"/api/v1/organizations/{ctx.organization_id}/usage/events"
     counts = {"accepted": 0, "duplicates": 0}
     pending = list(reversed(bodies))
-    async with _app_client(ctx) as client:
+    workers = ctx.args.api_workers
+    async with _served_client(ctx, workers) if workers else _app_client(ctx) as client:
 
         async def post(body: bytes) -> dict[str, int]:
             response = await client.post(path, content=body, headers={"content-type": "application/json"})
@@ -633,6 +687,7 @@ async def ingest_api(ctx: Context) -> None:
         "duplicates": duplicates,
         "replayed_accepted": replay["accepted"],
         "clients": ctx.args.api_clients,
+        "workers": workers,
         "seconds": took,
         "events_per_s": accepted / took if took else 0.0,
     }
@@ -818,9 +873,15 @@ def report(
         out += [
             "",
             f"The ingest API (`POST /api/v1/organizations/{{org}}/usage/events`): {args.api_events:,} more "
-            f"events in batches of {min(args.api_batch, MAX_BATCH):,}, in-process through httpx's ASGI "
-            f"transport with a personal access token, {args.api_clients} client(s) each with one request in "
-            "flight, the bodies encoded beforehand: events/s counts the requests' wall time (JSON parsing, "
+            f"events in batches of {min(args.api_batch, MAX_BATCH):,}, "
+            + (
+                f"to `tokenboard serve --workers {args.api_workers}` over loopback HTTP (a new connection "
+                "per request, so the workers share them)"
+                if args.api_workers
+                else "in-process through httpx's ASGI transport"
+            )
+            + f" with a personal access token, {args.api_clients} client(s) each with one request in flight, "
+            "the bodies encoded beforehand: events/s counts the requests' wall time (HTTP and JSON parsing, "
             "validation, attribution checks, the pipeline and the commit).",
             "",
             "| engine | events | accepted | duplicates | replayed batch accepted | s | events/s | bar "
@@ -917,7 +978,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--api-events", type=int, default=100_000, help="events posted to the ingest API after the ingestion"
     )
-    parser.add_argument("--api-clients", type=int, default=1, help="ingest API requests in flight at once")
+    parser.add_argument("--api-clients", type=int, default=2, help="ingest API requests in flight at once")
+    parser.add_argument(
+        "--api-workers",
+        type=int,
+        default=2,
+        help="`tokenboard serve --workers N` over loopback HTTP for the ingest API; 0: in-process instead",
+    )
     parser.add_argument(
         "--api-batch", type=int, default=5_000, help="events per ingest API request (at most 5,000, in 4 MiB)"
     )
