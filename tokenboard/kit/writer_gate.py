@@ -4,7 +4,7 @@ SQLite lets one connection write at a time. A connection that finds the database
 handler, which sleeps 1, 2, 5, 10 ... up to 100 ms between tries: a writer that waits for a batch of 5,000
 usage events (about 200 ms of writing) wakes up to 100 ms after the batch committed, and with several server
 processes (``tokenboard serve --workers 2``) those sleeps took more time than the second process gave
-(docs/decisions/0003, *Fourteenth session*).
+(docs/decisions/0003-usage-rollups.md, *SQLite's writers queue at a gate*).
 
 The usage pipeline, the large writer, first takes this gate: an ``asyncio.Lock`` within the process, then an
 exclusive ``flock`` on a file beside the database (``<database>.writers``) across processes, polled every
@@ -58,6 +58,7 @@ class WriterGate:
     async def acquire(self) -> asyncio.Lock | None:
         """Wait for the gate; None when the wait outlasted ``timeout`` (go on without it)."""
         loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
         lock = self._locks.get(loop)
         if lock is None:
             lock = self._locks[loop] = asyncio.Lock()
@@ -67,7 +68,6 @@ class WriterGate:
             return None
         try:
             fd = self._file()
-            deadline = loop.time() + self.timeout
             while True:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
