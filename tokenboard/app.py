@@ -148,6 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.failure_counter = counter
     app.state.redis = redis
     app.state.catalog_cache = CatalogCache()
+    app.state.ingest_slot = asyncio.Lock() if settings.is_sqlite else None
     app.state.model_access_cache = ModelAccessCache(app.state.catalog_cache)
     # Every session of this app can reach the cache, so a committed policy change invalidates it.
     app.state.sessionmaker.configure(info=session_info(app.state.model_access_cache))

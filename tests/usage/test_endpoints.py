@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from tokenboard.members.roles import Role
 from tokenboard.models import AuditEvent, CreditEntry, UsageEvent
 from tokenboard.usage import repository
 from tokenboard.usage.schemas import MAX_BATCH
+from tokenboard.usage.service import usage
 
 MODEL = "openai/gpt-4o"
 WHEN = "2026-01-05T10:00:00Z"
@@ -205,3 +207,36 @@ async def test_a_full_batch_fits_the_ingest_routes_larger_body_limit(
         select(func.sum(UsageEvent.cost_nanousd)).where(UsageEvent.organization_id == setup.id)
     )
     assert stored == sum(range(MAX_BATCH))
+
+
+async def test_on_sqlite_a_process_takes_one_ingest_batch_at_a_time(
+    factory: Factory, setup: OrgSetup, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite writes one batch at a time anyway: a second batch of the same process is not even validated
+    while the first is being written (its Python work would only slow the writer down). PostgreSQL takes
+    batches side by side."""
+    writing, release = asyncio.Event(), asyncio.Event()
+    record = usage.record
+
+    async def held_record(*args: Any, **kwargs: Any) -> Any:
+        writing.set()
+        await release.wait()
+        return await record(*args, **kwargs)
+
+    path = f"/api/v1/organizations/{setup.id}/usage/events"
+    async with await factory.client_for(setup.users[Role.admin]) as client:
+        # A first batch, so that the session's last use is recorded now and not by the requests below.
+        assert (await client.post(path, json={"events": [event(0)]})).status_code == 200
+        monkeypatch.setattr(usage, "record", held_record)
+        first = asyncio.create_task(client.post(path, json={"events": [event(1)]}))
+        await asyncio.wait_for(writing.wait(), 10)
+        invalid = {"events": [event(2, model="")]}  # refused by validation
+        second = asyncio.create_task(client.post(path, json=invalid))
+        done, _ = await asyncio.wait({second}, timeout=0.5)
+        if backend == "sqlite":
+            assert not done  # waits for the first batch's commit before its validation
+        else:
+            assert done and second.result().status_code == 422
+        release.set()
+        assert (await asyncio.wait_for(first, 10)).status_code == 200
+        assert (await asyncio.wait_for(second, 10)).status_code == 422

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import AsyncIterator
 from datetime import date
 from typing import Annotated
 
@@ -39,8 +41,24 @@ def _live(request: Request) -> LiveHub:
     return hub
 
 
+async def _one_batch_at_a_time(request: Request) -> AsyncIterator[None]:
+    """On SQLite, one ingest batch at a time per process, from before its validation to after its commit.
+
+    SQLite writes one batch at a time (kit/writer_gate.py). A second batch checked in the same process
+    meanwhile would only take the interpreter from the one being written, which then holds the database's
+    writer slot longer; checked in another process it overlaps with the writing instead (decision 0003).
+    """
+    slot: asyncio.Lock | None = request.app.state.ingest_slot
+    if slot is None:
+        yield
+        return
+    async with slot:
+        yield
+
+
 @router.post("/events", response_model=schemas.IngestResult)
 async def ingest_events(
+    _slot: Annotated[None, Depends(_one_batch_at_a_time)],
     body: schemas.UsageEventBatch,
     request: Request,
     ctx: Ingester,
