@@ -978,7 +978,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--api-events", type=int, default=100_000, help="events posted to the ingest API after the ingestion"
     )
-    parser.add_argument("--api-clients", type=int, default=2, help="ingest API requests in flight at once")
+    parser.add_argument(
+        "--api-clients",
+        type=int,
+        default=3,
+        help="ingest API requests in flight at once (more than the workers, so that each stays busy)",
+    )
     parser.add_argument(
         "--api-workers",
         type=int,
