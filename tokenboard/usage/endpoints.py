@@ -47,6 +47,10 @@ async def _one_batch_at_a_time(request: Request) -> AsyncIterator[None]:
     SQLite writes one batch at a time (kit/writer_gate.py). A second batch checked in the same process
     meanwhile would only take the interpreter from the one being written, which then holds the database's
     writer slot longer; checked in another process it overlaps with the writing instead (decision 0003).
+
+    It is the route's first dependency on purpose: authentication may write (a token's last use, once a
+    minute), and a request that took SQLite's write lock that way and then waited here for the batch being
+    written, which needs that lock for its next statement, would stall both until the busy timeout.
     """
     slot: asyncio.Lock | None = request.app.state.ingest_slot
     if slot is None:
