@@ -48,9 +48,8 @@ async def _one_batch_at_a_time(request: Request) -> AsyncIterator[None]:
     meanwhile would only take the interpreter from the one being written, which then holds the database's
     writer slot longer; checked in another process it overlaps with the writing instead (decision 0003).
 
-    It is the route's first dependency on purpose: authentication may write (a token's last use, once a
-    minute), and a request that took SQLite's write lock that way and then waited here for the batch being
-    written, which needs that lock for its next statement, would stall both until the busy timeout.
+    It is the route's first dependency, so a batch waiting for its turn has done nothing yet: it has not
+    checked its caller (which may record a token's use, a write) nor read anything.
     """
     slot: asyncio.Lock | None = request.app.state.ingest_slot
     if slot is None:
