@@ -586,7 +586,7 @@ async def _served_client(ctx: Context, workers: int) -> AsyncIterator[AsyncClien
     token = await _personal_token(ctx, ctx.people[0].user_id)
     port = gateway.free_port()
     journal = Path(tempfile.mkdtemp(prefix="tokenboard-bench-journal-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENBOARD_")} | {
+    env = gateway.clean_env() | {
         "TOKENBOARD_ENV": "development",
         "TOKENBOARD_DATABASE_URL": ctx.url,
         "TOKENBOARD_SECRET_KEY": "bench-" + uuid.uuid4().hex,
@@ -687,7 +687,6 @@ async def ingest_api(ctx: Context) -> None:
         "duplicates": duplicates,
         "replayed_accepted": replay["accepted"],
         "clients": ctx.args.api_clients,
-        "workers": workers,
         "seconds": took,
         "events_per_s": accepted / took if took else 0.0,
     }
