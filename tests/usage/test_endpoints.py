@@ -179,8 +179,8 @@ async def test_events_for_an_organization_that_does_not_exist_are_refused_and_no
     assert stored == 0
 
 
-async def test_a_full_batch_fits_the_ingest_routes_larger_body_limit(
-    factory: Factory, setup: OrgSetup, db: AsyncSession, app: Any
+async def test_a_full_batch_fits_the_ingest_routes_larger_body_limit_and_is_parsed_once(
+    factory: Factory, setup: OrgSetup, db: AsyncSession, app: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = app.state.settings
     full = [
@@ -191,9 +191,14 @@ async def test_a_full_batch_fits_the_ingest_routes_larger_body_limit(
     assert settings.max_body_bytes < len(body) <= settings.max_ingest_body_bytes
     path = f"/api/v1/organizations/{setup.id}/usage/events"
     json_body = {"Content-Type": "application/json"}
+    decoded: list[Any] = []
+    loads = json.loads
+    monkeypatch.setattr(json, "loads", lambda text, *a, **k: decoded.append(text) or loads(text, *a, **k))
     async with await factory.client_for(setup.users[Role.admin]) as client:
         r = await client.post(path, content=body, headers=json_body)
         assert r.status_code == 200, r.text[:500]
+        # Parsed and validated by pydantic in one pass (kit/routing.py), never by json.loads first.
+        assert body not in decoded
         assert r.json() == {"accepted": MAX_BATCH, "duplicates": 0}
         # Past the ingest limit: refused before it is read, in the one error shape.
         pad = b" " * (settings.max_ingest_body_bytes - len(body) + 1)
