@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -9,9 +10,12 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from httpx import ASGITransport, AsyncClient
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, Field
 
 from tokenboard.kit.routing import OnePassJson
+from tokenboard.usage.schemas import UsageEventBatch, UsageEventCreate
 
 
 class Item(BaseModel):
@@ -97,3 +101,80 @@ def test_a_route_without_a_body_is_a_mistake() -> None:
 
     with pytest.raises(TypeError, match="needs a body parameter"):
         app.router.add_api_route("/nothing", nothing, methods=["POST"], route_class_override=OnePassJson)
+
+
+def _usage_app(route_class: type[APIRoute]) -> FastAPI:
+    """The ingest API's own body model behind each kind of route."""
+    app = FastAPI()
+
+    async def take(batch: UsageEventBatch) -> dict[str, Any]:
+        return batch.model_dump(mode="json")
+
+    app.router.add_api_route("/batch", take, methods=["POST"], route_class_override=route_class)
+    return app
+
+
+USAGE_APPS = (_usage_app(OnePassJson), _usage_app(APIRoute))
+FIELDS = (*UsageEventCreate.model_fields, "surprise")
+VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=12),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "openai/gpt-4o",
+            "2026-01-05T10:00:00Z",
+            "2026-01-05T10:00:00",
+            "2026-01-05",
+            "1767607200",
+            "0190a2b3-c4d5-7e6f-8a9b-0c1d2e3f4a5b",
+            "0190a2b3c4d57e6f8a9b0c1d2e3f4a5b",
+            "0.000001",
+            "true",
+            "yes",
+            "1e3",
+        ]
+    ),
+    st.lists(st.integers(), max_size=2),
+)
+VALID = {"id": "evt-1", "timestamp": "2026-01-05T10:00:00Z", "model": "openai/gpt-4o"}
+TOKENS = st.integers(min_value=0, max_value=10**12)
+# A valid event (its optional fields set to valid values, or a few of them to anything), or anything at all.
+EVENTS = st.one_of(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "timestamp": st.sampled_from(["2026-01-05T10:00:00+02:00", "2026-01-05 10:00:00", 1767607200]),
+            "user_id": st.uuids().map(str),
+            "user_email": st.emails(),
+            "input_tokens": TOKENS,
+            "output_tokens": TOKENS,
+            "cost_usd": st.decimals(min_value=0, max_value=10, places=9).map(str),
+            "stream": st.booleans(),
+            "status_code": st.integers(min_value=100, max_value=599),
+            "feature": st.text(max_size=100),
+            "conversation_id": st.text(min_size=1, max_size=20),
+        },
+    ).map(lambda changes: VALID | changes),
+    st.dictionaries(st.sampled_from(FIELDS), VALUES, max_size=3).map(lambda changes: VALID | changes),
+    st.dictionaries(st.sampled_from(FIELDS), VALUES, max_size=8),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(events=st.lists(EVENTS, max_size=3), ascii_only=st.booleans())
+def test_any_usage_batch_gets_the_same_answer_as_through_fastapi_alone(
+    events: list[dict[str, Any]], ascii_only: bool
+) -> None:
+    body = json.dumps({"events": events}, ensure_ascii=ascii_only).encode()
+
+    async def both() -> list[tuple[int, Any]]:
+        return [await _post(app, body) for app in USAGE_APPS]
+
+    one_pass, plain = asyncio.run(both())
+    assert one_pass == plain
+    event(f"answer {one_pass[0]}")
