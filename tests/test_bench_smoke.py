@@ -65,9 +65,9 @@ def test_analytics_benchmark_smoke() -> None:
 
 
 def test_analytics_benchmark_streamed_smoke() -> None:
-    """``--stream``: a generator thread feeds two writers through a short queue; every event stored once."""
+    """``--stream``: batches spooled to a file feed two writers via a short queue; each event stored once."""
     out = _analytics("--stream", "--writers", "2")
-    assert "generation included" in out and "40 models" in out
+    assert "reading the file back included" in out and "40 models" in out
     assert "| sqlite | 3,000 | 3,000 | 3,000 | 0 |" in out
     assert "| postgresql | 3,000 | 3,000 | 3,000 | 0 |" in out
 
