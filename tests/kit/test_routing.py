@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
-from fastapi import FastAPI
+from fastapi import Body, FastAPI
 from fastapi.routing import APIRoute
 from httpx import ASGITransport, AsyncClient
 from hypothesis import event, given, settings
@@ -93,14 +93,21 @@ async def test_a_body_that_is_not_json_is_left_to_fastapi() -> None:
     assert one_pass[0] == 422
 
 
-def test_a_route_without_a_body_is_a_mistake() -> None:
+def test_only_a_route_taking_the_whole_body_as_one_parameter_can_parse_it_in_one_pass() -> None:
     app = FastAPI()
 
     async def nothing() -> None:
         return None
 
-    with pytest.raises(TypeError, match="needs a body parameter"):
-        app.router.add_api_route("/nothing", nothing, methods=["POST"], route_class_override=OnePassJson)
+    async def two(batch: Batch, more: Batch) -> None:
+        return None
+
+    async def embedded(batch: Annotated[Batch, Body(embed=True)]) -> None:
+        return None
+
+    for endpoint in (nothing, two, embedded):
+        with pytest.raises(TypeError, match="takes the whole body as one parameter"):
+            app.router.add_api_route("/x", endpoint, methods=["POST"], route_class_override=OnePassJson)
 
 
 def _usage_app(route_class: type[APIRoute]) -> FastAPI:

@@ -56,9 +56,12 @@ class OnePassJson(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        annotation = self.body_field.field_info.annotation if self.body_field is not None else None
-        if annotation is None:
-            raise TypeError(f"{self.path}: a OnePassJson route needs a body parameter")
+        # One body parameter that is the whole body: FastAPI passes what ``json()`` returns to it as it is
+        # (several parameters, or an embedded one, are read from a dict of the body's keys instead).
+        body = self.dependant.body_params
+        annotation = body[0].field_info.annotation if len(body) == 1 else None
+        if annotation is None or getattr(body[0].field_info, "embed", False):
+            raise TypeError(f"{self.path}: a OnePassJson route takes the whole body as one parameter")
         model: TypeAdapter[Any] = TypeAdapter(annotation)
 
         async def parse_once(request: Request) -> Response:
