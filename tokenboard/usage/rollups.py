@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from operator import add, itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 from sqlalchemy import Table, delete, func, select, text, tuple_
@@ -153,7 +153,7 @@ async def apply(session: AsyncSession, events: Sequence[Mapping[str, Any]]) -> N
     else:
         _, driver = await bulk.driver(session)
         stored = bulk.to_storage(records, _sqlite_converters(session))
-        await _sqlite_write(driver, _sqlite_sums(records, stored))
+        await _sqlite_write(driver, _Plan(_sqlite_sums(records, stored)))
 
 
 # --- PostgreSQL: sums on the server ------------------------------------------------------------------------
@@ -616,25 +616,192 @@ def _add_into(table: dict[tuple[Any, ...], list[int]], key: tuple[Any, ...], val
 async def _sqlite_insert_and_apply(session: AsyncSession, records: list[tuple[Any, ...]]) -> list[int]:
     _, driver = await bulk.driver(session)
     stored = bulk.to_storage(records, _sqlite_converters(session))
-    # Summed before the writes, as if every event were new (the usual case): the database's one writer
-    # slot is held from the first write to the commit, so work done before it does not make others wait.
-    sums = _sqlite_sums(records, stored)
+    # Summed and made into rollup rows before the writes, as if every event were new (the usual case): the
+    # database's one writer slot is held from the first write to the commit, so work done before it does
+    # not make others wait.
+    plan = _Plan(_sqlite_sums(records, stored))
     await writer_gate.enter(session, driver)
     inserted = await bulk.sqlite_insert_new(driver, EVENTS.name, EVENT_COLUMNS, stored, keys=EVENT_KEY)
     new = list(range(len(stored))) if inserted is None else sorted(inserted)
     if new:
         if len(new) < len(records):
             records, stored = [records[i] for i in new], [stored[i] for i in new]
-            sums = _sqlite_sums(records, stored)
-        await _sqlite_write(driver, sums)
+            plan = _Plan(_sqlite_sums(records, stored))
+        await _sqlite_write(driver, plan)
     return new
 
 
-async def _sqlite_write(driver: Any, sums: _Sums) -> None:
+class _Upsert(NamedTuple):
+    """One rollup's rows, added to what is stored under their keys."""
+
+    table: str
+    columns: tuple[str, ...]
+    rows: list[tuple[Any, ...]]
+    keys: tuple[str, ...]
+    update: dict[str, str]
+
+
+class _Plan:
+    """Every rollup row of a batch, made from its sums before the writes (before the writer gate on the
+    pipeline's path). Only the distinct-user counts of the day and day x model rows wait for the writes: they
+    depend on which per-user rows the batch creates."""
+
+    __slots__ = ("day_models", "day_users", "days", "dum", "providers", "rest")
+
+    def __init__(self, sums: _Sums) -> None:
+        full, slim = FULL_METRICS, SLIM_METRICS
+        dum = self.dum = sums.day_user_models
+        providers = self.providers = sums.providers
+        day_users = self.day_users = _coarser(dum, itemgetter(0, 1, 2))
+        self.days = _coarser(day_users, itemgetter(0, 1))
+        day_models = self.day_models = _coarser(dum, itemgetter(0, 1, 3))
+        hours = _coarser(sums.hour_users, itemgetter(0, 1))
+        dimension_days = _coarser(sums.dimension_users, itemgetter(0, 1, 3, 4))
+        rest: list[_Upsert] = []
+
+        def add(
+            table: str,
+            keys: tuple[str, ...],
+            rows: list[tuple[Any, ...]],
+            metrics: Sequence[str],
+            extra: tuple[str, ...] = (),
+        ) -> None:
+            """Rows of ``keys``, then ``extra`` (kept as first written), then ``metrics`` (added up)."""
+            rest.append(
+                _Upsert(table, (*keys, *extra, *metrics), rows, keys, bulk.add_columns(table, metrics))
+            )
+
+        add(
+            "usage_hours",
+            ("organization_id", "hour"),
+            [(k[0], _hour(k[1]), *v) for k, v in hours.items()],
+            slim,
+        )
+        add(
+            "usage_hour_users",
+            ("organization_id", "hour", "user_id"),
+            [(k[0], _hour(k[1]), k[2], *v) for k, v in sums.hour_users.items()],
+            slim,
+        )
+        add(
+            "usage_dimension_days",
+            ("organization_id", "dimension", "day", "value"),
+            [(*k, *v) for k, v in dimension_days.items()],
+            slim,
+        )
+        add(
+            "usage_dimension_user_days",
+            ("organization_id", "dimension", "user_id", "day", "value"),
+            [(*k, *v) for k, v in sums.dimension_users.items()],
+            slim,
+        )
+        add(
+            "usage_latency_buckets",
+            ("organization_id", "month", "model_id", "bucket", "day"),
+            [
+                (org, day[:8] + "01", model, bucket, day, n)
+                for (org, day, model, bucket), n in sums.latency.items()
+            ],
+            ("requests",),
+        )
+        # The monthly tables: the day keys' sums again, per month ("YYYY-MM-01", as SQLite stores the date).
+        month_users: dict[tuple[Any, ...], list[int]] = {}
+        for (org, day, user), v in day_users.items():
+            _add_into(month_users, (org, day[:8] + "01", user), [v[0], v[4] + v[5] + v[6], v[7] + v[8], v[9]])
+        month_models: dict[tuple[Any, ...], list[int]] = {}
+        for (org, day, model), v in day_models.items():
+            _add_into(month_models, (org, day[:8] + "01", model), v)
+        month_dimensions: dict[tuple[Any, ...], list[int]] = {}
+        for (org, dimension, day, value), v in dimension_days.items():
+            _add_into(month_dimensions, (org, dimension, day[:8] + "01", value), v)
+        month_latency: dict[tuple[Any, ...], int] = {}
+        for (org, day, model, bucket), count in sums.latency.items():
+            key = (org, model, bucket, day[:8] + "01")
+            month_latency[key] = month_latency.get(key, 0) + count
+        add(
+            "usage_month_users",
+            ("organization_id", "month", "user_id"),
+            [(*k, *v) for k, v in month_users.items()],
+            slim,
+        )
+        add(
+            "usage_month_dimensions",
+            ("organization_id", "dimension", "month", "value"),
+            [(*k, *v) for k, v in month_dimensions.items()],
+            slim,
+        )
+        add(
+            "usage_month_models",
+            ("organization_id", "month", "model_id"),
+            [(*k, providers[k[2]], *v) for k, v in month_models.items()],
+            full,
+            extra=("provider_id",),
+        )
+        add(
+            "usage_month_latency_buckets",
+            ("organization_id", "model_id", "bucket", "month"),
+            [(*k, count) for k, count in month_latency.items()],
+            ("requests",),
+        )
+        # The weekly pattern per month: the hours' sums again, per (month, UTC weekday, hour of day).
+        cells: dict[tuple[Any, ...], list[int]] = {}
+        for (org, hour), v in hours.items():  # hour: "YYYY-MM-DD HH"
+            weekday = date.fromisoformat(hour[:10]).weekday()
+            _add_into(cells, (org, hour[:8] + "01", weekday, int(hour[11:13])), v)
+        add(
+            "usage_month_hour_cells",
+            ("organization_id", "month", "weekday", "hour"),
+            [(*k, *v) for k, v in cells.items()],
+            slim,
+        )
+        # One user's months: their day x model rows, hours and dimension days again, per month.
+        month_user_models: dict[tuple[Any, ...], list[int]] = {}
+        for (org, day, user, model), v in dum.items():
+            _add_into(month_user_models, (org, user, day[:8] + "01", model), v)
+        add(
+            "usage_month_user_models",
+            ("organization_id", "user_id", "month", "model_id"),
+            [(*k, providers[k[3]], *v) for k, v in month_user_models.items()],
+            full,
+            extra=("provider_id",),
+        )
+        user_cells: dict[tuple[Any, ...], list[int]] = {}
+        for (org, hour, user), v in sums.hour_users.items():  # hour: "YYYY-MM-DD HH"
+            weekday = date.fromisoformat(hour[:10]).weekday()
+            _add_into(user_cells, (org, user, hour[:8] + "01", weekday, int(hour[11:13])), v)
+        month_dimension_users: dict[tuple[Any, ...], list[int]] = {}
+        for (org, dimension, user, day, value), v in sums.dimension_users.items():
+            _add_into(month_dimension_users, (org, dimension, user, day[:8] + "01", value), v)
+        add(
+            "usage_month_user_hour_cells",
+            ("organization_id", "user_id", "month", "weekday", "hour"),
+            [(*k, *v) for k, v in user_cells.items()],
+            slim,
+        )
+        add(
+            "usage_month_dimension_users",
+            ("organization_id", "dimension", "user_id", "month", "value"),
+            [(*k, *v) for k, v in month_dimension_users.items()],
+            slim,
+        )
+        name = "usage_conversations"
+        columns = ("organization_id", "conversation_id", "user_id", "first_at", "last_at", *slim)
+        update = bulk.add_columns(name, slim) | {
+            # The conversation belongs to the user of its earliest event.
+            "user_id": (
+                f"CASE WHEN excluded.first_at < {name}.first_at THEN excluded.user_id ELSE {name}.user_id END"
+            ),
+            "first_at": f"min({name}.first_at, excluded.first_at)",
+            "last_at": f"max({name}.last_at, excluded.last_at)",
+        }
+        conversations = [(*k, *c) for k, c in sums.conversations.items()]
+        rest.append(_Upsert(name, columns, conversations, ("organization_id", "conversation_id"), update))
+        self.rest = rest
+
+
+async def _sqlite_write(driver: Any, plan: _Plan) -> None:
     """Upsert every rollup, in the same table order as PostgreSQL (SQLite has one writer anyway)."""
-    dum, providers = sums.day_user_models, sums.providers
-    day_users = _coarser(dum, itemgetter(0, 1, 2))
-    full = FULL_METRICS
+    dum, day_users, providers, full = plan.dum, plan.day_users, plan.providers, FULL_METRICS
     # A row whose requests after the upsert equal those just added did not exist before (see the top).
     returned = await bulk.sqlite_upsert(
         driver,
@@ -662,169 +829,26 @@ async def _sqlite_write(driver: Any, sums: _Sums) -> None:
     for org, day, user, model, requests in returned:
         if user != NO_USER_HEX and requests == dum[(org, day, user, model)][0]:
             new_models[(org, day, model)] = new_models.get((org, day, model), 0) + 1
-    days = _coarser(day_users, itemgetter(0, 1))
     await bulk.sqlite_upsert(
         driver,
         "usage_days",
         ("organization_id", "day", "users", *full),
-        [(*k, new_days.get(k, 0), *v) for k, v in days.items()],
+        [(*k, new_days.get(k, 0), *v) for k, v in plan.days.items()],
         keys=("organization_id", "day"),
         update=bulk.add_columns("usage_days", (*full, "users")),
     )
-    day_models = _coarser(dum, itemgetter(0, 1, 3))
     await bulk.sqlite_upsert(
         driver,
         "usage_day_models",
         ("organization_id", "day", "model_id", "provider_id", "users", *full),
-        [(*k, providers[k[2]], new_models.get(k, 0), *v) for k, v in day_models.items()],
+        [(*k, providers[k[2]], new_models.get(k, 0), *v) for k, v in plan.day_models.items()],
         keys=("organization_id", "day", "model_id"),
         update=bulk.add_columns("usage_day_models", (*full, "users")),
     )
-    slim = SLIM_METRICS
-    hours = _coarser(sums.hour_users, itemgetter(0, 1))
-    dimension_days = _coarser(sums.dimension_users, itemgetter(0, 1, 3, 4))
-    for table, names, rows in (
-        ("usage_hours", ("organization_id", "hour"), [(k[0], _hour(k[1]), *v) for k, v in hours.items()]),
-        (
-            "usage_hour_users",
-            ("organization_id", "hour", "user_id"),
-            [(k[0], _hour(k[1]), k[2], *v) for k, v in sums.hour_users.items()],
-        ),
-        (
-            "usage_dimension_days",
-            ("organization_id", "dimension", "day", "value"),
-            [(*k, *v) for k, v in dimension_days.items()],
-        ),
-        (
-            "usage_dimension_user_days",
-            ("organization_id", "dimension", "user_id", "day", "value"),
-            [(*k, *v) for k, v in sums.dimension_users.items()],
-        ),
-    ):
+    for upsert in plan.rest:
         await bulk.sqlite_upsert(
-            driver, table, (*names, *slim), rows, keys=names, update=bulk.add_columns(table, slim)
+            driver, upsert.table, upsert.columns, upsert.rows, keys=upsert.keys, update=upsert.update
         )
-    await bulk.sqlite_upsert(
-        driver,
-        "usage_latency_buckets",
-        ("organization_id", "month", "model_id", "bucket", "day", "requests"),
-        [
-            (org, day[:8] + "01", model, bucket, day, n)
-            for (org, day, model, bucket), n in sums.latency.items()
-        ],
-        keys=("organization_id", "month", "model_id", "bucket", "day"),
-        update=bulk.add_columns("usage_latency_buckets", ("requests",)),
-    )
-    # The monthly tables: the day keys' sums again, per month ("YYYY-MM-01", as SQLite stores the date).
-    month_users: dict[tuple[Any, ...], list[int]] = {}
-    for (org, day, user), v in day_users.items():
-        _add_into(month_users, (org, day[:8] + "01", user), [v[0], v[4] + v[5] + v[6], v[7] + v[8], v[9]])
-    month_models: dict[tuple[Any, ...], list[int]] = {}
-    for (org, day, model), v in day_models.items():
-        _add_into(month_models, (org, day[:8] + "01", model), v)
-    month_dimensions: dict[tuple[Any, ...], list[int]] = {}
-    for (org, dimension, day, value), v in dimension_days.items():
-        _add_into(month_dimensions, (org, dimension, day[:8] + "01", value), v)
-    month_latency: dict[tuple[Any, ...], int] = {}
-    for (org, day, model, bucket), count in sums.latency.items():
-        key = (org, model, bucket, day[:8] + "01")
-        month_latency[key] = month_latency.get(key, 0) + count
-    for table, names, rows in (
-        (
-            "usage_month_users",
-            ("organization_id", "month", "user_id"),
-            [(*k, *v) for k, v in month_users.items()],
-        ),
-        (
-            "usage_month_dimensions",
-            ("organization_id", "dimension", "month", "value"),
-            [(*k, *v) for k, v in month_dimensions.items()],
-        ),
-    ):
-        await bulk.sqlite_upsert(
-            driver, table, (*names, *slim), rows, keys=names, update=bulk.add_columns(table, slim)
-        )
-    await bulk.sqlite_upsert(
-        driver,
-        "usage_month_models",
-        ("organization_id", "month", "model_id", "provider_id", *full),
-        [(*k, providers[k[2]], *v) for k, v in month_models.items()],
-        keys=("organization_id", "month", "model_id"),
-        update=bulk.add_columns("usage_month_models", full),
-    )
-    await bulk.sqlite_upsert(
-        driver,
-        "usage_month_latency_buckets",
-        ("organization_id", "model_id", "bucket", "month", "requests"),
-        [(*k, count) for k, count in month_latency.items()],
-        keys=("organization_id", "model_id", "bucket", "month"),
-        update=bulk.add_columns("usage_month_latency_buckets", ("requests",)),
-    )
-    # The weekly pattern per month: the hours' sums again, per (month, UTC weekday, hour of day).
-    cells: dict[tuple[Any, ...], list[int]] = {}
-    for (org, hour), v in hours.items():  # hour: "YYYY-MM-DD HH"
-        weekday = date.fromisoformat(hour[:10]).weekday()
-        _add_into(cells, (org, hour[:8] + "01", weekday, int(hour[11:13])), v)
-    names = ("organization_id", "month", "weekday", "hour")
-    await bulk.sqlite_upsert(
-        driver,
-        "usage_month_hour_cells",
-        (*names, *slim),
-        [(*k, *v) for k, v in cells.items()],
-        keys=names,
-        update=bulk.add_columns("usage_month_hour_cells", slim),
-    )
-    # One user's months: their day x model rows, hours and dimension days again, per month.
-    month_user_models: dict[tuple[Any, ...], list[int]] = {}
-    for (org, day, user, model), v in dum.items():
-        _add_into(month_user_models, (org, user, day[:8] + "01", model), v)
-    await bulk.sqlite_upsert(
-        driver,
-        "usage_month_user_models",
-        ("organization_id", "user_id", "month", "model_id", "provider_id", *full),
-        [(*k, providers[k[3]], *v) for k, v in month_user_models.items()],
-        keys=("organization_id", "user_id", "month", "model_id"),
-        update=bulk.add_columns("usage_month_user_models", full),
-    )
-    user_cells: dict[tuple[Any, ...], list[int]] = {}
-    for (org, hour, user), v in sums.hour_users.items():  # hour: "YYYY-MM-DD HH"
-        weekday = date.fromisoformat(hour[:10]).weekday()
-        _add_into(user_cells, (org, user, hour[:8] + "01", weekday, int(hour[11:13])), v)
-    month_dimension_users: dict[tuple[Any, ...], list[int]] = {}
-    for (org, dimension, user, day, value), v in sums.dimension_users.items():
-        _add_into(month_dimension_users, (org, dimension, user, day[:8] + "01", value), v)
-    for table, names, rows in (
-        (
-            "usage_month_user_hour_cells",
-            ("organization_id", "user_id", "month", "weekday", "hour"),
-            [(*k, *v) for k, v in user_cells.items()],
-        ),
-        (
-            "usage_month_dimension_users",
-            ("organization_id", "dimension", "user_id", "month", "value"),
-            [(*k, *v) for k, v in month_dimension_users.items()],
-        ),
-    ):
-        await bulk.sqlite_upsert(
-            driver, table, (*names, *slim), rows, keys=names, update=bulk.add_columns(table, slim)
-        )
-    name = "usage_conversations"
-    await bulk.sqlite_upsert(
-        driver,
-        name,
-        ("organization_id", "conversation_id", "user_id", "first_at", "last_at", *slim),
-        [(*k, *c) for k, c in sums.conversations.items()],
-        keys=("organization_id", "conversation_id"),
-        update=bulk.add_columns(name, slim)
-        | {
-            # The conversation belongs to the user of its earliest event.
-            "user_id": (
-                f"CASE WHEN excluded.first_at < {name}.first_at THEN excluded.user_id ELSE {name}.user_id END"
-            ),
-            "first_at": f"min({name}.first_at, excluded.first_at)",
-            "last_at": f"max({name}.last_at, excluded.last_at)",
-        },
-    )
 
 
 # --- Rebuild ------------------------------------------------------------------------------------------
