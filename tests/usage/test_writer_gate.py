@@ -26,6 +26,7 @@ from tokenboard.config import Environment, Settings
 from tokenboard.kit import bulk, writer_gate
 from tokenboard.kit.db import create_engine, create_sessionmaker
 from tokenboard.models import Organization, UsageDay, UsageEvent
+from tokenboard.usage import rollups
 from tokenboard.usage.ingest import record_events
 
 WAIT = 0.3  # how long a blocked writer is watched before its blocker lets go
@@ -174,3 +175,31 @@ def test_only_file_backed_sqlite_engines_get_a_gate(tmp_path: Path) -> None:
     assert gates[file_backed.sync_engine].path == tmp_path / "x.db.writers"
     assert in_memory.sync_engine not in gates
     assert postgres.sync_engine not in gates
+
+
+async def test_a_batch_is_summed_into_its_rollup_rows_before_the_gate(
+    sqlite_org: tuple[str, uuid.UUID],
+    engines: tuple[AsyncEngine, AsyncEngine],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Work done while holding the gate makes every other writer wait: the rollups' Python comes first, and
+    inside the gate only the statements run (the day and day x model rows wait for their user counts)."""
+    _, org_id = sqlite_org
+    order: list[str] = []
+    plan, enter = rollups._Plan.__init__, writer_gate.enter
+
+    def planned(self: Any, sums: Any) -> None:
+        order.append("rows")
+        plan(self, sums)
+
+    async def entered(session: AsyncSession, driver: Any) -> None:
+        order.append("gate")
+        await enter(session, driver)
+
+    monkeypatch.setattr(rollups._Plan, "__init__", planned)
+    monkeypatch.setattr(writer_gate, "enter", entered)
+    async with create_sessionmaker(engines[0])() as session:
+        assert len(await record_events(session, events(org_id, "a"))) == 50
+        await session.commit()
+    assert order == ["rows", "gate"]
+    assert await stored(engines[0], org_id) == (50, 50)
