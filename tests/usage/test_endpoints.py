@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from pydantic import TypeAdapter
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -217,7 +218,7 @@ async def test_a_full_batch_fits_the_ingest_routes_larger_body_limit_and_is_pars
 async def test_on_sqlite_a_process_takes_one_ingest_batch_at_a_time(
     factory: Factory, setup: OrgSetup, backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """SQLite writes one batch at a time anyway: a second batch of the same process is not even validated
+    """SQLite writes one batch at a time anyway: a second batch of the same process is not even parsed
     while the first is being written (its Python work would only slow the writer down). PostgreSQL takes
     batches side by side."""
     writing, release = asyncio.Event(), asyncio.Event()
@@ -228,20 +229,33 @@ async def test_on_sqlite_a_process_takes_one_ingest_batch_at_a_time(
         await release.wait()
         return await record(*args, **kwargs)
 
+    parsed: list[Any] = []
+    validate_json = TypeAdapter.validate_json
+
+    def seen(self: TypeAdapter[Any], data: Any, *args: Any, **kwargs: Any) -> Any:
+        parsed.append(data)
+        return validate_json(self, data, *args, **kwargs)
+
     path = f"/api/v1/organizations/{setup.id}/usage/events"
     async with await factory.client_for(setup.users[Role.admin]) as client:
         # A first batch, so that the session's last use is recorded now and not by the requests below.
         assert (await client.post(path, json={"events": [event(0)]})).status_code == 200
         monkeypatch.setattr(usage, "record", held_record)
+        monkeypatch.setattr(TypeAdapter, "validate_json", seen)
         first = asyncio.create_task(client.post(path, json={"events": [event(1)]}))
         await asyncio.wait_for(writing.wait(), 10)
-        invalid = {"events": [event(2, model="")]}  # refused by validation
-        second = asyncio.create_task(client.post(path, json=invalid))
-        done, _ = await asyncio.wait({second}, timeout=0.5)
+        valid = json.dumps({"events": [event(2)]}).encode()
+        invalid = {"events": [event(3, model="")]}  # refused by validation
+        second = asyncio.create_task(
+            client.post(path, content=valid, headers={"content-type": "application/json"})
+        )
+        third = asyncio.create_task(client.post(path, json=invalid))
+        done, _ = await asyncio.wait({second, third}, timeout=0.5)
         if backend == "sqlite":
-            assert not done  # waits for the first batch's commit before its validation
+            assert not done and valid not in parsed  # both wait for the first batch's commit, unread
         else:
-            assert done and second.result().status_code == 422
+            assert done == {third} and third.result().status_code == 422 and valid in parsed
         release.set()
         assert (await asyncio.wait_for(first, 10)).status_code == 200
-        assert (await asyncio.wait_for(second, 10)).status_code == 422
+        assert (await asyncio.wait_for(second, 10)).json() == {"accepted": 1, "duplicates": 0}
+        assert (await asyncio.wait_for(third, 10)).status_code == 422

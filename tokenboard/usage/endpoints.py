@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import Callable, Coroutine
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
+from starlette.responses import Response
 
 from tokenboard.catalog.service import CatalogCache
 from tokenboard.kit.deps import DB
@@ -41,26 +42,30 @@ def _live(request: Request) -> LiveHub:
     return hub
 
 
-async def _one_batch_at_a_time(request: Request) -> AsyncIterator[None]:
-    """On SQLite, one ingest batch at a time per process, from before its validation to after its commit.
+class _OneBatchAtATime(OnePassJsonRoute):
+    """On SQLite, one ingest batch at a time per process, from before its body is read to after its commit.
 
-    SQLite writes one batch at a time (kit/writer_gate.py). A second batch checked in the same process
-    meanwhile would only take the interpreter from the one being written, which then holds the database's
-    writer slot longer; checked in another process it overlaps with the writing instead (decision 0003).
-
-    It is the route's first dependency, so a batch waiting for its turn has done nothing yet: it has not
-    checked its caller (which may record a token's use, a write) nor read anything.
+    SQLite writes one batch at a time (kit/writer_gate.py). A second batch parsed and checked in the same
+    process meanwhile would only take the interpreter from the one being written, which then holds the
+    database's writer slot longer; checked in another process it overlaps with the writing instead (decision
+    0003). A batch waiting for its turn has done nothing yet: it has not been parsed, has not checked its
+    caller (which may record a token's use, a write) and holds no database connection.
     """
-    slot: asyncio.Lock | None = request.app.state.ingest_slot
-    if slot is None:
-        yield
-        return
-    async with slot:
-        yield
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def in_turn(request: Request) -> Response:
+            slot: asyncio.Lock | None = request.app.state.ingest_slot
+            if slot is None:
+                return await handler(request)
+            async with slot:
+                return await handler(request)
+
+        return in_turn
 
 
 async def ingest_events(
-    _slot: Annotated[None, Depends(_one_batch_at_a_time)],
     body: schemas.UsageEventBatch,
     request: Request,
     ctx: Ingester,
@@ -79,13 +84,13 @@ async def ingest_events(
     )
 
 
-# Its 5,000 events are parsed and validated in one pass (kit/routing.py).
+# One batch at a time on SQLite; its 5,000 events parsed and validated in one pass (kit/routing.py).
 router.add_api_route(
     "/events",
     ingest_events,
     methods=["POST"],
     response_model=schemas.IngestResult,
-    route_class_override=OnePassJsonRoute,
+    route_class_override=_OneBatchAtATime,
 )
 
 
