@@ -7,9 +7,13 @@ needs none of the suite's database fixtures and runs once, whatever the backends
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,6 +49,35 @@ def test_relay_floor_smoke() -> None:
         direct = float(line.split("direct p50 ")[1].split(" ms")[0])
         relayed = float(line.split("relay p50 ")[1].split(" ms")[0])
         assert direct > 0 and relayed > 0
+
+
+def test_bench_upstream_keeps_its_stream_timetable_when_sends_are_slow() -> None:
+    """The bench upstream's deltas are due at fixed times from the first: a slow ``send`` (a reader on a busy
+    core) must not push every later delta back, or the upstream itself would run slower for one path than
+    for the other and its delay would count as the gateway's."""
+    path = ROOT / "bench" / "gateway" / "upstream.py"
+    spec = importlib.util.spec_from_file_location("bench_upstream", path)
+    assert spec is not None and spec.loader is not None
+    upstream = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(upstream)
+    chunks, interval_ms, send_ms = 10, 20, 6
+    upstream.mode.update({"delay_ms": 0, "chunks": chunks, "interval_ms": interval_ms})
+    sent: list[float] = []
+
+    async def slow_send(message: dict[str, Any]) -> None:
+        sent.append(time.perf_counter())
+        # The send holds the loop, as a write to a reader on a busy core does.
+        time.sleep(send_ms / 1000)  # noqa: ASYNC251
+
+    async def stream() -> None:
+        await upstream._chat({"model": "m", "stream": True, "messages": []}, slow_send)
+
+    asyncio.run(stream())
+    # head, the role delta, ``chunks`` deltas, the tail
+    assert len(sent) == chunks + 3
+    span_ms = (sent[-2] - sent[1]) * 1000
+    # On time: chunks x interval (200 ms), plus one send. Pushed back by each send it would be 260 ms or more.
+    assert chunks * interval_ms <= span_ms + 1 < chunks * interval_ms + 3 * send_ms, span_ms
 
 
 def _analytics(*args: str) -> str:

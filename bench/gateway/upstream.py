@@ -3,9 +3,12 @@
 ``python bench/gateway/upstream.py --port N`` serves, on 127.0.0.1 only:
 
 - ``POST /v1/chat/completions``: a chat completion (16 output tokens, the prompt counted as ceil(chars / 4)),
-  after the configured delay; with ``"stream": true`` an SSE stream of ``chunks`` content deltas, each
-  after ``interval_ms``, then the finish chunk, the usage chunk when ``stream_options.include_usage`` is
-  set, and ``data: [DONE]`` (the same shape as OpenAI's).
+  after the configured delay; with ``"stream": true`` an SSE stream of ``chunks`` content deltas, the
+  n-th due ``n * interval_ms`` after the first, then the finish chunk, the usage chunk when
+  ``stream_options.include_usage`` is set, and ``data: [DONE]`` (the same shape as OpenAI's).
+  The deltas keep to that timetable whoever reads them: a provider's tokens come at the pace of its own
+  hardware. (Sleeping ``interval_ms`` after each send let every late wake-up add up over the stream, and on
+  a shared 2-core machine they came later when another process was on the path: decision 0002.)
 - ``POST /_bench/mode`` with ``{"delay_ms": 50, "chunks": 20, "interval_ms": 10}``: sets the behaviour of
   every following request. The gateway does not pass client headers upstream, so the benchmark sets the
   behaviour here, and requests sent direct and through the gateway get exactly the same treatment.
@@ -115,9 +118,11 @@ async def _chat(body: dict[str, Any], send: Any) -> None:
     await send(
         {"type": "http.response.body", "body": chunk({"role": "assistant", "content": ""}), "more_body": True}
     )
-    for word in words:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for n, word in enumerate(words, 1):
         if interval:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(max(0.0, start + n * interval - loop.time()))
         await send({"type": "http.response.body", "body": chunk({"content": word}), "more_body": True})
     tail = chunk({}, "stop")
     if include_usage:
