@@ -32,6 +32,32 @@ def test_a_record_survives_the_round_trip() -> None:
     assert again == record
 
 
+def test_a_record_orjson_cannot_write_takes_the_plain_encoding_and_survives() -> None:
+    """Attachments come from the client's body, which ``json.loads`` read: a lone surrogate or an integer
+    beyond 64 bits can be in them. orjson refuses both; the line is then written by the standard encoder."""
+    for odd in ("name-\ud800", 2**70):
+        record = _record(2)
+        record.attachments = [{"type": "file", "name": odd, "bytes": 3}]
+        line = encode(record)
+        assert line.endswith(b"\n") and line.count(b"\n") == 1
+        assert decode(line) == record
+
+
+def test_a_line_is_what_the_plain_encoding_would_write(tmp_path: Path) -> None:
+    """The fast encoding reads back to the same record and the same values as the plain one (which was the
+    only one before: journals left by an older process are read the same way)."""
+    import json
+
+    from tokenboard.gateway.journal import _encode_plainly
+
+    record = _record(4)
+    record.team_id, record.gateway_overhead_ms, record.time_to_first_token_ms = uuid.uuid4(), 0.157, 12
+    fast, plain = json.loads(encode(record)), json.loads(_encode_plainly(record))
+    assert fast.pop("journal_segment") is None
+    assert fast == plain
+    assert decode(encode(record)) == decode(_encode_plainly(record)) == record
+
+
 def test_segments_are_deleted_once_committed_and_rotated(tmp_path: Path) -> None:
     journal = UsageJournal(tmp_path, "inst-a")
     journal.open()
