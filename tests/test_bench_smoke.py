@@ -51,6 +51,13 @@ def test_relay_floor_smoke() -> None:
         assert direct > 0 and relayed > 0
 
 
+def test_idle_cost_smoke() -> None:
+    """``bench/gateway/idle_cost.py --smoke``: one line per pause, with positive times."""
+    lines = _smoke("gateway/idle_cost.py").splitlines()
+    assert [int(line.split()[1]) for line in lines] == [0, 1, 2, 5, 10, 50]
+    assert all(float(line.split("p50")[1].split()[0]) > 0 for line in lines)
+
+
 def test_bench_upstream_keeps_its_stream_timetable_when_sends_are_slow() -> None:
     """The bench upstream's deltas are due at fixed times from the first: a slow ``send`` (a reader on a busy
     core) must not push every later delta back, or the upstream itself would run slower for one path than
