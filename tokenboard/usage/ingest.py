@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, overload
 
@@ -72,6 +73,21 @@ _ORG, _REQUEST = (COLUMNS.index(c) for c in ("organization_id", "request_id"))
 _TEXT = tuple(i for i, c in enumerate(EVENTS.c) if isinstance(c.type, String))
 
 
+@dataclass(frozen=True, slots=True)
+class EventColumns:
+    """Events given a column at a time: a ``usage_events`` column's name -> one value per event.
+
+    What a caller that already holds its events by field (the ingest API's validated batch) passes to
+    :func:`record_events`, instead of a dict per event that would only be taken apart again here.
+    """
+
+    values: Mapping[str, Sequence[Any]]
+    count: int
+
+    def __len__(self) -> int:
+        return self.count
+
+
 def complete(row: Mapping[str, Any]) -> dict[str, Any]:
     """A row with every column of ``usage_events``: defaults filled in, unknown keys refused."""
     return dict(zip(COLUMNS, _complete_all([row])[0], strict=True))
@@ -84,28 +100,36 @@ def _complete_all(rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
     unknown keys (``id`` among them), missing required values and naive timestamps are refused.
     """
     given: set[str] = set().union(*(row.keys() for row in rows))
-    unknown = given - _COLUMN_SET
+    present = [name for name in COLUMNS if name in given]
+    columns: dict[str, Sequence[Any]]
+    if len(present) > 1 and all(len(row) == len(present) for row in rows):
+        # Every row names the same columns (the usual case): one C-level pick per row, then transposed.
+        columns = dict(zip(present, zip(*map(itemgetter(*present), rows), strict=True), strict=True))
+    else:
+        columns = {name: [row.get(name, DEFAULTS.get(name)) for row in rows] for name in given}
+    return _complete_columns(EventColumns(columns, len(rows)))
+
+
+def _complete_columns(given: EventColumns) -> list[tuple[Any, ...]]:
+    """:func:`_complete_all` for events given a column at a time: the same checks, defaults and ids."""
+    unknown = given.values.keys() - _COLUMN_SET
     if unknown:
         raise ValueError(f"not columns of usage_events: {sorted(unknown)}")
-    if "id" in given:
+    if "id" in given.values:
         # Fresh ids per call are how the pipeline tells the events it inserted from those already stored.
         raise ValueError("usage event ids are made by the pipeline; identify an event by its request_id")
     for name in REQUIRED:
-        if name not in given:
+        if name not in given.values:
             raise ValueError(f"usage event without {name}")
-    count = len(rows)
-    present = [name for name in COLUMNS if name in given]
-    picked: dict[str, Sequence[Any]] = {}
-    if len(present) > 1 and all(len(row) == len(present) for row in rows):
-        # Every row names the same columns (the usual case): one C-level pick per row, then transposed.
-        picked = dict(zip(present, zip(*map(itemgetter(*present), rows), strict=True), strict=True))
-    columns: list[list[Any]] = []
+    count = given.count
+    columns: list[Sequence[Any]] = []
     for name in COLUMNS:
-        default = DEFAULTS.get(name)
-        if name not in given:
-            columns.append([default] * count)
+        values = given.values.get(name)
+        if values is None:
+            columns.append([DEFAULTS.get(name)] * count)
             continue
-        values = list(picked[name]) if picked else [row.get(name, default) for row in rows]
+        if len(values) != count:
+            raise ValueError(f"column {name} has {len(values)} values for {count} events")
         if name in _MADE_OR_REQUIRED and any(v is None for v in values):
             if name in REQUIRED:
                 raise ValueError(f"usage event without {name}")
@@ -114,7 +138,7 @@ def _complete_all(rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
                 values = [now if v is None else v for v in values]
         columns.append(values)
     columns[_ID] = uuid7_many(count)
-    if "created_at" not in given:
+    if "created_at" not in given.values:
         columns[_CREATED] = [utcnow()] * count
     if any(at.tzinfo is None for at in columns[_CREATED]):
         raise ValueError("usage event created_at must be timezone-aware")
@@ -122,17 +146,18 @@ def _complete_all(rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
     return list(zip(*columns, strict=True))
 
 
-async def record_events(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> Recorded:
+async def record_events(session: AsyncSession, rows: Sequence[Mapping[str, Any]] | EventColumns) -> Recorded:
     """Insert usage events, skipping those already recorded, and apply the new ones to the rollups.
 
-    ``rows`` are ``usage_events`` columns (see :data:`DEFAULTS` for what may be left out). Returns the rows
+    ``rows`` are ``usage_events`` columns (see :data:`DEFAULTS` for what may be left out), a dict per event or
+    an :class:`EventColumns`. Returns the rows
     actually inserted now, complete, in the order given; an event whose (organization_id, request_id) is
     already stored, or repeated within ``rows``, is left out. Flushes, never commits: the caller's
     transaction makes the events and their rollups durable together.
     """
-    if not rows:
+    if not len(rows):
         return Recorded([], [])
-    records = _complete_all(rows)
+    records = _complete_columns(rows) if isinstance(rows, EventColumns) else _complete_all(rows)
     if len({r[_REQUEST] for r in records}) < len(records):  # a repeated request id: keep its first row
         seen: set[tuple[Any, Any]] = set()
         unique = []
@@ -181,7 +206,7 @@ class Recorded(Sequence[dict[str, Any]]):
     __hash__ = None  # type: ignore[assignment]
 
 
-def _refuse_nul(columns: list[list[Any]]) -> None:
+def _refuse_nul(columns: list[Sequence[Any]]) -> None:
     for i in _TEXT:
         values = columns[i]
         try:

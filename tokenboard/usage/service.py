@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import select
@@ -25,7 +26,7 @@ from tokenboard.kit.live import LiveHub
 from tokenboard.kit.money import to_nanousd
 from tokenboard.kit.tenancy import scoped
 from tokenboard.models import Membership, Team, User, Workspace
-from tokenboard.usage.ingest import record_events
+from tokenboard.usage.ingest import EventColumns, record_events
 from tokenboard.usage.schemas import IngestResult, UsageEventCreate
 
 # An event from the future is a clock or unit error, not usage.
@@ -73,9 +74,16 @@ class UsageService:
         directory: Directory,
         source: str,
         now: datetime | None = None,
-    ) -> tuple[list[dict[str, Any]], list[EventError]]:
-        """Check and price each event: the ``usage_events`` rows of the valid ones, and the errors."""
+    ) -> tuple[EventColumns | list[dict[str, Any]], list[EventError]]:
+        """Check and price each event: the ``usage_events`` rows of the valid ones, and the errors.
+
+        A batch whose every event is valid (the usual case) comes back a column at a time; otherwise the
+        events are taken one by one, so that each error names its event.
+        """
         now = now or datetime.now(UTC)
+        columns = self._columns(org_id, events, catalog, directory, source, now)
+        if columns is not None:
+            return columns, []
         rows: list[dict[str, Any]] = []
         errors: list[EventError] = []
         for index, event in enumerate(events):
@@ -84,6 +92,61 @@ class UsageService:
             except ValueError as exc:
                 errors.append(EventError(index, str(exc)))
         return rows, errors
+
+    def _columns(
+        self,
+        org_id: uuid.UUID,
+        events: Sequence[UsageEventCreate],
+        catalog: CatalogCache,
+        directory: Directory,
+        source: str,
+        now: datetime,
+    ) -> EventColumns | None:
+        """The rows :meth:`_row` makes, a column at a time, if every event passes its checks; else None.
+
+        A field at a time, the checks are set operations and the rows are never dicts (about 8 us per
+        event less on a batch of 5,000, decision 0003).
+        """
+        count = len(events)
+        if not count:
+            return None
+        given = dict(zip(_FIELDS, zip(*map(_pick_fields, events), strict=True), strict=True))
+        created = [(at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC) for at in given["timestamp"]]
+        if max(created) > now + FUTURE_TOLERANCE:
+            return None
+        entries = list(map(catalog.get, given["model"]))
+        if any(entry is None for entry in entries):
+            return None
+        if not _known(given["workspace_id"], directory.workspace_ids) or not _known(
+            given["team_id"], directory.team_ids
+        ):
+            return None
+        users: Sequence[uuid.UUID | None] = given["user_id"]
+        costs: Sequence[int | None] = given["cost_nanousd"]
+        try:
+            if any(email is not None for email in given["user_email"]):
+                users = [self._user(event, directory) for event in events]
+            elif not _known(users, directory.user_ids):
+                return None
+            if any(cost is None for cost in costs) or any(usd is not None for usd in given["cost_usd"]):
+                costs = [self._cost(e, catalog, at) for e, at in zip(events, created, strict=True)]
+        except ValueError:
+            return None
+        values: dict[str, Sequence[Any]] = {
+            "organization_id": [org_id] * count,
+            "request_id": given["id"],
+            "created_at": created,
+            "source": [source] * count,
+            "route": ["external"] * count,
+            "user_id": users,
+            "workspace_id": given["workspace_id"],
+            "team_id": given["team_id"],
+            "provider_id": [entry.provider_id for entry in entries],  # type: ignore[union-attr]
+            "model_id": [entry.model_id for entry in entries],  # type: ignore[union-attr]
+            "cost_nanousd": costs,
+        }
+        values.update((name, given[name]) for name in _AS_GIVEN)
+        return EventColumns(values, count)
 
     def _row(
         self,
@@ -205,7 +268,7 @@ class UsageService:
         self,
         session: AsyncSession,
         org_id: uuid.UUID,
-        rows: list[dict[str, Any]],
+        rows: EventColumns | list[dict[str, Any]],
         *,
         actor: Actor,
         source: str,
@@ -230,6 +293,24 @@ class UsageService:
             after={"source": source, "accepted": result.accepted, "duplicates": result.duplicates},
         )
         return result
+
+
+# The fields of an event the columns are made of; those in _AS_GIVEN are stored as they came.
+_AS_GIVEN = (
+    "stream", "status_code", "error_type", "input_tokens", "cached_input_tokens", "cache_write_5m_tokens",
+    "cache_write_1h_tokens", "output_tokens", "reasoning_tokens", "cancelled", "latency_ms", "feature",
+    "tool", "integration", "conversation_id", "message_id",
+)  # fmt: skip
+_FIELDS = (
+    "id", "timestamp", "model", "user_id", "user_email", "workspace_id", "team_id", "cost_nanousd",
+    "cost_usd", *_AS_GIVEN,
+)  # fmt: skip
+_pick_fields = attrgetter(*_FIELDS)
+
+
+def _known(values: Sequence[uuid.UUID | None], known: set[uuid.UUID]) -> bool:
+    """Every value is None or one of ``known``."""
+    return set(values).difference((None,)) <= known
 
 
 def _member_of(value: uuid.UUID | None, known: set[uuid.UUID], kind: str) -> uuid.UUID | None:

@@ -1,0 +1,146 @@
+"""A batch of ingested events is checked and made into rows a column at a time when every event is valid.
+
+The column path must make exactly the rows the event-by-event path makes, and any invalid event must send
+the batch down the event-by-event path, so that every error still names its event.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tokenboard.catalog.service import CatalogCache, catalog
+from tokenboard.members.roles import Role
+from tokenboard.usage.ingest import COLUMNS, EventColumns, _complete_all, _complete_columns
+from tokenboard.usage.schemas import UsageEventCreate
+from tokenboard.usage.service import Directory, UsageService
+
+from ..support.factories import Factory
+
+NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
+_ID = COLUMNS.index("id")
+
+
+async def _setup(
+    factory: Factory, db: AsyncSession
+) -> tuple[uuid.UUID, CatalogCache, Directory, dict[str, Any]]:
+    await factory.run(lambda s: catalog.sync(s, provider_ids=["openai", "anthropic"]))
+    cache = CatalogCache()
+    await cache.load(db)
+    owner = await factory.user(email="owner@example.com")
+    org = await factory.org(owner)
+    member = await factory.user(email="member@example.com")
+    await factory.add_member(org, member, Role.member)
+    team, workspace = await factory.team(org), await factory.workspace(org)
+    directory = await Directory.load(db, org.id)
+    known = {"owner": owner.id, "member": member.id, "team": team.id, "workspace": workspace.id}
+    return org.id, cache, directory, known
+
+
+def _events(known: dict[str, Any]) -> list[UsageEventCreate]:
+    """Valid events using every way an event may be given: ids or emails, costs given or priced, naive
+    and offset timestamps, attribution, workspaces and teams."""
+    paris = timezone(timedelta(hours=1))
+    events: list[dict[str, Any]] = [
+        {"id": "a", "timestamp": NOW - timedelta(days=3), "model": "openai/gpt-4o-mini", "input_tokens": 10},
+        {
+            "id": "b",
+            "timestamp": datetime(2026, 5, 30, 9, 30),  # naive: UTC
+            "model": "anthropic/claude-sonnet-4-5",
+            "user_id": known["member"],
+            "input_tokens": 1200,
+            "cached_input_tokens": 300,
+            "cache_write_5m_tokens": 40,
+            "cache_write_1h_tokens": 20,
+            "output_tokens": 77,
+            "stream": True,
+            "latency_ms": 812,
+            "feature": "chat",
+            "tool": "editor",
+            "integration": "slack",
+            "conversation_id": "conv-1",
+            "message_id": "msg-1",
+        },
+        {
+            "id": "c",
+            "timestamp": datetime(2026, 5, 31, 23, 30, tzinfo=paris),
+            "model": "openai/gpt-4o",
+            "user_email": " Owner@Example.com ",
+            "cost_usd": "0.0125",
+            "workspace_id": known["workspace"],
+            "team_id": known["team"],
+            "status_code": 500,
+            "error_type": "upstream_500",
+        },
+        {
+            "id": "d",
+            "timestamp": NOW,
+            "model": "openai/gpt-4o-mini",
+            "user_id": known["owner"],
+            "user_email": "owner@example.com",
+            "cost_nanousd": 123_456,
+            "reasoning_tokens": 5,
+            "cancelled": True,
+        },
+    ]
+    return [UsageEventCreate.model_validate(e) for e in events]
+
+
+def _without_ids(records: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    return [record[:_ID] + record[_ID + 1 :] for record in records]
+
+
+async def test_a_valid_batch_is_made_a_column_at_a_time_into_the_same_rows(
+    factory: Factory, db: AsyncSession
+) -> None:
+    org_id, cache, directory, known = await _setup(factory, db)
+    service = UsageService()
+    for events in (_events(known), _events(known)[:1], _events(known)[1:3]):
+        columns, errors = service.prepare(
+            org_id, events, catalog=cache, directory=directory, source="api", now=NOW
+        )
+        assert errors == [] and isinstance(columns, EventColumns) and len(columns) == len(events)
+        one_by_one = [service._row(org_id, e, cache, directory, "api", NOW) for e in events]
+        made = _complete_columns(columns)
+        assert _without_ids(made) == _without_ids(_complete_all(one_by_one))
+        assert len({record[_ID] for record in made}) == len(events)
+    # What the event-by-event path made of the trickier fields, to be sure both did something.
+    rows = dict(zip(COLUMNS, made[1], strict=True))
+    assert rows["user_id"] == known["owner"] and rows["workspace_id"] == known["workspace"]
+    assert rows["cost_nanousd"] == 12_500_000 and rows["created_at"] == datetime(
+        2026, 5, 31, 22, 30, tzinfo=UTC
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"timestamp": NOW + timedelta(days=2)}, "is in the future"),
+        ({"model": "openai/no-such-model"}, "is not in the catalog"),
+        ({"user_id": uuid.uuid4()}, "is not a member of this organization"),
+        ({"user_email": "stranger@example.com"}, "is not a member of this organization"),
+        ({"user_email": "member@example.com", "owner": True}, "name different members"),
+        ({"workspace_id": uuid.uuid4()}, "is not in this organization"),
+        ({"team_id": uuid.uuid4()}, "is not in this organization"),
+        ({"cost_usd": "1.5", "cost_nanousd": 7}, "not both"),
+        ({"cost_usd": "lots"}, "is not a decimal amount"),
+    ],
+)
+async def test_an_invalid_event_sends_the_batch_one_by_one_and_is_named(
+    factory: Factory, db: AsyncSession, change: dict[str, Any], message: str
+) -> None:
+    org_id, cache, directory, known = await _setup(factory, db)
+    events = _events(known)
+    fields = {k: v for k, v in change.items() if k != "owner"}
+    if change.get("owner"):
+        fields["user_id"] = known["owner"]
+    events[0] = events[0].model_copy(update=fields)
+    rows, errors = UsageService().prepare(
+        org_id, events, catalog=cache, directory=directory, source="api", now=NOW
+    )
+    assert [e.index for e in errors] == [0] and message in errors[0].message
+    assert isinstance(rows, list) and [r["request_id"] for r in rows] == ["b", "c", "d"]
