@@ -5,8 +5,11 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import pytest
+
 from tokenboard.gateway.journal import UsageJournal, decode, encode, read_segment
 from tokenboard.gateway.metering import UsageRecord
+from tokenboard.kit.db import HashedUUID
 
 
 def _record(n: int) -> UsageRecord:
@@ -41,6 +44,22 @@ def test_a_record_orjson_cannot_write_takes_the_plain_encoding_and_survives() ->
         line = encode(record)
         assert line.endswith(b"\n") and line.count(b"\n") == 1
         assert decode(line) == record
+
+
+def test_the_gateways_records_take_the_fast_encoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gateway's ids are ``HashedUUID`` (its key cache): orjson does not know that subclass, so without
+    help every line would fail there first and be written again the slow way."""
+    from tokenboard.gateway import journal
+
+    def refuse(record: UsageRecord) -> bytes:
+        raise AssertionError("took the plain encoding")
+
+    record = _record(6)
+    record.organization_id, record.api_key_id = HashedUUID(uuid.uuid4()), HashedUUID(uuid.uuid4())
+    monkeypatch.setattr(journal, "_encode_plainly", refuse)
+    line = encode(record)
+    assert decode(line) == record
+    assert f'"organization_id":"{record.organization_id}"'.encode() in line
 
 
 def test_a_line_is_what_the_plain_encoding_would_write(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.support.databases import create_database, drop_database
-from tokenboard.kit.db import uuid7
+from tokenboard.kit.db import HashedUUID, uuid7
 from tokenboard.migrations import downgrade, upgrade
 
 
@@ -18,6 +18,20 @@ def test_uuid7_sorts_by_creation_time() -> None:
         time.sleep(0.002)
     assert ids == sorted(ids)
     assert all(i.version == 7 for i in ids)
+
+
+def test_a_hashed_uuid_is_the_plain_uuid_of_the_same_value() -> None:
+    """Equal, hashing alike, the same text (kept for the journal) and pickled back to a plain UUID."""
+    import pickle
+    import uuid
+
+    plain = uuid.uuid4()
+    hashed = HashedUUID(plain)
+    assert hashed == plain and hash(hashed) == hash(plain) and {plain: 1}[hashed] == 1
+    assert str(hashed) == str(plain) and f"{hashed}" == f"{plain}" and hashed.hex == plain.hex
+    assert repr(hashed).endswith(f"('{plain}')")
+    again = pickle.loads(pickle.dumps(hashed))
+    assert again == plain and str(again) == str(plain)
 
 
 async def test_timestamps_come_back_timezone_aware(factory: object) -> None:

@@ -45,22 +45,28 @@ def _uuid_from_int(value: int) -> uuid.UUID:
 
 
 class HashedUUID(uuid.UUID):
-    """A UUID that computes its hash once.
+    """A UUID that computes its hash and its text once.
 
     ``uuid.UUID.__hash__`` is Python code run on every dictionary look-up; the gateway looks up an
     organization's and a key's ids in a dozen in-memory tables per request, so the ids it keeps in its key
     cache hash once. Equal to, and hashing like, the plain UUID of the same value.
     """
 
-    __slots__ = ("_hash",)
+    __slots__ = ("_hash", "_text")
     _hash: int
+    _text: str
 
     def __init__(self, value: uuid.UUID) -> None:
         super().__init__(int=value.int, is_safe=value.is_safe)
         object.__setattr__(self, "_hash", hash(value.int))
+        # Its text too: each metered request's journal line writes four such ids.
+        object.__setattr__(self, "_text", str(value))
 
     def __hash__(self) -> int:
         return self._hash
+
+    def __str__(self) -> str:
+        return self._text
 
     def __reduce__(self) -> tuple[type[HashedUUID], tuple[uuid.UUID]]:
         return (type(self), (uuid.UUID(int=self.int),))
