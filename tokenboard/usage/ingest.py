@@ -150,10 +150,9 @@ async def record_events(session: AsyncSession, rows: Sequence[Mapping[str, Any]]
     """Insert usage events, skipping those already recorded, and apply the new ones to the rollups.
 
     ``rows`` are ``usage_events`` columns (see :data:`DEFAULTS` for what may be left out), a dict per event or
-    an :class:`EventColumns`. Returns the rows
-    actually inserted now, complete, in the order given; an event whose (organization_id, request_id) is
-    already stored, or repeated within ``rows``, is left out. Flushes, never commits: the caller's
-    transaction makes the events and their rollups durable together.
+    an :class:`EventColumns`. Returns the rows actually inserted now, complete, in the order given; an event
+    whose (organization_id, request_id) is already stored, or repeated within ``rows``, is left out. Flushes,
+    never commits: the caller's transaction makes the events and their rollups durable together.
     """
     if not len(rows):
         return Recorded([], [])
