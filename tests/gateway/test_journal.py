@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
 import pytest
 
-from tokenboard.gateway.journal import UsageJournal, decode, encode, read_segment
+from tokenboard.gateway import journal
+from tokenboard.gateway.journal import UsageJournal, _encode_plainly, decode, encode, read_segment
 from tokenboard.gateway.metering import UsageRecord
 from tokenboard.kit.db import HashedUUID
 
@@ -49,7 +51,6 @@ def test_a_record_orjson_cannot_write_takes_the_plain_encoding_and_survives() ->
 def test_the_gateways_records_take_the_fast_encoding(monkeypatch: pytest.MonkeyPatch) -> None:
     """The gateway's ids are ``HashedUUID`` (its key cache): orjson does not know that subclass, so without
     help every line would fail there first and be written again the slow way."""
-    from tokenboard.gateway import journal
 
     def refuse(record: UsageRecord) -> bytes:
         raise AssertionError("took the plain encoding")
@@ -62,13 +63,9 @@ def test_the_gateways_records_take_the_fast_encoding(monkeypatch: pytest.MonkeyP
     assert f'"organization_id":"{record.organization_id}"'.encode() in line
 
 
-def test_a_line_is_what_the_plain_encoding_would_write(tmp_path: Path) -> None:
+def test_a_line_is_what_the_plain_encoding_would_write() -> None:
     """The fast encoding reads back to the same record and the same values as the plain one (which was the
     only one before: journals left by an older process are read the same way)."""
-    import json
-
-    from tokenboard.gateway.journal import _encode_plainly
-
     record = _record(4)
     record.team_id, record.gateway_overhead_ms, record.time_to_first_token_ms = uuid.uuid4(), 0.157, 12
     fast, plain = json.loads(encode(record)), json.loads(_encode_plainly(record))
