@@ -136,14 +136,15 @@ async def test_answers_carry_the_security_headers_once_and_streams_end_cleanly(
 async def test_usage_is_taken_before_the_answer_ends(
     stream: bool, factory: Factory, live_gateway: LiveGateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A client that has its whole answer may take the request as done: by then its usage is in the writer
-    (and its journal, which survives a crash), never after."""
+    """A client that has its whole answer may take the request as done: by then its usage is in the journal,
+    which survives a crash, never after. The event is queued for the database once, just after the end goes
+    out (the client does not wait for that)."""
     from tokenboard.gateway.asgi import GatewayFrontDoor
     from tokenboard.gateway.metering import UsageWriter
 
     tenant = await seed(factory)
     seen: list[str] = []
-    serve, submit = GatewayFrontDoor.serve, UsageWriter.submit
+    serve, journal, enqueue = GatewayFrontDoor.serve, UsageWriter.journal_record, UsageWriter.enqueue
 
     async def noting_serve(
         self: GatewayFrontDoor, route: object, scope: object, receive: object, send: Any
@@ -155,12 +156,18 @@ async def test_usage_is_taken_before_the_answer_ends(
 
         await serve(self, route, scope, receive, noting_send)  # type: ignore[arg-type]
 
-    def noting_submit(self: UsageWriter, record: Any) -> None:
-        seen.append("usage")
-        submit(self, record)
+    def noting_journal(self: UsageWriter, record: Any) -> None:
+        assert self.journal is not None  # the live gateway journals, as `tokenboard serve` does
+        seen.append("journaled")
+        journal(self, record)
+
+    def noting_enqueue(self: UsageWriter, record: Any) -> None:
+        seen.append("queued")
+        enqueue(self, record)
 
     monkeypatch.setattr(GatewayFrontDoor, "serve", noting_serve)
-    monkeypatch.setattr(UsageWriter, "submit", noting_submit)
+    monkeypatch.setattr(UsageWriter, "journal_record", noting_journal)
+    monkeypatch.setattr(UsageWriter, "enqueue", noting_enqueue)
     async with httpx.AsyncClient(base_url=live_gateway.url, timeout=20) as http:
         r = await http.post(
             "/v1/chat/completions",
@@ -168,7 +175,9 @@ async def test_usage_is_taken_before_the_answer_ends(
             headers={"authorization": f"Bearer {tenant.key}"},
         )
     assert r.status_code == 200 and (b"[DONE]" in r.content) == stream
-    assert seen == ["usage", "end"]
+    (event,) = await wait_for_events(factory, tenant.setup.id, 1)
+    assert event.stream == stream and event.cost_nanousd > 0
+    assert seen == ["journaled", "end", "queued"]
 
 
 async def test_anthropic_sdk_messages_stream_and_not(

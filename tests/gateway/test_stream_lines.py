@@ -1,18 +1,22 @@
-"""The relay's pieces: lines split across chunks, the model-name rewrite and the messages a stream sends."""
+"""The relay's pieces: lines split across chunks, the model-name rewrite and the messages a stream sends; the
+complete answer's metering finished after it is sent."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import MutableMapping
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tokenboard.gateway.service import (
     CHAT,
     Gateway,
+    _Answer,
     _EventStream,
     _ModelRewrite,
     _Relay,
@@ -168,3 +172,31 @@ async def test_the_pump_ends_the_response_before_it_finishes() -> None:
     sent = await _relayed(pump)
     assert ends_before_finish == [True]
     assert [(m["body"], m["more_body"]) for m in sent[1:]] == [(b"data: 1\n\n", True), (b"", False)]
+
+
+async def test_a_complete_answer_settles_after_it_is_sent_and_when_sending_fails() -> None:
+    """``settle`` (credit holds finished, the event queued) runs once the body is out, not before: and also
+    when the body could not be sent, or the request's holds and queued event would be lost."""
+    seen: list[str] = []
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        seen.append(message["type"])
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions", "headers": []}
+    answer = _Answer(b'{"ok":true}', {"x-tokenboard-request-id": "r1"}, settle=lambda: seen.append("settled"))
+    await answer(scope, receive, send)
+    assert seen == ["http.response.start", "http.response.body", "settled"]
+    assert dict(answer.raw_headers)[b"content-type"] == b"application/json"
+
+    async def failing_send(message: MutableMapping[str, Any]) -> None:
+        seen.append(message["type"])
+        raise OSError("the client's socket broke")
+
+    seen.clear()
+    answer = _Answer(b"{}", {}, settle=lambda: seen.append("settled"))
+    with pytest.raises(OSError):
+        await answer(scope, receive, failing_send)
+    assert seen == ["http.response.start", "settled"]

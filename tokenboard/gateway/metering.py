@@ -164,8 +164,17 @@ class UsageWriter:
 
     def submit(self, record: UsageRecord) -> None:
         """Take a finished request's event: journaled at once (it survives a crash), written in a batch."""
+        self.journal_record(record)
+        self.enqueue(record)
+
+    def journal_record(self, record: UsageRecord) -> None:
+        """The first half of :meth:`submit`: the event in the journal (it survives a crash from here)."""
         if self.journal is not None:
             self.journal.append(record)
+
+    def enqueue(self, record: UsageRecord) -> None:
+        """The second half of :meth:`submit`: the event queued for the next batch (after ``journal_record``;
+        the gateway ends a stream's response in between)."""
         self._idle.clear()
         self._queue.put_nowait(record)
         if self._task is None or self._task.done():

@@ -13,7 +13,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -155,6 +155,7 @@ class Admitted:
     reported_usage: dict[str, Any] | None = None
     checks_ms: float = 0.0  # request parsed -> upstream request ready to send (admission and its building)
     usage: dict[str, int] = field(default_factory=dict)
+    record: UsageRecord | None = None  # its usage event, made while the upstream is awaited (Gateway.forward)
 
 
 @dataclass(frozen=True, slots=True)
@@ -501,6 +502,8 @@ class Gateway:
         body = self._upstream_body(admitted)
         upstream_started = time.perf_counter()
         admitted.checks_ms = (upstream_started - admitted.started) * 1000
+        # The usage event's fixed fields are filled in while the upstream is awaited, not after it answers.
+        asyncio.get_running_loop().call_soon(self._prepare_record, admitted)
         try:
             response = await admitted.upstream.post(
                 admitted.route.upstream_path, admitted.route.api_format, body
@@ -581,7 +584,7 @@ class Gateway:
             token_usage = self._estimated_usage(admitted, json.dumps(payload))
         payload["model"] = admitted.model_id
         overhead = (time.perf_counter() - admitted.started) * 1000 - upstream_ms
-        self._meter(
+        record = self._record(
             admitted,
             token_usage,
             status=200,
@@ -591,8 +594,10 @@ class Gateway:
             overhead_ms=overhead,
         )
         # The body as JSONResponse would write it (compact UTF-8), by orjson: a quarter of its time.
-        return Response(
-            dumps_bytes(payload), media_type="application/json", headers=self._headers(admitted, overhead)
+        return _Answer(
+            dumps_bytes(payload),
+            self._headers(admitted, overhead),
+            settle=lambda: self._settle(admitted, record),
         )
 
     def _relay_stream(self, admitted: Admitted, response: httpx.Response) -> Response:
@@ -603,22 +608,35 @@ class Gateway:
         reading (bounded in time and bytes) until the upstream reports its usage, so the request is billed
         on the provider's own count; only if that never comes is the usage estimated and flagged. The pump
         is started here, before the response is sent, so the request is metered whatever happens to it.
-        It meters before the response ends (the usage journal then holds the request the client sees
-        complete); when the upstream's last chunk arrives with its body's end, those lines and the response's
-        end go out as one message.
+        It journals the request's usage event before the response ends (the journal then holds the request
+        the client sees complete) and finishes its credit holds and queues the event just after, off the
+        time the client waits for the end; when the upstream's last chunk arrives with its body's end, those
+        lines and the response's end go out as one message.
         """
         overhead = admitted.checks_ms  # waiting for the upstream's headers is the provider's time
         state: dict[str, Any] = {"ttft": None, "text_chars": 0, "done": False}
         relay = _Relay()
         rewrite = _ModelRewrite(admitted.upstream_model, admitted.model_id)
 
-        metered = False
+        record: UsageRecord | None = None
+        metered = settled = False
 
         def meter() -> None:
-            nonlocal metered
+            """Journal the request, before the response ends: the client takes its end as the request
+            acknowledged, and from the journal the request is billed even if this process dies."""
+            nonlocal record, metered
             if not metered:
                 metered = True
-                self._finish_stream(admitted, state, cancelled=relay.client_gone.is_set(), overhead=overhead)
+                record = self._finish_stream(
+                    admitted, state, cancelled=relay.client_gone.is_set(), overhead=overhead
+                )
+
+        def settle() -> None:
+            """The rest of metering (credit holds finished, the event queued), once the end is out."""
+            nonlocal settled
+            if record is not None and not settled:
+                settled = True
+                self._settle(admitted, record)
 
         async def pump() -> None:
             read = 0
@@ -650,7 +668,10 @@ class Gateway:
                         # of its response as the request acknowledged), then the last lines and the end go
                         # out in one message rather than two.
                         meter()
-                        await relay.write(b"\n".join(out) + b"\n", last=True)
+                        try:
+                            await relay.write(b"\n".join(out) + b"\n", last=True)
+                        finally:
+                            settle()
                     else:
                         await relay.write(b"\n".join(out) + b"\n")
                 if pending and not relay.client_gone.is_set():  # a last line without its line break
@@ -669,6 +690,7 @@ class Gateway:
                     try:
                         await relay.end()
                     finally:
+                        settle()
                         relay.finish()
 
         task = asyncio.get_running_loop().create_task(pump())
@@ -734,7 +756,8 @@ class Gateway:
 
     def _finish_stream(
         self, admitted: Admitted, state: dict[str, Any], *, cancelled: bool, overhead: float
-    ) -> None:
+    ) -> UsageRecord:
+        """The stream's usage event, journaled (``_settle`` is left to the caller)."""
         if admitted.route.api_format == "openai":
             raw_usage = state.get("usage")
             admitted.reported_usage = raw_usage
@@ -750,7 +773,7 @@ class Gateway:
             estimated = True
             token_usage = self._estimated_usage(admitted, "x" * state["text_chars"])
         status = 502 if state.get("broken") or state.get("malformed") else 200
-        self._meter(
+        return self._record(
             admitted,
             token_usage,
             status=status,
@@ -783,6 +806,34 @@ class Gateway:
 
     # ------------------------------------------------------------------ metering
 
+    def _prepare_record(self, admitted: Admitted) -> UsageRecord:
+        """The request's usage event with what is known before the upstream answers; ``_record`` completes
+        it. Made once: the callback ``forward`` schedules finds it made if the request was metered first."""
+        if admitted.record is not None:
+            return admitted.record
+        key, attribution = admitted.key, admitted.attribution
+        record = admitted.record = UsageRecord(
+            organization_id=key.organization_id,
+            request_id=admitted.request_id,
+            provider_id=admitted.provider_id,
+            model_id=admitted.model_id,
+            route=admitted.route.name,
+            stream=admitted.stream,
+            status_code=0,
+            lease_id=admitted.lease_id,
+            user_id=key.user_id,
+            api_key_id=key.key_id,
+            workspace_id=key.workspace_id,
+            team_id=key.team_id,
+            attachments=admitted.attachments,
+            feature=attribution["feature"],
+            tool=attribution["tool"],
+            integration=attribution["integration"],
+            conversation_id=attribution["conversation_id"],
+            message_id=attribution["message_id"],
+        )
+        return record
+
     def _meter(
         self,
         admitted: Admitted,
@@ -795,49 +846,62 @@ class Gateway:
         overhead_ms: float,
         error_type: str | None = None,
     ) -> None:
-        cost = request_cost(
+        record = self._record(
+            admitted,
+            usage,
+            status=status,
+            estimated=estimated,
+            cancelled=cancelled,
+            ttft_ms=ttft_ms,
+            overhead_ms=overhead_ms,
+            error_type=error_type,
+        )
+        self._settle(admitted, record)
+
+    def _record(
+        self,
+        admitted: Admitted,
+        usage: TokenUsage,
+        *,
+        status: int,
+        estimated: bool,
+        cancelled: bool,
+        ttft_ms: float | None,
+        overhead_ms: float,
+        error_type: str | None = None,
+    ) -> UsageRecord:
+        """The request's usage event, priced, completed and journaled: from here it survives a crash.
+        ``_settle`` then finishes the request's credit holds and queues the event for the database."""
+        record = self._prepare_record(admitted)
+        record.status_code = status
+        record.error_type = error_type
+        record.input_tokens = usage.uncached_input_tokens
+        record.cached_input_tokens = usage.cached_input_tokens
+        record.cache_write_5m_tokens = usage.cache_write_5m_tokens
+        record.cache_write_1h_tokens = usage.cache_write_1h_tokens
+        record.output_tokens = usage.plain_output_tokens
+        record.reasoning_tokens = usage.reasoning_tokens
+        record.cost_nanousd = request_cost(
             admitted.upstream.kind, admitted.prices, usage, admitted.reported_usage, estimated
         )
+        record.usage_estimated = estimated
+        record.cancelled = cancelled
+        record.latency_ms = int((time.perf_counter() - admitted.started) * 1000)
+        record.time_to_first_token_ms = int(ttft_ms) if ttft_ms is not None else None
+        record.gateway_overhead_ms = round(overhead_ms, 3)
+        record.created_at = utcnow()
+        self.writer.journal_record(record)
+        return record
+
+    def _settle(self, admitted: Admitted, record: UsageRecord) -> None:
+        """Finish the request's credit lease and key spend at its cost, and queue its event for the database
+        (once, after ``_record``)."""
         key = admitted.key
         if admitted.lease_id is not None:
-            self.leases.finish(key.organization_id, admitted.estimate, cost)
-        self.spend.finish(key.key_id, admitted.estimate, cost)
+            self.leases.finish(key.organization_id, admitted.estimate, record.cost_nanousd)
+        self.spend.finish(key.key_id, admitted.estimate, record.cost_nanousd)
         admitted.estimate = 0
-        self.writer.submit(
-            UsageRecord(
-                organization_id=key.organization_id,
-                request_id=admitted.request_id,
-                provider_id=admitted.provider_id,
-                model_id=admitted.model_id,
-                route=admitted.route.name,
-                stream=admitted.stream,
-                status_code=status,
-                lease_id=admitted.lease_id,
-                user_id=key.user_id,
-                api_key_id=key.key_id,
-                workspace_id=key.workspace_id,
-                team_id=key.team_id,
-                error_type=error_type,
-                input_tokens=usage.uncached_input_tokens,
-                cached_input_tokens=usage.cached_input_tokens,
-                cache_write_5m_tokens=usage.cache_write_5m_tokens,
-                cache_write_1h_tokens=usage.cache_write_1h_tokens,
-                output_tokens=usage.plain_output_tokens,
-                reasoning_tokens=usage.reasoning_tokens,
-                cost_nanousd=cost,
-                usage_estimated=estimated,
-                cancelled=cancelled,
-                latency_ms=int((time.perf_counter() - admitted.started) * 1000),
-                time_to_first_token_ms=int(ttft_ms) if ttft_ms is not None else None,
-                gateway_overhead_ms=round(overhead_ms, 3),
-                attachments=admitted.attachments,
-                feature=admitted.attribution["feature"],
-                tool=admitted.attribution["tool"],
-                integration=admitted.attribution["integration"],
-                conversation_id=admitted.attribution["conversation_id"],
-                message_id=admitted.attribution["message_id"],
-            )
-        )
+        self.writer.enqueue(record)
 
     def _meter_failure(self, admitted: Admitted, status: int, error_type: str) -> None:
         self._meter(
@@ -1014,6 +1078,23 @@ class _Relay:
         is still there; otherwise the response ends itself when the pump finishes)."""
         if self.send is not None and not self.ended and not self.client_gone.is_set():
             await self.write(b"", last=True)
+
+
+class _Answer(Response):
+    """A complete JSON answer whose request is journaled already; ``settle`` (the rest of its metering) runs
+    once the answer is sent, or failed to be, so the client does not wait for it."""
+
+    media_type = "application/json"
+
+    def __init__(self, content: bytes, headers: dict[str, str], *, settle: Callable[[], None]) -> None:
+        super().__init__(content, headers=headers)
+        self.settle = settle
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.settle()
 
 
 class _EventStream(Response):
