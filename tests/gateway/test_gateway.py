@@ -132,17 +132,26 @@ async def test_answers_carry_the_security_headers_once_and_streams_end_cleanly(
     assert all(e.status_code == 200 and not e.usage_estimated and e.cost_nanousd > 0 for e in events)
 
 
-@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize(
+    ("stream", "behaviour"), [(False, None), (True, "end_delay_ms=50"), (True, "end_with_last=true")]
+)
 async def test_usage_is_taken_before_the_answer_ends(
-    stream: bool, factory: Factory, live_gateway: LiveGateway, monkeypatch: pytest.MonkeyPatch
+    stream: bool,
+    behaviour: str | None,
+    factory: Factory,
+    live_gateway: LiveGateway,
+    upstream: FakeUpstream,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A client that has its whole answer may take the request as done: by then its usage is in the journal,
     which survives a crash, never after. The event is queued for the database once, just after the end goes
-    out (the client does not wait for that)."""
+    out (the client does not wait for that). A stream whose last event comes with the upstream's end ends
+    the client's response with that event; one whose end comes apart, with an end of its own."""
     from tokenboard.gateway.asgi import GatewayFrontDoor
     from tokenboard.gateway.metering import UsageWriter
 
     tenant = await seed(factory)
+    upstream.default_behaviour = behaviour
     seen: list[str] = []
     serve, journal, enqueue = GatewayFrontDoor.serve, UsageWriter.journal_record, UsageWriter.enqueue
 
@@ -151,7 +160,7 @@ async def test_usage_is_taken_before_the_answer_ends(
     ) -> None:
         async def noting_send(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.body" and not message.get("more_body", False):
-                seen.append("end")
+                seen.append("end" if message.get("body") else "end alone")
             await send(message)
 
         await serve(self, route, scope, receive, noting_send)  # type: ignore[arg-type]
@@ -177,7 +186,8 @@ async def test_usage_is_taken_before_the_answer_ends(
     assert r.status_code == 200 and (b"[DONE]" in r.content) == stream
     (event,) = await wait_for_events(factory, tenant.setup.id, 1)
     assert event.stream == stream and event.cost_nanousd > 0
-    assert seen == ["journaled", "end", "queued"]
+    end = "end alone" if behaviour == "end_delay_ms=50" else "end"
+    assert seen == ["journaled", end, "queued"]
 
 
 async def test_anthropic_sdk_messages_stream_and_not(

@@ -36,6 +36,9 @@ Items are ``key=value`` or a preset word:
     usage=MODE        missing (no usage at all), duplicate (streams send it twice), zero (all
                       counts 0), late (streams: 200 chunks by default, and Anthropic reports the
                       input tokens only in message_delta, not in message_start)
+    end_with_last     streams: the last event goes out with the response's end, in one message (as
+                      servers that know their last write send it); by default the end follows alone
+    end_delay_ms=N    streams: wait N ms between the last event and the response's end
     cut               streams stop after half the content, without usage, and the connection is
                       dropped; plain responses drop it halfway through the declared body
     malformed         200 with a body (or, in streams, one event) that is not valid JSON
@@ -122,6 +125,8 @@ class Behaviour:
     malformed: bool = False
     nan: bool = False
     huge_kb: int = 0
+    end_with_last: bool = False
+    end_delay_ms: int = 0
 
     @property
     def stream_chunks(self) -> int | None:
@@ -169,7 +174,7 @@ def parse_behaviour(spec: str, separator: str = ",") -> dict[str, Any]:
             if value not in _USAGE_MODES:
                 raise ValueError(f"usage must be one of {', '.join(_USAGE_MODES)}, not {value!r}")
             settings[key] = value
-        elif key in ("cut", "malformed", "nan"):
+        elif key in ("cut", "malformed", "nan", "end_with_last"):
             settings[key] = value in ("1", "true", "yes", "on")
         else:
             try:
@@ -305,6 +310,8 @@ class _Plan:
     parts: list[tuple[float, bytes]]
     delay: float = 0.0
     complete: bool = True  # False: stop after the parts and drop the connection
+    end_with_last: bool = False  # the last part and the end in one message
+    end_delay: float = 0.0  # seconds between the last part and the end, when they are apart
 
 
 class _Invalid(Exception):
@@ -352,6 +359,8 @@ def _stream_plan(
         parts=parts,
         delay=behaviour.delay_ms / 1000,
         complete=not behaviour.cut,
+        end_with_last=behaviour.end_with_last,
+        end_delay=behaviour.end_delay_ms / 1000,
     )
 
 
@@ -602,13 +611,19 @@ class _Playback(Response):
             await anyio.sleep(plan.delay)
             headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in plan.headers.items()]
             await send({"type": "http.response.start", "status": plan.status, "headers": headers})
-            for wait, data in plan.parts:
+            together = plan.complete and plan.end_with_last and bool(plan.parts)
+            for n, (wait, data) in enumerate(plan.parts, 1):
                 if wait:
                     await anyio.sleep(wait)
-                await send({"type": "http.response.body", "body": data, "more_body": True})
-            done = True
-            if plan.complete:
+                last = together and n == len(plan.parts)
+                done = done or last
+                await send({"type": "http.response.body", "body": data, "more_body": not last})
+            if plan.complete and not together:
+                if plan.end_delay:
+                    await anyio.sleep(plan.end_delay)
+                done = True
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
+            done = True
             tasks.cancel_scope.cancel()
 
 
