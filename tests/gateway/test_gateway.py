@@ -190,6 +190,29 @@ async def test_usage_is_taken_before_the_answer_ends(
     assert seen == ["journaled", end, "queued"]
 
 
+async def test_a_stream_still_ends_when_its_metering_fails(
+    factory: Factory, live_gateway: LiveGateway, upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A journal that cannot be written (a full disk) must not leave the client waiting for an end that
+    never comes: the response ends, and the failure is the server's to log."""
+    from tokenboard.gateway.metering import UsageWriter
+
+    tenant = await seed(factory)
+    upstream.default_behaviour = "end_delay_ms=50"
+
+    def failing_journal(self: UsageWriter, record: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(UsageWriter, "journal_record", failing_journal)
+    async with httpx.AsyncClient(base_url=live_gateway.url, timeout=10) as http:
+        r = await http.post(
+            "/v1/chat/completions",
+            json={**CHAT, "stream": True},
+            headers={"authorization": f"Bearer {tenant.key}"},
+        )
+    assert r.status_code == 200 and r.content.endswith(b"data: [DONE]\n\n")
+
+
 async def test_anthropic_sdk_messages_stream_and_not(
     factory: Factory, live_gateway: LiveGateway, upstream: FakeUpstream
 ) -> None:

@@ -686,12 +686,14 @@ class Gateway:
                     with contextlib.suppress(Exception):
                         await response.aclose()
                 finally:
-                    meter()  # before the response ends, for the same reason
                     try:
-                        await relay.end()
+                        meter()  # before the response ends, for the same reason
                     finally:
-                        settle()
-                        relay.finish()
+                        try:
+                            await relay.end()
+                        finally:
+                            relay.finish()  # the response returns whatever metering raised
+                            settle()
 
         task = asyncio.get_running_loop().create_task(pump())
         self.background.add(task)
