@@ -162,19 +162,14 @@ class UsageWriter:
         # Called after each batch commits (or is given up): credit leases, live updates.
         self.hooks: list[WrittenHook] = []
 
-    def submit(self, record: UsageRecord) -> None:
-        """Take a finished request's event: journaled at once (it survives a crash), written in a batch."""
-        self.journal_record(record)
-        self.enqueue(record)
-
     def journal_record(self, record: UsageRecord) -> None:
-        """The first half of :meth:`submit`: the event in the journal (it survives a crash from here)."""
+        """Journal a finished request's event at once: from here it survives a crash."""
         if self.journal is not None:
             self.journal.append(record)
 
     def enqueue(self, record: UsageRecord) -> None:
-        """The second half of :meth:`submit`: the event queued for the next batch (after ``journal_record``;
-        the gateway ends a stream's response in between)."""
+        """Queue a journaled event for the next batch (the gateway sends the end of the request's response
+        in between: the client does not wait for this)."""
         self._idle.clear()
         self._queue.put_nowait(record)
         if self._task is None or self._task.done():
@@ -262,7 +257,7 @@ class UsageWriter:
         return inserted
 
     async def drain(self) -> None:
-        """Write everything submitted so far now, without waiting for a fuller batch (tests, shutdown)."""
+        """Write everything queued so far now, without waiting for a fuller batch (tests, shutdown)."""
         if not self._idle.is_set():
             self._queue.put_nowait(None)
         await self._idle.wait()

@@ -836,30 +836,6 @@ class Gateway:
         )
         return record
 
-    def _meter(
-        self,
-        admitted: Admitted,
-        usage: TokenUsage,
-        *,
-        status: int,
-        estimated: bool,
-        cancelled: bool,
-        ttft_ms: float | None,
-        overhead_ms: float,
-        error_type: str | None = None,
-    ) -> None:
-        record = self._record(
-            admitted,
-            usage,
-            status=status,
-            estimated=estimated,
-            cancelled=cancelled,
-            ttft_ms=ttft_ms,
-            overhead_ms=overhead_ms,
-            error_type=error_type,
-        )
-        self._settle(admitted, record)
-
     def _record(
         self,
         admitted: Admitted,
@@ -906,7 +882,7 @@ class Gateway:
         self.writer.enqueue(record)
 
     def _meter_failure(self, admitted: Admitted, status: int, error_type: str) -> None:
-        self._meter(
+        record = self._record(
             admitted,
             TokenUsage(),
             status=status,
@@ -916,6 +892,7 @@ class Gateway:
             overhead_ms=admitted.checks_ms,
             error_type=error_type,
         )
+        self._settle(admitted, record)
 
     @staticmethod
     def _headers(admitted: Admitted, overhead_ms: float) -> dict[str, str]:
