@@ -51,6 +51,23 @@ def test_relay_floor_smoke() -> None:
         assert direct > 0 and relayed > 0
 
 
+def test_side_by_side_smoke() -> None:
+    """``bench/gateway/ab.py --smoke``: the committed gateway and the working tree served at once, one round
+    of the three cases, each with both versions' added p50."""
+    out = _smoke("gateway/ab.py", timeout=180)
+    rounds = [line for line in out.splitlines() if line.startswith("round 1 ")]
+    assert [line.split("  ")[1].strip() for line in rounds] == [
+        "0 ms upstream",
+        "50 ms upstream",
+        "stream 20 x 10 ms",
+    ]
+    for line in rounds:
+        base = float(line.split("base ")[1].split(" ms")[0])
+        tree = float(line.split("tree ")[1].split(" ms")[0])
+        assert -10 < base < 50 and -10 < tree < 50  # added times of a few requests: noisy, but finite
+    assert sum(line.startswith("over 1 rounds") for line in out.splitlines()) == 3
+
+
 def test_idle_cost_smoke() -> None:
     """``bench/gateway/idle_cost.py --smoke``: one line per pause, with positive times."""
     lines = _smoke("gateway/idle_cost.py").splitlines()

@@ -155,7 +155,6 @@ class Admitted:
     reported_usage: dict[str, Any] | None = None
     checks_ms: float = 0.0  # request parsed -> upstream request ready to send (admission and its building)
     usage: dict[str, int] = field(default_factory=dict)
-    record: UsageRecord | None = None  # its usage event, made while the upstream is awaited (Gateway.forward)
 
 
 @dataclass(frozen=True, slots=True)
@@ -502,8 +501,6 @@ class Gateway:
         body = self._upstream_body(admitted)
         upstream_started = time.perf_counter()
         admitted.checks_ms = (upstream_started - admitted.started) * 1000
-        # The usage event's fixed fields are filled in while the upstream is awaited, not after it answers.
-        asyncio.get_running_loop().call_soon(self._prepare_record, admitted)
         try:
             response = await admitted.upstream.post(
                 admitted.route.upstream_path, admitted.route.api_format, body
@@ -808,34 +805,6 @@ class Gateway:
 
     # ------------------------------------------------------------------ metering
 
-    def _prepare_record(self, admitted: Admitted) -> UsageRecord:
-        """The request's usage event with what is known before the upstream answers; ``_record`` completes
-        it. Made once: the callback ``forward`` schedules finds it made if the request was metered first."""
-        if admitted.record is not None:
-            return admitted.record
-        key, attribution = admitted.key, admitted.attribution
-        record = admitted.record = UsageRecord(
-            organization_id=key.organization_id,
-            request_id=admitted.request_id,
-            provider_id=admitted.provider_id,
-            model_id=admitted.model_id,
-            route=admitted.route.name,
-            stream=admitted.stream,
-            status_code=0,
-            lease_id=admitted.lease_id,
-            user_id=key.user_id,
-            api_key_id=key.key_id,
-            workspace_id=key.workspace_id,
-            team_id=key.team_id,
-            attachments=admitted.attachments,
-            feature=attribution["feature"],
-            tool=attribution["tool"],
-            integration=attribution["integration"],
-            conversation_id=attribution["conversation_id"],
-            message_id=attribution["message_id"],
-        )
-        return record
-
     def _record(
         self,
         admitted: Admitted,
@@ -850,24 +819,42 @@ class Gateway:
     ) -> UsageRecord:
         """The request's usage event, priced, completed and journaled: from here it survives a crash.
         ``_settle`` then finishes the request's credit holds and queues the event for the database."""
-        record = self._prepare_record(admitted)
-        record.status_code = status
-        record.error_type = error_type
-        record.input_tokens = usage.uncached_input_tokens
-        record.cached_input_tokens = usage.cached_input_tokens
-        record.cache_write_5m_tokens = usage.cache_write_5m_tokens
-        record.cache_write_1h_tokens = usage.cache_write_1h_tokens
-        record.output_tokens = usage.plain_output_tokens
-        record.reasoning_tokens = usage.reasoning_tokens
-        record.cost_nanousd = request_cost(
-            admitted.upstream.kind, admitted.prices, usage, admitted.reported_usage, estimated
+        key, attribution = admitted.key, admitted.attribution
+        record = UsageRecord(
+            organization_id=key.organization_id,
+            request_id=admitted.request_id,
+            provider_id=admitted.provider_id,
+            model_id=admitted.model_id,
+            route=admitted.route.name,
+            stream=admitted.stream,
+            status_code=status,
+            lease_id=admitted.lease_id,
+            user_id=key.user_id,
+            api_key_id=key.key_id,
+            workspace_id=key.workspace_id,
+            team_id=key.team_id,
+            error_type=error_type,
+            input_tokens=usage.uncached_input_tokens,
+            cached_input_tokens=usage.cached_input_tokens,
+            cache_write_5m_tokens=usage.cache_write_5m_tokens,
+            cache_write_1h_tokens=usage.cache_write_1h_tokens,
+            output_tokens=usage.plain_output_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            cost_nanousd=request_cost(
+                admitted.upstream.kind, admitted.prices, usage, admitted.reported_usage, estimated
+            ),
+            usage_estimated=estimated,
+            cancelled=cancelled,
+            latency_ms=int((time.perf_counter() - admitted.started) * 1000),
+            time_to_first_token_ms=int(ttft_ms) if ttft_ms is not None else None,
+            gateway_overhead_ms=round(overhead_ms, 3),
+            attachments=admitted.attachments,
+            feature=attribution["feature"],
+            tool=attribution["tool"],
+            integration=attribution["integration"],
+            conversation_id=attribution["conversation_id"],
+            message_id=attribution["message_id"],
         )
-        record.usage_estimated = estimated
-        record.cancelled = cancelled
-        record.latency_ms = int((time.perf_counter() - admitted.started) * 1000)
-        record.time_to_first_token_ms = int(ttft_ms) if ttft_ms is not None else None
-        record.gateway_overhead_ms = round(overhead_ms, 3)
-        record.created_at = utcnow()
         self.writer.journal_record(record)
         return record
 
