@@ -1,19 +1,23 @@
 """A batch of ingested events is checked and made into rows a column at a time when every event is valid.
 
-The column path must make exactly the rows the event-by-event path makes, and any invalid event must send
-the batch down the event-by-event path, so that every error still names its event.
+The rows must be exactly what each event says (checked against a row made here, field by field, from the
+event alone), and any invalid event must send the batch down the event-by-event checks, so that every error
+still names its event while the valid events' rows are still made.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tokenboard.catalog.pricing import TokenUsage, cost_nanousd
 from tokenboard.catalog.service import CatalogCache, catalog
+from tokenboard.kit.money import to_nanousd
 from tokenboard.members.roles import Role
 from tokenboard.usage.ingest import COLUMNS, EventColumns, _complete_all, _complete_columns
 from tokenboard.usage.schemas import UsageEventCreate
@@ -22,7 +26,7 @@ from tokenboard.usage.service import Directory, UsageService
 from ..support.factories import Factory
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
-_ID = COLUMNS.index("id")
+_ID, _CREATED = COLUMNS.index("id"), COLUMNS.index("created_at")
 
 
 async def _setup(
@@ -94,6 +98,54 @@ def _without_ids(records: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     return [record[:_ID] + record[_ID + 1 :] for record in records]
 
 
+def _expected(
+    org_id: uuid.UUID, event: UsageEventCreate, cache: CatalogCache, directory: Directory
+) -> dict[str, Any]:
+    """The row a valid event must become, field by field, from the event alone."""
+    at = event.timestamp if event.timestamp.tzinfo else event.timestamp.replace(tzinfo=UTC)
+    at = at.astimezone(UTC)
+    entry = cache.get(event.model)
+    assert entry is not None
+    user = event.user_id
+    if event.user_email is not None:
+        user = directory.emails[event.user_email.strip().lower()]
+    if event.cost_nanousd is not None:
+        cost = event.cost_nanousd
+    elif event.cost_usd is not None:
+        cost = to_nanousd(Decimal(event.cost_usd))
+    else:
+        prices = entry.price_at(at)
+        assert prices is not None
+        tokens = TokenUsage(
+            input_tokens=event.input_tokens,
+            cached_input_tokens=event.cached_input_tokens,
+            cache_write_5m_tokens=event.cache_write_5m_tokens,
+            cache_write_1h_tokens=event.cache_write_1h_tokens,
+            output_tokens=event.output_tokens,
+            reasoning_tokens=event.reasoning_tokens,
+        )
+        cost = cost_nanousd(prices, tokens)
+    as_given = (
+        "stream", "status_code", "error_type", "input_tokens", "cached_input_tokens", "cache_write_5m_tokens",
+        "cache_write_1h_tokens", "output_tokens", "reasoning_tokens", "cancelled", "latency_ms", "feature",
+        "tool", "integration", "conversation_id", "message_id",
+    )  # fmt: skip
+    return {
+        "organization_id": org_id,
+        "request_id": event.id,
+        "created_at": at,
+        "source": "api",
+        "route": "external",
+        "user_id": user,
+        "workspace_id": event.workspace_id,
+        "team_id": event.team_id,
+        "provider_id": entry.provider_id,
+        "model_id": entry.model_id,
+        "cost_nanousd": cost,
+        **{name: getattr(event, name) for name in as_given},
+    }
+
+
 async def test_a_valid_batch_is_made_a_column_at_a_time_into_the_same_rows(
     factory: Factory, db: AsyncSession
 ) -> None:
@@ -104,11 +156,13 @@ async def test_a_valid_batch_is_made_a_column_at_a_time_into_the_same_rows(
             org_id, events, catalog=cache, directory=directory, source="api", now=NOW
         )
         assert errors == [] and isinstance(columns, EventColumns) and len(columns) == len(events)
-        one_by_one = [service._row(org_id, e, cache, directory, "api", NOW) for e in events]
+        expected = [_expected(org_id, e, cache, directory) for e in events]
         made = _complete_columns(columns)
-        assert _without_ids(made) == _without_ids(_complete_all(one_by_one))
+        assert _without_ids(made) == _without_ids(_complete_all(expected))
         assert len({record[_ID] for record in made}) == len(events)
-    # What the event-by-event path made of the trickier fields, to be sure both did something.
+        # in UTC, not only the same instant (aware datetimes compare equal across offsets)
+        assert all(record[_CREATED].utcoffset() == timedelta(0) for record in made)
+    # The trickier fields, spelled out, to be sure the expectation itself did something.
     rows = dict(zip(COLUMNS, made[1], strict=True))
     assert rows["user_id"] == known["owner"] and rows["workspace_id"] == known["workspace"]
     assert rows["cost_nanousd"] == 12_500_000 and rows["created_at"] == datetime(
@@ -143,4 +197,15 @@ async def test_an_invalid_event_sends_the_batch_one_by_one_and_is_named(
         org_id, events, catalog=cache, directory=directory, source="api", now=NOW
     )
     assert [e.index for e in errors] == [0] and message in errors[0].message
-    assert isinstance(rows, list) and [r["request_id"] for r in rows] == ["b", "c", "d"]
+    expected = [_expected(org_id, e, cache, directory) for e in events[1:]]
+    assert _without_ids(_complete_columns(rows)) == _without_ids(_complete_all(expected))
+    assert list(rows.values["request_id"]) == ["b", "c", "d"]
+
+
+async def test_a_batch_of_invalid_events_only_makes_no_rows(factory: Factory, db: AsyncSession) -> None:
+    org_id, cache, directory, known = await _setup(factory, db)
+    events = [e.model_copy(update={"model": "openai/no-such-model"}) for e in _events(known)]
+    rows, errors = UsageService().prepare(
+        org_id, events, catalog=cache, directory=directory, source="api", now=NOW
+    )
+    assert [e.index for e in errors] == [0, 1, 2, 3] and len(rows) == 0

@@ -74,24 +74,30 @@ class UsageService:
         directory: Directory,
         source: str,
         now: datetime | None = None,
-    ) -> tuple[EventColumns | list[dict[str, Any]], list[EventError]]:
-        """Check and price each event: the ``usage_events`` rows of the valid ones, and the errors.
+    ) -> tuple[EventColumns, list[EventError]]:
+        """Check and price each event: the ``usage_events`` rows of the valid ones (a column at a time), and
+        the errors.
 
-        A batch whose every event is valid (the usual case) comes back a column at a time; otherwise the
-        events are taken one by one, so that each error names its event.
+        A batch whose every event is valid (the usual case) is checked a field at a time. Otherwise each
+        event is checked on its own, so that each error names its event, and the rows are made of the valid
+        ones.
         """
         now = now or datetime.now(UTC)
         columns = self._columns(org_id, events, catalog, directory, source, now)
         if columns is not None:
             return columns, []
-        rows: list[dict[str, Any]] = []
+        valid: list[UsageEventCreate] = []
         errors: list[EventError] = []
         for index, event in enumerate(events):
             try:
-                rows.append(self._row(org_id, event, catalog, directory, source, now))
+                self._check(event, catalog, directory, now)
+                valid.append(event)
             except ValueError as exc:
                 errors.append(EventError(index, str(exc)))
-        return rows, errors
+        columns = self._columns(org_id, valid, catalog, directory, source, now)
+        if columns is None and valid:  # the two ways of checking disagree: a bug, never a silent loss
+            raise RuntimeError("usage events passed their checks one by one but not as a batch")
+        return (columns if columns is not None else EventColumns({}, 0)), errors
 
     def _columns(
         self,
@@ -111,7 +117,7 @@ class UsageService:
         if not count:
             return None
         given = dict(zip(_FIELDS, zip(*map(_pick_fields, events), strict=True), strict=True))
-        created = [(at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC) for at in given["timestamp"]]
+        created = list(map(_utc, given["timestamp"]))
         if max(created) > now + FUTURE_TOLERANCE:
             return None
         entries = list(map(catalog.get, given["model"]))
@@ -148,51 +154,19 @@ class UsageService:
         values.update((name, given[name]) for name in _AS_GIVEN)
         return EventColumns(values, count)
 
-    def _row(
-        self,
-        org_id: uuid.UUID,
-        event: UsageEventCreate,
-        catalog: CatalogCache,
-        directory: Directory,
-        source: str,
-        now: datetime,
-    ) -> dict[str, Any]:
-        at = event.timestamp if event.timestamp.tzinfo else event.timestamp.replace(tzinfo=UTC)
-        at = at.astimezone(UTC)
+    def _check(
+        self, event: UsageEventCreate, catalog: CatalogCache, directory: Directory, now: datetime
+    ) -> None:
+        """Raise what is wrong with one event, in words that name it: the checks of :meth:`_columns`."""
+        at = _utc(event.timestamp)
         if at > now + FUTURE_TOLERANCE:
             raise ValueError(f"timestamp {at.isoformat()} is in the future")
-        entry = catalog.get(event.model)
-        if entry is None:
+        if catalog.get(event.model) is None:
             raise ValueError(f"model {event.model!r} is not in the catalog")
-        return {
-            "organization_id": org_id,
-            "request_id": event.id,
-            "created_at": at,
-            "source": source,
-            "route": "external",
-            "user_id": self._user(event, directory),
-            "workspace_id": _member_of(event.workspace_id, directory.workspace_ids, "workspace"),
-            "team_id": _member_of(event.team_id, directory.team_ids, "team"),
-            "provider_id": entry.provider_id,
-            "model_id": entry.model_id,
-            "stream": event.stream,
-            "status_code": event.status_code,
-            "error_type": event.error_type,
-            "input_tokens": event.input_tokens,
-            "cached_input_tokens": event.cached_input_tokens,
-            "cache_write_5m_tokens": event.cache_write_5m_tokens,
-            "cache_write_1h_tokens": event.cache_write_1h_tokens,
-            "output_tokens": event.output_tokens,
-            "reasoning_tokens": event.reasoning_tokens,
-            "cost_nanousd": self._cost(event, catalog, at),
-            "cancelled": event.cancelled,
-            "latency_ms": event.latency_ms,
-            "feature": event.feature,
-            "tool": event.tool,
-            "integration": event.integration,
-            "conversation_id": event.conversation_id,
-            "message_id": event.message_id,
-        }
+        self._user(event, directory)
+        _member_of(event.workspace_id, directory.workspace_ids, "workspace")
+        _member_of(event.team_id, directory.team_ids, "team")
+        self._cost(event, catalog, at)
 
     @staticmethod
     def _user(event: UsageEventCreate, directory: Directory) -> uuid.UUID | None:
@@ -268,7 +242,7 @@ class UsageService:
         self,
         session: AsyncSession,
         org_id: uuid.UUID,
-        rows: EventColumns | list[dict[str, Any]],
+        rows: EventColumns,
         *,
         actor: Actor,
         source: str,
@@ -306,6 +280,11 @@ _FIELDS = (
     "cost_usd", *_AS_GIVEN,
 )  # fmt: skip
 _pick_fields = attrgetter(*_FIELDS)
+
+
+def _utc(at: datetime) -> datetime:
+    """An event's timestamp in UTC; one without an offset is taken as UTC."""
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def _known(values: Sequence[uuid.UUID | None], known: set[uuid.UUID]) -> bool:
