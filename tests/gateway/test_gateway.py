@@ -225,10 +225,12 @@ async def test_anthropic_sdk_messages_stream_and_not(
     }
     message = await client.messages.create(**body)
     assert message.content[0].text and message.usage.output_tokens > 0
+    assert message.model == "anthropic/claude-haiku-4-5"
     assert upstream.requests[-1].api_key == UPSTREAM_ANTHROPIC_KEY
     async with client.messages.stream(**body) as stream:
         final = await stream.get_final_message()
     assert final.usage.output_tokens > 0
+    assert final.model == "anthropic/claude-haiku-4-5", "a stream names the model as the gateway does"
     await client.close()
     events = await wait_for_events(factory, tenant.setup.id, 2)
     prices = await _prices(factory, "anthropic/claude-haiku-4-5")
@@ -245,7 +247,19 @@ async def test_embeddings_and_models(factory: Factory, live_gateway: LiveGateway
     models = [m.id async for m in client.models.list()]
     assert models == ["openai/text-embedding-3-small", "simulated/fast"]
     await client.close()
-    events = await wait_for_events(factory, tenant.setup.id, 1)
+    # Answers no model wrote say so, streamed or not; a provider's answers do not.
+    async with httpx.AsyncClient(
+        base_url=live_gateway.v1, headers={"authorization": f"Bearer {tenant.key}"}
+    ) as http:
+        hello = {"messages": [{"role": "user", "content": "Hi"}]}
+        for stream in (False, True):
+            r = await http.post(
+                "/chat/completions", json={"model": "simulated/fast", "stream": stream, **hello}
+            )
+            assert r.status_code == 200 and r.headers["x-tokenboard-simulated"] == "true", r.text
+        r = await http.post("/embeddings", json={"model": "openai/text-embedding-3-small", "input": "x"})
+        assert r.status_code == 200 and "x-tokenboard-simulated" not in r.headers
+    events = await wait_for_events(factory, tenant.setup.id, 4)
     assert events[0].route == "embeddings" and events[0].cost_nanousd > 0
 
 
@@ -268,6 +282,12 @@ async def test_refusals_in_each_apis_format(
             (auth(), {**CHAT, "extra_body": {"api_key": "sk-mine"}}, 400),
             (auth(), {**CHAT, "n": 500}, 400),
             (auth(), {**CHAT, "max_tokens": -5}, 400),
+            # Fields the gateway reads, with a JSON type they never have: the client's mistake, not a 500.
+            (auth(), {**CHAT, "messages": 5}, 400),
+            (auth(), {**CHAT, "messages": True}, 400),
+            (auth(), {**CHAT, "stream_options": "x"}, 400),
+            (auth(), {**CHAT, "stream_options": [1]}, 400),
+            (auth(), {**CHAT, "stream": "yes"}, 400),
         ]
         for headers, body, status in cases:
             r = await http.post("/v1/chat/completions", json=body, headers=headers)
@@ -282,6 +302,14 @@ async def test_refusals_in_each_apis_format(
             headers={"x-api-key": tenant.key, "anthropic-version": "2023-06-01"},
         )
         assert anthropic_refusal.status_code == 403
+        malformed = await http.post(
+            "/v1/messages",
+            json={"model": "openai/gpt-4o-mini", "max_tokens": 5, "messages": 7},
+            headers={"x-api-key": tenant.key, "anthropic-version": "2023-06-01"},
+        )
+        assert malformed.status_code == 400, malformed.text
+        assert malformed.json()["error"]["type"] == "invalid_request_error"
+        assert "messages" in malformed.json()["error"]["message"]
         assert (
             anthropic_refusal.json()["type"] == "error"
             and anthropic_refusal.json()["error"]["type"] == "permission_error"
@@ -328,6 +356,8 @@ async def test_revocation_and_suspension_take_effect_on_the_next_request(
         assert r.status_code == 200
         with pytest.raises(openai.PermissionDeniedError, match="suspended"):
             await client.chat.completions.create(**CHAT)
+        with pytest.raises(openai.PermissionDeniedError, match="suspended"):  # the same chain lists models
+            await client.models.list()
         await owner.post(
             f"/api/v1/organizations/{tenant.setup.id}/workspaces/{tenant.setup.workspace.id}/resume"
         )
@@ -644,6 +674,36 @@ async def test_openrouter_is_billed_what_it_reports_it_charged(
     assert charged != tokens_priced  # the report, not our own pricing, decided the bill
 
 
+async def test_openrouter_is_told_the_organizations_training_opt_out(
+    factory: Factory, live_gateway: LiveGateway, upstream: FakeUpstream
+) -> None:
+    """OpenRouter routes to providers of varying data policies: an organization that opted out of those
+    that train on prompts (the default) has it ask for providers that collect nothing, whatever the client
+    asked; one that opted in gets the client's routing as it was written."""
+    from tokenboard.members.roles import Role
+
+    tenant = await seed(factory)
+    assert tenant.setup.organization.opt_out_training_providers
+    client = openai.AsyncOpenAI(base_url=live_gateway.v1, api_key=tenant.key, max_retries=0)
+    routing = {"order": ["deepseek"], "data_collection": "allow"}
+    body = {**CHAT, "model": "openrouter/openai/gpt-4o-mini"}
+    await client.chat.completions.create(**body, extra_body={"provider": routing})
+    assert upstream.requests[-1].body["provider"] == {"order": ["deepseek"], "data_collection": "deny"}
+    await client.chat.completions.create(**body, extra_body={"provider": "not an object"})
+    assert upstream.requests[-1].body["provider"] == {"data_collection": "deny"}
+    token = await factory.personal_token(tenant.setup.users[Role.owner])
+    async with httpx.AsyncClient(
+        base_url=live_gateway.url, headers={"authorization": f"Bearer {token}"}
+    ) as owner:
+        settings = f"/api/v1/organizations/{tenant.setup.id}/settings"
+        assert (await owner.patch(settings, json={"opt_out_training_providers": False})).status_code == 200
+    await client.chat.completions.create(**body, extra_body={"provider": routing})
+    assert upstream.requests[-1].body["provider"] == routing
+    await client.chat.completions.create(**{**CHAT, "model": "openai/gpt-4o-mini"})
+    assert "provider" not in upstream.requests[-1].body  # only OpenRouter is told
+    await client.close()
+
+
 async def test_open_pages_hear_of_new_usage(
     factory: Factory, live_gateway: LiveGateway, upstream: FakeUpstream
 ) -> None:
@@ -735,3 +795,35 @@ async def test_usage_that_crosses_the_low_balance_threshold_emails_once(
     low = [m for m in mailer.sent if "Low credit" in m.subject]
     # One email per owner and billing manager, once for the crossing (not again for the second request).
     assert low and len(low) == len({m.to for m in low})
+
+
+async def test_a_request_without_a_model_gets_the_organizations_default(
+    factory: Factory, live_gateway: LiveGateway
+) -> None:
+    from tokenboard.members.roles import Role
+
+    tenant = await seed(factory)
+    hello = {"messages": [{"role": "user", "content": "Hi"}]}
+    token = await factory.personal_token(tenant.setup.users[Role.owner])
+    async with (
+        httpx.AsyncClient(base_url=live_gateway.v1, headers={"authorization": f"Bearer {tenant.key}"}) as gw,
+        httpx.AsyncClient(base_url=live_gateway.url, headers={"authorization": f"Bearer {token}"}) as owner,
+    ):
+        r = await gw.post("/chat/completions", json=hello)
+        assert r.status_code == 400 and "no default model" in r.json()["error"]["message"], r.text
+        default = f"/api/v1/organizations/{tenant.setup.id}/model-access/default-model"
+        assert (await owner.put(default, json={"model_id": "simulated/fast"})).status_code == 200
+        for body in (hello, {"model": None, **hello}, {"model": "", **hello}):
+            r = await gw.post("/chat/completions", json=body)
+            assert r.status_code == 200 and r.json()["model"] == "simulated/fast", r.text
+        # The default changes at once, and a model the request names still wins.
+        assert (await owner.put(default, json={"model_id": "openai/gpt-4o-mini"})).status_code == 200
+        r = await gw.post("/chat/completions", json=hello)
+        assert r.status_code == 200 and r.json()["model"] == "openai/gpt-4o-mini", r.text
+        r = await gw.post("/chat/completions", json={"model": "simulated/fast", **hello})
+        assert r.status_code == 200 and r.json()["model"] == "simulated/fast", r.text
+        # An Anthropic-format route with an OpenAI default: refused with the reason, never sent elsewhere.
+        r = await gw.post("/messages", json={"max_tokens": 5, **hello})
+        assert r.status_code == 400 and "/v1/messages" in r.json()["error"]["message"], r.text
+    events = await wait_for_events(factory, tenant.setup.id, 5)
+    assert sorted(e.model_id for e in events) == ["openai/gpt-4o-mini"] + ["simulated/fast"] * 4

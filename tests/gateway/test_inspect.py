@@ -131,6 +131,38 @@ def test_output_is_clamped_to_the_model_and_n_is_bounded() -> None:
             )
 
 
+@pytest.mark.parametrize(
+    ("given", "limit", "sent"),
+    [
+        # The upstream obeys either name: the request may cost the larger, and each is clamped.
+        (
+            {"max_tokens": 1, "max_completion_tokens": 100_000},
+            4096,
+            {"max_tokens": 1, "max_completion_tokens": 4096},
+        ),
+        (
+            {"max_tokens": 10**12, "max_completion_tokens": 5},
+            4096,
+            {"max_tokens": 4096, "max_completion_tokens": 5},
+        ),
+        (
+            {"max_tokens": 300, "max_completion_tokens": 200},
+            300,
+            {"max_tokens": 300, "max_completion_tokens": 200},
+        ),
+    ],
+)
+def test_every_name_of_the_output_bound_is_bounded(
+    given: dict[str, int], limit: int, sent: dict[str, int]
+) -> None:
+    body: dict[str, Any] = dict(given)
+    limits = bound_output(
+        body, model_max_output=4096, token_keys=("max_completion_tokens", "max_tokens"), default_output=1024
+    )
+    assert limits.max_output_tokens == limit
+    assert body == sent
+
+
 @given(
     st.recursive(
         st.none() | st.integers() | st.text(max_size=5),

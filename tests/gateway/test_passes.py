@@ -132,7 +132,7 @@ async def test_a_pass_ends_when_the_price_changes(
     tenant = await seed(factory)
     state = live_gateway.app.state
     decisions = Decisions(state.gateway, monkeypatch)
-    start = utcnow() + timedelta(seconds=1.5)
+    start = utcnow() + timedelta(seconds=4)  # two requests fit before it, on a loaded machine too
     dearer = Prices(input=Decimal("0.001"), output=Decimal("0.002"))  # USD per token: easy to tell apart
     await factory.run(lambda s: catalog.set_price(s, "openai/gpt-4o-mini", dearer, effective_from=start))
     await live_gateway.call(_run(state.catalog_cache.invalidate))

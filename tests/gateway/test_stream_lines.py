@@ -64,6 +64,15 @@ def test_the_model_name_is_replaced_in_place_in_compact_json() -> None:
     assert json.loads(out[6:])["choices"] == event["choices"]
 
 
+def test_an_anthropic_stream_names_the_model_in_its_message_start() -> None:
+    rewrite = _ModelRewrite("claude-haiku-4-5", "anthropic/claude-haiku-4-5")
+    compact = b'data: {"type":"message_start","message":{"id":"m1","model":"claude-haiku-4-5","usage":{}}}'
+    spaced = b'data: {"type": "message_start", "message": {"id": "m1", "model": "claude-haiku-4-5"}}'
+    for line in (compact, spaced):
+        event = json.loads(rewrite(line)[6:])
+        assert event["message"]["model"] == "anthropic/claude-haiku-4-5" and "model" not in event
+
+
 def test_other_shapes_are_re_serialized_from_the_parsed_event() -> None:
     rewrite = _ModelRewrite("gpt-4o-mini", "openai/gpt-4o-mini")
     spaced = b'data: {"id": "c1", "model": "gpt-4o-mini"}'

@@ -124,6 +124,23 @@ def _locate(body: Any) -> str | None:
     return None
 
 
+# Fields the gateway itself reads, and the JSON types they must have when present (the provider checks
+# the rest): a wrong type is the client's mistake, a 400, never an error inside the gateway.
+_SHAPES: tuple[tuple[str, type, str], ...] = (
+    ("messages", list, "a list of messages"),
+    ("stream", bool, "true or false"),
+    ("stream_options", dict, "an object"),
+)
+
+
+def check_shapes(body: Mapping[str, Any]) -> None:
+    """Refuse a field the gateway reads when it has the wrong JSON type."""
+    for key, kind, described in _SHAPES:
+        value = body.get(key)
+        if value is not None and type(value) is not kind:
+            raise InspectionError(f"{key} must be {described}.", key)
+
+
 @dataclass(frozen=True, slots=True)
 class OutputLimits:
     max_output_tokens: int
@@ -149,21 +166,20 @@ def bound_output(
 
     The result bounds the request's maximum cost, which is what credits are reserved against.
     """
+    # A body may carry several of the route's names for the bound (``max_tokens`` and
+    # ``max_completion_tokens``): the upstream obeys whichever it prefers, so each is clamped and the
+    # largest is what the request may cost.
     requested = None
+    clamped = False
     for key in token_keys:
         value = _positive_int(body, key)
-        if value is not None:
-            requested = value if requested is None else min(requested, value)
-    clamped = False
-    if requested is None:
-        limit = min(default_output, model_max_output)
-    elif requested > model_max_output:
-        limit, clamped = model_max_output, True
-        for key in token_keys:
-            if key in body:
-                body[key] = model_max_output
-    else:
-        limit = requested
+        if value is None:
+            continue
+        if value > model_max_output:
+            value, clamped = model_max_output, True
+            body[key] = value
+        requested = value if requested is None else max(requested, value)
+    limit = min(default_output, model_max_output) if requested is None else requested
     n = _positive_int(body, "n") or 1
     if n > MAX_N:
         raise InspectionError(f"n may be at most {MAX_N}.", "n")

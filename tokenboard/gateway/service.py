@@ -41,7 +41,7 @@ from tokenboard.catalog.service import CatalogCache
 from tokenboard.config import Settings, UpstreamKind
 from tokenboard.gateway.errors import GatewayError
 from tokenboard.gateway.http1 import body_exhausted, raw_chunks
-from tokenboard.gateway.inspect import InspectionError, bound_output, find_forbidden_field
+from tokenboard.gateway.inspect import InspectionError, bound_output, check_shapes, find_forbidden_field
 from tokenboard.gateway.keys import KeyCache, KeyInfo
 from tokenboard.gateway.limits import KeySpend, RateLimiter
 from tokenboard.gateway.metering import BatchResult, UsageRecord, UsageWriter
@@ -155,6 +155,9 @@ class Admitted:
     reported_usage: dict[str, Any] | None = None
     checks_ms: float = 0.0  # request parsed -> upstream request ready to send (admission and its building)
     usage: dict[str, int] = field(default_factory=dict)
+    # The organization opted out of providers that train on prompts, and the upstream routes to providers
+    # of varying policies (OpenRouter): it is told to use only those that do not collect data.
+    deny_data_collection: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +173,7 @@ class _Pass:
     model_max_output: int
     stamp: tuple[int, int, int, int]  # Gateway._stamp when it was decided
     until: float  # wall-clock seconds
+    deny_data_collection: bool = False
 
 
 def request_cost(
@@ -246,6 +250,8 @@ class Gateway:
         secret, attribution = read_headers(request.scope["headers"])
         key_hash = hash_token(_checked_secret(secret))
         model_id = body.get("model")
+        if model_id is None:
+            model_id = ""  # the organization's default model, if it has one (``_decide``)
         ticket = self._passes.get((key_hash, model_id, route.name)) if type(model_id) is str else None
         if (
             ticket is None
@@ -262,6 +268,7 @@ class Gateway:
                     f"The field {forbidden!r} is refused: "
                     "the gateway chooses the upstream and its credentials.",
                 )
+            check_shapes(body)
             limits = bound_output(
                 body,
                 model_max_output=ticket.model_max_output,
@@ -289,6 +296,7 @@ class Gateway:
             started=started,
             attribution=attribution,
             attachments=find_attachments(body),
+            deny_data_collection=ticket.deny_data_collection,
         )
         if body_size is None:
             body_size = len(json.dumps(body))
@@ -329,18 +337,26 @@ class Gateway:
         stamp = (*generations, *self._org_generations(org_id))
         wall = time.time()
         until = wall + PASS_SECONDS
-        if key.workspace_status != WorkspaceStatus.active.value:
-            raise GatewayError(
-                403, f"The workspace {key.workspace_name} is {key.workspace_status}; its keys are refused."
-            )
-        if not key.member_active:
-            raise GatewayError(403, "The owner of this key is no longer a member of the organization.")
-        if self.billing is not None:
-            await self._check_billing(org_id)
-            if self.billing.state(org_id).status not in ("none", "active"):
-                until = wall  # a grace period ends by the clock: decide every request afresh
-        if not isinstance(model_id, str) or not model_id:
+        await self._check_holder(key)
+        if self.billing is not None and self.billing.state(org_id).status not in ("none", "active"):
+            until = wall  # a grace period ends by the clock: decide every request afresh
+        if not isinstance(model_id, str):
             raise GatewayError(400, "Name the model, as provider/model (for example openai/gpt-4o).")
+        named = model_id
+        if not model_id:
+            default = None
+            if self.policy is not None:
+                if not self.policy.loaded(org_id):
+                    async with self.sessionmaker() as session:
+                        await self.policy.ensure_org(session, org_id)
+                default = self.policy.default_model(org_id)
+            if not default:
+                raise GatewayError(
+                    400,
+                    "Name the model, as provider/model (for example openai/gpt-4o): "
+                    "this organization has no default model.",
+                )
+            model_id = default
         provider_id, _, upstream_model = model_id.partition("/")
         if not upstream_model:
             raise GatewayError(404, f"Unknown model {model_id!r}: model names look like provider/model.")
@@ -366,6 +382,7 @@ class Gateway:
             )
         if key.allowed_models is not None and model_id not in key.allowed_models:
             raise GatewayError(403, f"This key may not use {model_id}; it is restricted to other models.")
+        deny_data_collection = False
         if self.policy is not None:
             if not self.policy.loaded(org_id):
                 async with self.sessionmaker() as session:
@@ -373,6 +390,10 @@ class Gateway:
             refusal = self.policy.decide(org_id, model_id, when=now)
             if refusal is not None:
                 raise GatewayError(refusal.status, refusal.message)
+            deny_data_collection = (
+                upstream.kind == UpstreamKind.openrouter
+                and self.policy.policy(org_id).opt_out_training_providers
+            )
         ticket = _Pass(
             key=key,
             model_id=model_id,
@@ -383,11 +404,24 @@ class Gateway:
             model_max_output=entry.context_length or DEFAULT_MODEL_MAX_OUTPUT,
             stamp=stamp,
             until=until,
+            deny_data_collection=deny_data_collection,
         )
         if len(self._passes) >= MAX_PASSES:
             self._passes.clear()
-        self._passes[(key_hash, model_id, route.name)] = ticket
+        self._passes[(key_hash, named, route.name)] = ticket
         return ticket
+
+    async def _check_holder(self, key: KeyInfo) -> None:
+        """What the key's holder must be, whatever the model: its workspace active, its owner still a
+        member, the organization's subscription open. Refusals raise."""
+        if key.workspace_status != WorkspaceStatus.active.value:
+            raise GatewayError(
+                403, f"The workspace {key.workspace_name} is {key.workspace_status}; its keys are refused."
+            )
+        if not key.member_active:
+            raise GatewayError(403, "The owner of this key is no longer a member of the organization.")
+        if self.billing is not None:
+            await self._check_billing(key.organization_id)
 
     async def _check_billing(self, org_id: uuid.UUID) -> None:
         """A suspended or canceled subscription closes the gateway (memory; re-read at most once a minute)."""
@@ -459,8 +493,10 @@ class Gateway:
         return plain_cost_nanousd(admitted.prices, prompt, output)
 
     async def models_for(self, request: Request) -> list[str]:
-        """Every priced model this key may use right now, on a configured provider."""
+        """Every priced model this key may use right now, on a configured provider; a key refused whatever
+        the model (its workspace suspended, its owner gone, the subscription closed) is refused here too."""
         key = await self._key(request.scope["headers"])
+        await self._check_holder(key)
         if not self.catalog.loaded:
             async with self.sessionmaker() as session:
                 await self.catalog.ensure_loaded(session)
@@ -495,6 +531,12 @@ class Gateway:
             body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
         if admitted.upstream.kind == UpstreamKind.openrouter:
             body["usage"] = {"include": True}  # OpenRouter then reports what it charged: we bill that
+            if admitted.deny_data_collection:  # whatever the client asked of OpenRouter's routing
+                routing = body.get("provider")
+                body["provider"] = {
+                    **(routing if isinstance(routing, dict) else {}),
+                    "data_collection": "deny",
+                }
         return dumps_bytes(body)
 
     async def forward(self, admitted: Admitted) -> Response:
@@ -733,7 +775,8 @@ class Gateway:
             return line
         kind = event.get("type")
         if kind == "message_start":
-            message_usage = (event.get("message") or {}).get("usage") or {}
+            message = event.get("message") or {}
+            message_usage = message.get("usage") or {}
             for name, value in message_usage.items():
                 if isinstance(value, int):
                     usage[name] = max(usage.get(name, 0), value)
@@ -741,6 +784,8 @@ class Gateway:
                     for sub, count in value.items():
                         if isinstance(count, int):
                             usage[f"cache_creation.{sub}"] = max(usage.get(f"cache_creation.{sub}", 0), count)
+            if "model" in message:
+                return rewrite(line)
         elif kind == "message_delta":
             for name, value in (event.get("usage") or {}).items():
                 if isinstance(value, int):
@@ -883,12 +928,15 @@ class Gateway:
 
     @staticmethod
     def _headers(admitted: Admitted, overhead_ms: float) -> dict[str, str]:
-        return {
+        headers = {
             "x-tokenboard-request-id": admitted.request_id,
             "x-tokenboard-overhead-ms": f"{overhead_ms:.3f}",
             # The standard header browsers' developer tools show: the hot path alone.
             "server-timing": f"checks;dur={admitted.checks_ms:.3f}",
         }
+        if admitted.upstream.kind == UpstreamKind.simulated:
+            headers["x-tokenboard-simulated"] = "true"  # no model answered: said on every such response
+        return headers
 
     def _settle_leases(self, batch: list[UsageRecord], result: BatchResult) -> None:
         costs: dict[tuple[uuid.UUID, str], int] = {}
@@ -980,7 +1028,8 @@ def _split_lines(data: bytes) -> tuple[list[bytes], bytes]:
 
 
 class _ModelRewrite:
-    """Put the gateway's model name (``provider/model``) in a streamed event in place of the provider's.
+    """Put the gateway's model name (``provider/model``) in a streamed event in place of the provider's: at
+    the top of an OpenAI chunk, in the ``message`` of an Anthropic ``message_start``.
 
     Providers send compact JSON, so the name is replaced in the line's bytes when its key and value appear
     exactly once as the provider wrote them; anything else is re-serialized from the parsed event.
@@ -997,7 +1046,11 @@ class _ModelRewrite:
         # Parsed again by json.loads, which keeps integers of any size exactly (orjson makes floats of those
         # beyond 64 bits): a rewritten line changes only its model.
         event = json.loads(line[5:])
-        event["model"] = self.model_id
+        message = event.get("message")
+        if event.get("type") == "message_start" and isinstance(message, dict):
+            message["model"] = self.model_id
+        else:
+            event["model"] = self.model_id
         return b"data: " + compact_dumps(event).encode()
 
 
