@@ -827,3 +827,31 @@ async def test_a_request_without_a_model_gets_the_organizations_default(
         assert r.status_code == 400 and "/v1/messages" in r.json()["error"]["message"], r.text
     events = await wait_for_events(factory, tenant.setup.id, 5)
     assert sorted(e.model_id for e in events) == ["openai/gpt-4o-mini"] + ["simulated/fast"] * 4
+
+
+async def test_attribution_headers_are_recorded_as_sent(factory: Factory, live_gateway: LiveGateway) -> None:
+    """The five x-tokenboard-* headers land on the request's usage event; non-ASCII names as UTF-8."""
+    tenant = await seed(factory)
+    sent = {
+        "x-tokenboard-feature": "résumé-äö",
+        "x-tokenboard-tool": "cli",
+        "x-tokenboard-integration": "slack",
+        "x-tokenboard-conversation-id": "thread-42",
+        "x-tokenboard-message-id": "m-7",
+    }
+    auth = (b"authorization", f"Bearer {tenant.key}".encode())
+    async with httpx.AsyncClient(base_url=live_gateway.v1) as http:
+        utf8 = [auth, *((k.encode(), v.encode()) for k, v in sent.items())]
+        latin1 = [auth, (b"x-tokenboard-tool", b"caf\xe9")]  # bytes that are not UTF-8: Latin-1
+        for headers in (utf8, latin1):
+            r = await http.post("/chat/completions", json=CHAT, headers=headers)
+            assert r.status_code == 200, r.text
+    first, second = await wait_for_events(factory, tenant.setup.id, 2)
+    assert (first.feature, first.tool, first.integration, first.conversation_id, first.message_id) == (
+        "résumé-äö",
+        "cli",
+        "slack",
+        "thread-42",
+        "m-7",
+    )
+    assert second.tool == "café" and second.feature is None

@@ -98,12 +98,21 @@ def read_headers(raw_headers: list[tuple[bytes, bytes]]) -> tuple[str | None, Ma
             if name is not None and value:
                 if found is None:
                     found = dict(_NO_ATTRIBUTION)
-                found[name] = value.decode("latin-1")[: 200 if name.endswith("_id") else 100]
+                found[name] = _header_text(value)[: 200 if name.endswith("_id") else 100]
     if authorization is not None and authorization[:7].lower() == "bearer ":
         secret: str | None = authorization[7:].strip()
     else:
         secret = api_key
     return secret, _NO_ATTRIBUTION if found is None else found
+
+
+def _header_text(value: bytes) -> str:
+    """A header's text: UTF-8, as clients send non-ASCII names today; bytes that are not UTF-8 as Latin-1,
+    HTTP's historical charset."""
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
 
 
 def _checked_secret(secret: str | None) -> str:
