@@ -106,6 +106,18 @@ async def test_operators_add_models_override_prices_and_disable(factory: Factory
         history = (await admin.get("/api/v1/admin/catalog/models/openrouter/openai/gpt-4o/prices")).json()
         assert [row["source"] for row in history][-1] == "operator override"
         assert history[-1]["prices"]["output_per_mtok"] == "8"
+        # Kinds left out keep the price in force when the override starts: Sonnet 4.5's cache writes, tier.
+        sonnet = "/api/v1/admin/catalog/models/anthropic/claude-sonnet-4-5/prices"
+        reference = (await admin.get(sonnet)).json()[-1]["prices"]
+        assert reference["tiers"] and reference["cache_write_1h_per_mtok"]
+        kept = await admin.post(sonnet, json={"input": "2.4", "output": "12", "effective_from": start})
+        assert kept.status_code == 201, kept.text
+        assert kept.json()["prices"] == reference | {"input_per_mtok": "2.4", "output_per_mtok": "12"}
+        later = (datetime.now(UTC) + timedelta(minutes=2)).isoformat()
+        flat = await admin.post(
+            sonnet, json={"input": "2.4", "output": "12", "tiers": [], "effective_from": later}
+        )
+        assert flat.status_code == 201 and flat.json()["prices"]["tiers"] == []
 
         past = await admin.post(
             "/api/v1/admin/catalog/models/openai/gpt-4o/prices",

@@ -129,6 +129,35 @@ async def test_operator_override_wins_from_its_start(factory: Factory) -> None:
         await factory.run(lambda s: catalog.set_price(s, GPT4O, discount, effective_from=start))
 
 
+async def test_an_override_keeps_the_kinds_it_leaves_out(factory: Factory) -> None:
+    """A new input and output price for Sonnet 4.5 keeps its cache prices, reasoning and 200k-token tier as
+    they are when the override starts; what the override gives replaces them."""
+    sonnet = "anthropic/claude-sonnet-4-5"
+    await factory.run(lambda s: catalog.sync(s, now=T0))
+    start = datetime.now(UTC) + timedelta(hours=1)
+    before = await factory.run(lambda s: catalog.prices_at(s, sonnet, start))
+    assert before is not None and before.cache_write_1h is not None and before.tiers
+    cheaper = Prices(input=per_token(Decimal("2.4")), output=per_token(Decimal("12")))
+    await factory.run(
+        lambda s: catalog.set_price(
+            s, sonnet, cheaper, effective_from=start, keep=catalog_service.INHERITABLE
+        )
+    )
+    after = await factory.run(lambda s: catalog.prices_at(s, sonnet, start))
+    assert after == replace(before, input=cheaper.input, output=cheaper.output)
+    # Given kinds win; an override without ``keep`` is the whole price, as given.
+    fee = replace(cheaper, per_request=Decimal("0.01"), tiers=())
+    later = start + timedelta(hours=1)
+    await factory.run(
+        lambda s: catalog.set_price(s, sonnet, fee, effective_from=later, keep={"cache_write_5m"})
+    )
+    assert await factory.run(lambda s: catalog.prices_at(s, sonnet, later)) == replace(
+        fee, cache_write_5m=before.cache_write_5m
+    )
+    with pytest.raises(ValueError, match="input"):
+        await factory.run(lambda s: catalog.set_price(s, sonnet, cheaper, keep={"input"}))
+
+
 async def test_unpriced_and_unknown_models_have_no_price(factory: Factory) -> None:
     await factory.run(lambda s: catalog.sync(s, now=T0))
     # Mistral OCR is priced per page, which the gateway does not meter: no token price.

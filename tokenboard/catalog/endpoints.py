@@ -147,6 +147,7 @@ async def admin_set_price(
         effective_from=body.effective_from,
         user_id=principal.user.id,
         note=body.note,
+        keep=body.left_out(),
     )
     _invalidate_after_commit(request, db)
     return schemas.PriceRow.of(row)

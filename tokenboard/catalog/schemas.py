@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tokenboard.catalog.pricing import Prices, PriceTier
 from tokenboard.catalog.reference import per_token
-from tokenboard.catalog.service import ModelView
+from tokenboard.catalog.service import INHERITABLE, ModelView
 from tokenboard.models import ModelPrice as ModelPriceRow
 
 PriceInput = Decimal  # USD per million tokens, as a JSON string or number
@@ -76,8 +76,15 @@ class PricesIn(Schema):
 
 
 class PriceOverrideCreate(PricesIn):
+    """An override's prices. A kind left out (cache reads and writes, reasoning, the request fee, the tiers)
+    keeps the model's price in force when the override starts."""
+
     effective_from: datetime | None = Field(default=None, description="Default: now. Never in the past.")
     note: str | None = Field(default=None, max_length=400)
+
+    def left_out(self) -> set[str]:
+        given = {"per_request" if name == "per_request_usd" else name for name in self.model_fields_set}
+        return set(INHERITABLE - given)
 
 
 class TierOut(Schema):

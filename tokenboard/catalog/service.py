@@ -9,8 +9,8 @@ override in force wins over the reference.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -35,6 +35,11 @@ from tokenboard.models import CatalogModel, CatalogProvider, ModelPrice
 
 REFERENCE_SOURCES = (SOURCE_GENAI, SOURCE_CURATED)
 _PRICE_FIELDS = ("input", "output", "cached_input_read", "cache_write_5m", "cache_write_1h", "reasoning")
+# What an override may leave out, to keep the model's price in force when it starts (input and output it
+# always gives).
+INHERITABLE = frozenset(
+    {"cached_input_read", "cache_write_5m", "cache_write_1h", "reasoning", "per_request", "tiers"}
+)
 _MAX_DECIMALS = ExactDecimal.SCALE
 
 
@@ -415,8 +420,17 @@ class CatalogService:
         user_id: Any = None,
         note: str | None = None,
         now: datetime | None = None,
+        keep: Collection[str] = (),
     ) -> ModelPrice:
-        """An operator override from ``effective_from`` (default now). Past prices are never changed."""
+        """An operator override from ``effective_from`` (default now). Past prices are never changed.
+
+        ``keep`` names the kinds (of :data:`INHERITABLE`) the operator left out: those are copied from the
+        model's price in force when the override starts, so a new input and output price does not make cache
+        reads, reasoning, the request fee or the long-context tiers fall back to "priced like input".
+        """
+        unknown = set(keep) - INHERITABLE
+        if unknown:
+            raise ValueError(f"not kinds an override may keep: {sorted(unknown)}")
         await self.get_model(session, model_id)
         now = now or utcnow()
         start = effective_from or now
@@ -427,6 +441,12 @@ class CatalogService:
         existing = await repository.prices_of(session, model_id)
         if any(r.source == SOURCE_OVERRIDE and r.effective_from == start for r in existing):
             raise Conflict("An override already starts at that moment.")
+        if keep:
+            starts, resolved = _timeline(existing)
+            index = bisect.bisect_right(starts, start) - 1
+            current = resolved[index] if index >= 0 else None
+            if current is not None:
+                prices = replace(prices, **{kind: getattr(current, kind) for kind in keep})
         row = self._add_price(session, model_id, start, prices, SOURCE_OVERRIDE, user_id=user_id, note=note)
         await session.flush()
         return row
