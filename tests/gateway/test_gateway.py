@@ -855,3 +855,39 @@ async def test_attribution_headers_are_recorded_as_sent(factory: Factory, live_g
         "m-7",
     )
     assert second.tool == "café" and second.feature is None
+
+
+@pytest.fixture
+def quick_upkeep(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gateway's upkeep every 0.2 s, for a live gateway started after this fixture."""
+    from tokenboard.gateway import service
+
+    monkeypatch.setattr(service, "LEASE_UPKEEP_SECONDS", 0.2)
+
+
+async def test_a_price_set_where_the_gateway_cannot_hear_of_it_is_charged_soon(
+    quick_upkeep: None, factory: Factory, live_gateway: LiveGateway
+) -> None:
+    """A price set by the CLI on a server without Redis invalidates no cache: the upkeep sees the stored
+    catalog changed and reads it again."""
+    from decimal import Decimal
+
+    from tokenboard.catalog.pricing import Prices
+    from tokenboard.catalog.service import catalog
+
+    tenant = await seed(factory)
+    client = openai.AsyncOpenAI(base_url=live_gateway.v1, api_key=tenant.key, max_retries=0)
+    await client.chat.completions.create(**CHAT)
+    dearer = Prices(input=Decimal("0.001"), output=Decimal("0.002"))  # USD per token: easy to tell apart
+    cache = live_gateway.app.state.gateway.catalog
+    generation = cache.generation
+    await factory.run(lambda s: catalog.set_price(s, "openai/gpt-4o-mini", dearer))  # as the CLI does
+    for _ in range(300):  # 15 s at most: an upkeep tick takes long on a loaded machine
+        if cache.generation != generation:
+            break
+        await asyncio.sleep(0.05)
+    await client.chat.completions.create(**CHAT)
+    await client.close()
+    cheap, dear = await wait_for_events(factory, tenant.setup.id, 2)
+    assert cheap.cost_nanousd < dear.cost_nanousd
+    assert dear.cost_nanousd == dear.input_tokens * 1_000_000 + dear.output_tokens * 2_000_000

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tokenboard.models import CatalogModel, CatalogProvider, ModelPrice
@@ -66,3 +66,17 @@ async def price_in_force(
 async def delete_prices(session: AsyncSession, ids: Sequence[object]) -> None:
     if ids:
         await session.execute(delete(ModelPrice).where(ModelPrice.id.in_(ids)))
+
+
+async def fingerprint(session: AsyncSession) -> tuple[object, ...]:
+    """What changes when a model is added, switched on or off, or a price added or withdrawn: a process that
+    did not hear of a change (a CLI command without Redis) compares it to what it loaded."""
+    models = (
+        await session.execute(
+            select(func.count(), func.count().filter(CatalogModel.enabled)).select_from(CatalogModel)
+        )
+    ).one()
+    prices = (
+        await session.execute(select(func.count(), func.max(ModelPrice.created_at)).select_from(ModelPrice))
+    ).one()
+    return (*models, *prices)

@@ -148,6 +148,7 @@ class CatalogCache:
 
     def __init__(self) -> None:
         self._entries: dict[str, CatalogEntry] | None = None
+        self._fingerprint: tuple[object, ...] | None = None
         # Bumped on every load and invalidation: what was decided from the entries holds while it is equal.
         self.generation = 0
 
@@ -156,8 +157,18 @@ class CatalogCache:
         return self._entries is not None
 
     async def load(self, session: AsyncSession) -> None:
+        fingerprint = await repository.fingerprint(session)  # before the read: a change between is seen later
         self._entries = await catalog.snapshot(session)
+        self._fingerprint = fingerprint
         self.generation += 1
+
+    async def reload_if_changed(self, session: AsyncSession) -> bool:
+        """Read the catalog again when the stored one changed without this process hearing of it (a CLI
+        command on a server without Redis); the gateway's upkeep calls this every few seconds."""
+        if self._entries is None or await repository.fingerprint(session) == self._fingerprint:
+            return False
+        await self.load(session)
+        return True
 
     async def ensure_loaded(self, session: AsyncSession) -> None:
         if self._entries is None:

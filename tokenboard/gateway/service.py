@@ -990,6 +990,12 @@ class Gateway:
                 await self.leases.maintain()
             except Exception:  # the next tick tries again
                 log.exception("credit lease upkeep failed")
+            try:  # catalog changes made where this process cannot hear of them (the CLI without Redis)
+                async with self.sessionmaker() as session:
+                    if await self.catalog.reload_if_changed(session):
+                        log.info("the catalog changed in the database: reloaded")
+            except Exception:
+                log.exception("checking the catalog for changes failed")
             if ticks % int(SWEEP_SECONDS // LEASE_UPKEEP_SECONDS) == 0:
                 await self.sweep_expired_holds()
 
