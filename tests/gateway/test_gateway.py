@@ -891,3 +891,36 @@ async def test_a_price_set_where_the_gateway_cannot_hear_of_it_is_charged_soon(
     cheap, dear = await wait_for_events(factory, tenant.setup.id, 2)
     assert cheap.cost_nanousd < dear.cost_nanousd
     assert dear.cost_nanousd == dear.input_tokens * 1_000_000 + dear.output_tokens * 2_000_000
+
+
+async def test_files_and_images_are_recorded_with_their_share_of_the_prompt(
+    factory: Factory, live_gateway: LiveGateway
+) -> None:
+    from tests.gateway.test_attachments import b64, png
+    from tests.support.fake_upstream import FILE_PART_CHARS_PER_TOKEN
+
+    tenant = await seed(factory)
+    image, report = png(1024, 1024), b"%PDF-1.7 " + b"x" * 20_000
+    content = [
+        {"type": "text", "text": "What is in these?"},
+        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{b64(image)}"}},
+        {
+            "type": "file",
+            "file": {"filename": "report.pdf", "file_data": f"data:application/pdf;base64,{b64(report)}"},
+        },
+    ]
+    client = openai.AsyncOpenAI(base_url=live_gateway.v1, api_key=tenant.key, max_retries=0)
+    await client.chat.completions.create(
+        model="openai/gpt-4o-mini", messages=[{"role": "user", "content": content}]
+    )
+    await client.close()
+    (event,) = await wait_for_events(factory, tenant.setup.id, 1)
+    prompt = event.input_tokens + event.cached_input_tokens
+    picture, document = event.attachments
+    assert picture == {"type": "image_url", "bytes": len(image), "estimated_tokens": 765}
+    assert document["name"] == "report.pdf" and document["bytes"] == len(report)
+    # The fake provider charged 765 for the image and a sixth of the file's base64 characters for the file:
+    # the gateway's share for the file is what the prompt left after its text, so close to that.
+    assert picture["estimated_tokens"] + document["estimated_tokens"] <= prompt
+    charged = len(b64(report)) // FILE_PART_CHARS_PER_TOKEN
+    assert charged - 100 <= document["estimated_tokens"] <= charged  # the text estimated from the body

@@ -217,12 +217,33 @@ def _texts(content: Any) -> list[str]:
     return []
 
 
+# What the fake charges for a part that is not text, as a provider does: a fixed count per image, and a
+# file's text as extracted (here: one token per 6 characters of its base64 payload).
+IMAGE_PART_TOKENS = 765
+FILE_PART_CHARS_PER_TOKEN = 6
+
+
+def _part_tokens(content: Any) -> int:
+    tokens = 0
+    for part in content if isinstance(content, list) else ():
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind in ("image_url", "image"):
+            tokens += IMAGE_PART_TOKENS
+        elif kind in ("file", "document"):
+            inner = part.get("file") or part.get("source") or {}
+            payload = inner.get("file_data") or inner.get("data") or "" if isinstance(inner, dict) else ""
+            tokens += len(payload) // FILE_PART_CHARS_PER_TOKEN
+    return tokens
+
+
 def prompt_tokens(body: Mapping[str, Any]) -> int:
     pieces = _texts(body.get("system"))
+    parts = 0
     for message in body.get("messages") or []:
         if isinstance(message, dict):
             pieces += _texts(message.get("content"))
-    return sum(count_tokens(piece) for piece in pieces)
+            parts += _part_tokens(message.get("content"))
+    return sum(count_tokens(piece) for piece in pieces) + parts
 
 
 def _embedding_inputs(body: Mapping[str, Any]) -> list[str | list[int]]:

@@ -39,6 +39,7 @@ from tokenboard.catalog.pricing import (
 )
 from tokenboard.catalog.service import CatalogCache
 from tokenboard.config import Settings, UpstreamKind
+from tokenboard.gateway.attachments import find_attachments, share_of_prompt
 from tokenboard.gateway.errors import GatewayError
 from tokenboard.gateway.http1 import body_exhausted, raw_chunks
 from tokenboard.gateway.inspect import InspectionError, bound_output, check_shapes, find_forbidden_field
@@ -124,9 +125,6 @@ def _checked_secret(secret: str | None) -> str:
     return secret
 
 
-ATTACHMENT_TYPES = {"image_url", "input_image", "image", "document", "file", "input_file", "input_audio"}
-
-
 @dataclass(frozen=True, slots=True)
 class Route:
     name: str  # chat, messages, embeddings
@@ -167,6 +165,7 @@ class Admitted:
     # The organization opted out of providers that train on prompts, and the upstream routes to providers
     # of varying policies (OpenRouter): it is told to use only those that do not collect data.
     deny_data_collection: bool = False
+    text_chars: int = 0  # the body's characters outside its attachments' payloads
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,21 +194,6 @@ def request_cost(
         except UsageError:
             pass  # an unreadable report: price the tokens instead
     return cost_nanousd(prices, usage)
-
-
-def find_attachments(body: dict[str, Any]) -> list[dict[str, Any]] | None:
-    """Files and images in the messages, with their size and a rough share of the prompt tokens."""
-    found: list[dict[str, Any]] = []
-    for message in body.get("messages") or []:
-        content = message.get("content") if isinstance(message, dict) else None
-        if not isinstance(content, list):
-            continue
-        for part in content:
-            if not isinstance(part, dict) or part.get("type") not in ATTACHMENT_TYPES:
-                continue
-            size = len(compact_dumps(part))
-            found.append({"type": part["type"], "bytes": size, "estimated_tokens": size // 4})
-    return found or None
 
 
 class Gateway:
@@ -290,6 +274,7 @@ class Gateway:
         if wait is not None:
             raise GatewayError(429, "Rate limit reached for this key. Retry shortly.", retry_after=wait)
         stream = bool(body.get("stream")) and route.name != "embeddings"
+        attachments, payload_chars = find_attachments(body, route.api_format)
         admitted = Admitted(
             request_id=request_id(),
             key=key,
@@ -304,11 +289,12 @@ class Gateway:
             client_wants_usage=bool((body.get("stream_options") or {}).get("include_usage")),
             started=started,
             attribution=attribution,
-            attachments=find_attachments(body),
+            attachments=attachments,
             deny_data_collection=ticket.deny_data_collection,
         )
         if body_size is None:
             body_size = len(json.dumps(body))
+        admitted.text_chars = body_size - payload_chars
         estimate = self._estimate(admitted, body_size, limits.max_output_tokens * limits.n)
         self._check_key_limit(key, estimate)
         try:
@@ -902,7 +888,11 @@ class Gateway:
             latency_ms=int((time.perf_counter() - admitted.started) * 1000),
             time_to_first_token_ms=int(ttft_ms) if ttft_ms is not None else None,
             gateway_overhead_ms=round(overhead_ms, 3),
-            attachments=admitted.attachments,
+            attachments=(
+                share_of_prompt(admitted.attachments, usage.total_input_tokens, admitted.text_chars)
+                if admitted.attachments
+                else None
+            ),
             feature=attribution["feature"],
             tool=attribution["tool"],
             integration=attribution["integration"],
