@@ -293,6 +293,7 @@ async def test_refusals_in_each_apis_format(
             r = await http.post("/v1/chat/completions", json=body, headers=headers)
             assert r.status_code == status, (body, r.text)
             assert set(r.json()["error"]) >= {"message", "type"}
+            assert "x-tokenboard-request-id" not in r.headers  # a refusal is recorded nowhere
         for document in (b'{"model": "openai/gpt-4o-mini", "temperature": NaN}', b"\xff{}", b"[1]"):
             r = await http.post("/v1/chat/completions", content=document, headers=auth())
             assert r.status_code == 400 and "JSON" in r.json()["error"]["message"], r.text
@@ -404,6 +405,7 @@ async def test_upstream_failures_are_clean_and_release_the_hold(
     assert "error" in r.json() and "Traceback" not in r.text and "fake" not in r.text.lower()
     events = await wait_for_events(factory, tenant.setup.id, 1)
     assert events[0].status_code >= 400 and events[0].cost_nanousd == 0
+    assert r.headers["x-tokenboard-request-id"] == events[0].request_id  # the client can name its record
     await live_gateway.give_back_leases()
     balance = await _balance(factory, tenant.setup.id)
     assert (balance.balance_nanousd, balance.reserved_nanousd) == (100 * USD, 0)

@@ -29,9 +29,12 @@ async def handle(gateway: Gateway, request: Request, route: Route, raw: bytes) -
     """One gateway call, from the raw body to its response (the front door in gateway/asgi.py calls it)."""
     try:
         admitted = await gateway.admit(request, route, _json_body(raw), len(raw))
-        return await gateway.forward(admitted)
-    except GatewayError as exc:
+    except GatewayError as exc:  # refused: nothing was recorded, so there is no request id to give
         return exc.response(route.api_format)
+    try:
+        return await gateway.forward(admitted)
+    except GatewayError as exc:  # the provider failed: the request is recorded under its id, say which
+        return exc.response(route.api_format, gateway.failure_headers(admitted))
 
 
 async def _handle(request: Request, route: Route) -> Response:

@@ -925,6 +925,10 @@ class Gateway:
         )
         self._settle(admitted, record)
 
+    def failure_headers(self, admitted: Admitted) -> dict[str, str]:
+        """The headers of an answer the provider failed: the id its usage event is recorded under."""
+        return self._headers(admitted, admitted.checks_ms)
+
     @staticmethod
     def _headers(admitted: Admitted, overhead_ms: float) -> dict[str, str]:
         headers = {
