@@ -174,6 +174,8 @@ async def test_a_valid_batch_is_made_a_column_at_a_time_into_the_same_rows(
     ("change", "message"),
     [
         ({"timestamp": NOW + timedelta(days=2)}, "is in the future"),
+        ({"timestamp": datetime(1, 1, 1, tzinfo=UTC)}, "more than ten years old"),
+        ({"timestamp": NOW - timedelta(days=3660)}, "more than ten years old"),
         ({"model": "openai/no-such-model"}, "is not in the catalog"),
         ({"user_id": uuid.uuid4()}, "is not a member of this organization"),
         ({"user_email": "stranger@example.com"}, "is not a member of this organization"),

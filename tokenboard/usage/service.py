@@ -29,8 +29,10 @@ from tokenboard.models import Membership, Team, User, Workspace
 from tokenboard.usage.ingest import EventColumns, record_events
 from tokenboard.usage.schemas import IngestResult, UsageEventCreate
 
-# An event from the future is a clock or unit error, not usage.
+# An event from the future is a clock or unit error, not usage; so is one from more than ten years ago (a
+# zero timestamp, seconds read as milliseconds), which would also stretch every "all time" chart to it.
 FUTURE_TOLERANCE = timedelta(days=1)
+OLDEST = timedelta(days=3653)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +120,7 @@ class UsageService:
             return None
         given = dict(zip(_FIELDS, zip(*map(_pick_fields, events), strict=True), strict=True))
         created = list(map(_utc, given["timestamp"]))
-        if max(created) > now + FUTURE_TOLERANCE:
+        if max(created) > now + FUTURE_TOLERANCE or min(created) < now - OLDEST:
             return None
         entries = list(map(catalog.get, given["model"]))
         if any(entry is None for entry in entries):
@@ -161,6 +163,8 @@ class UsageService:
         at = _utc(event.timestamp)
         if at > now + FUTURE_TOLERANCE:
             raise ValueError(f"timestamp {at.isoformat()} is in the future")
+        if at < now - OLDEST:
+            raise ValueError(f"timestamp {at.isoformat()} is more than ten years old")
         if catalog.get(event.model) is None:
             raise ValueError(f"model {event.model!r} is not in the catalog")
         self._user(event, directory)
