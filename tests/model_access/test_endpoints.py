@@ -107,6 +107,13 @@ async def test_the_page_is_read_only_for_members(factory: Factory, setup: OrgSet
         )
         rows = re.findall(r'data-model="([^"]+)"', filtered.text)
         assert rows and all(r.startswith("simulated/") for r in rows)
+        select = page.text[page.text.index('name="location"') :]
+        locations = re.findall(r'<option value="([^"]+)"', select[: select.index("</select>")])
+        assert "US" in locations and len(locations) == len({x.lower() for x in locations})  # "US" once
+        chosen = await client.get(
+            f"/organizations/{setup.id}/models", params={"location": "us"}, headers=HTML
+        )
+        assert '<option value="US" selected>' in chosen.text
         forbidden = await client.post(
             f"/organizations/{setup.id}/model-access/providers/openai", data={"enabled": "false"}
         )

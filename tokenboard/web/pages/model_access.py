@@ -55,9 +55,10 @@ async def models_page(
         view=view,
         query=query,
         choices=result.allowed_choices,
+        # The filter compares without case: "US" and "us" are one choice.
         locations=sorted(
-            {p.headquarters_country for p in view.providers if p.headquarters_country}
-            | {r for p in view.providers for r in p.regions}
+            {p.headquarters_country.upper() for p in view.providers if p.headquarters_country}
+            | {r.upper() for p in view.providers for r in p.regions}
         ),
         modalities=MODALITIES,
         here=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
