@@ -98,3 +98,12 @@ async def test_keys_page_shows_the_secret_once(factory: Factory) -> None:
         later = await member.get(f"/organizations/{setup.id}/keys", headers=html)
         assert secret.group(1) not in later.text and "from page" in later.text
         assert 'base_url="http://testserver/v1"' in later.text
+        assert 'model="simulated/fast"' in later.text  # the demo's provider, when the gateway has it
+    from tokenboard.catalog.service import catalog
+
+    await factory.run(catalog.sync)
+    async with await factory.client_for(setup.users[Role.admin]) as admin:
+        default = f"/api/v1/organizations/{setup.id}/model-access/default-model"
+        assert (await admin.put(default, json={"model_id": "openai/gpt-4o-mini"})).status_code == 200
+        page = await admin.get(f"/organizations/{setup.id}/keys", headers={"accept": "text/html"})
+        assert 'model="openai/gpt-4o-mini"' in page.text and '"model": "openai/gpt-4o-mini"' in page.text

@@ -32,8 +32,30 @@ async def _keys_page(request: Request, db: DB, principal: Any, ctx: OrgContext, 
         rows=await api_keys.list(db, ctx),
         workspaces=await workspaces.list(db, ctx, "active"),
         gateway_url=str(request.base_url).rstrip("/") + "/v1",
+        example_model=_example_model(request, ctx),
         **({"new_key": None} | extra),
     )
+
+
+def _example_model(request: Request, ctx: OrgContext) -> str:
+    """The model the quick start names: the organization's default, else the simulated provider's when this
+    gateway has it, else a model of the first provider it has."""
+    if ctx.organization.default_model_id:
+        return ctx.organization.default_model_id
+    providers = list(request.app.state.settings.upstreams)
+    if "simulated" in providers or not providers:
+        return "simulated/fast"
+    for provider, model in _EXAMPLES.items():
+        if provider in providers:
+            return model
+    return f"{providers[0]}/MODEL-NAME"
+
+
+_EXAMPLES = {
+    "openai": "openai/gpt-4o-mini",
+    "anthropic": "anthropic/claude-haiku-4-5",
+    "openrouter": "openrouter/openai/gpt-4o-mini",
+}
 
 
 @router.get("/organizations/{org_id}/keys")
