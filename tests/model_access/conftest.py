@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.support.factories import Factory, OrgSetup
 from tokenboard.catalog.service import catalog
+from tokenboard.config import Settings, UpstreamConfig, UpstreamKind
 from tokenboard.kit.jobs import run_after_commit
 from tokenboard.members.roles import Role
 from tokenboard.organizations.auth import OrgContext
@@ -17,6 +18,18 @@ from tokenboard.organizations.auth import OrgContext
 T = TypeVar("T")
 # deepseek trains on prompts (and the organization opts out by default); the others do not.
 PROVIDERS = ["openai", "deepseek", "simulated"]
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:  # the gateway reaches the three providers (never called here)
+    upstreams = {
+        "openai": UpstreamConfig(kind=UpstreamKind.openai, base_url="http://127.0.0.1:9/v1", api_key="sk-x"),
+        "deepseek": UpstreamConfig(
+            kind=UpstreamKind.openai_compatible, base_url="http://127.0.0.1:9/v1", api_key="sk-y"
+        ),
+        "simulated": UpstreamConfig(kind=UpstreamKind.simulated),
+    }
+    return settings.model_copy(update={"upstreams": upstreams})
 
 
 @pytest.fixture

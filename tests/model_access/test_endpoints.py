@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.support.factories import Factory, OrgSetup
 from tokenboard.members.roles import Role
 from tokenboard.model_access.cache import TRAINING_OPTED_OUT, ModelAccessCache
@@ -159,3 +161,29 @@ async def test_the_page_pages_through_the_catalog(factory: Factory, setup: OrgSe
         assert next_link
         second = await client.get(next_link.group(1).replace("&amp;", "&"), headers=HTML)
         assert "Showing 21\u201340 of" in second.text and 'rel="prev"' in second.text
+
+
+async def test_models_of_providers_this_gateway_cannot_reach_are_not_allowed(
+    factory: Factory, setup: OrgSetup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever the organization allows, a provider without an upstream here cannot be called: its models
+    say so, and none of them can be the default model (the gateway would refuse it with a 404)."""
+    from tokenboard.config import UpstreamConfig, UpstreamKind
+    from tokenboard.model_access.service import NOT_CONFIGURED
+
+    state = factory.app.state
+    only_simulated = {"simulated": UpstreamConfig(kind=UpstreamKind.simulated)}
+    monkeypatch.setattr(state, "settings", state.settings.model_copy(update={"upstreams": only_simulated}))
+    async with await factory.client_for(setup.users[Role.admin]) as client:
+        body = (await client.get(api(setup), params={"limit": 500})).json()
+        models = {m["id"]: m for m in body["models"]}
+        assert not models[GPT4O]["allowed"] and models[GPT4O]["blocked_reason"] == NOT_CONFIGURED
+        assert models["simulated/fast"]["allowed"]
+        providers = {p["id"]: p for p in body["providers"]}
+        assert providers["openai"]["blocked_reason"] == NOT_CONFIGURED and providers["simulated"]["allowed"]
+        refused = await client.put(api(setup, "/default-model"), json={"model_id": GPT4O})
+        assert refused.status_code == 409 and NOT_CONFIGURED in refused.json()["error"]["message"]
+        chosen = await client.put(api(setup, "/default-model"), json={"model_id": "simulated/fast"})
+        assert chosen.status_code == 200
+        page = await client.get(f"/organizations/{setup.id}/models", headers=HTML)
+        assert NOT_CONFIGURED in page.text

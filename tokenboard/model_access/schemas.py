@@ -123,8 +123,9 @@ class ModelAccess(Schema):
     provider_enabled: bool
     allowed: bool = Field(description="The effective state: what the gateway does.")
     blocked_reason: str | None = Field(
-        description='"provider disabled", "model disabled" or '
-        '"provider trains on prompts and the organization opted out".'
+        description='"provider disabled", "model disabled", '
+        '"provider trains on prompts and the organization opted out" or '
+        '"provider not configured on this gateway".'
     )
     is_default: bool
 

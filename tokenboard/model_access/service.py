@@ -10,6 +10,7 @@ its commit.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,6 +25,9 @@ from tokenboard.models import CatalogProvider, OrgModelAccess, OrgProviderAccess
 from tokenboard.organizations.auth import OrgContext
 
 STATES = ("allowed", "blocked")
+NOT_CONFIGURED = "provider not configured on this gateway"
+# The providers this gateway has an upstream for (the settings' ``upstreams``); ``None``: not checked.
+Reachable = Collection[str] | None
 
 
 @dataclass(frozen=True)
@@ -75,15 +79,21 @@ class AccessCatalog:
     allowed_choices: list[tuple[str, str]]  # (id, name) of every allowed model: the default model's options
 
 
-def _state(policy: OrgPolicy, view: ModelView) -> ModelAccessView:
+def _state(policy: OrgPolicy, view: ModelView, reachable: Reachable) -> ModelAccessView:
     model, provider = view.model, view.provider
     return ModelAccessView(
         view=view,
         enabled=model.id not in policy.disabled_models,
         provider_enabled=provider.id not in policy.disabled_providers,
-        blocked_reason=policy.block_reason(model.id, provider.id, provider.trains_on_prompts),
+        blocked_reason=policy.block_reason(model.id, provider.id, provider.trains_on_prompts)
+        or _unreachable(provider.id, reachable),
         is_default=model.id == policy.default_model_id,
     )
+
+
+def _unreachable(provider_id: str, reachable: Reachable) -> str | None:
+    """Whatever the organization allows, a provider this gateway has no upstream for cannot be called."""
+    return NOT_CONFIGURED if reachable is not None and provider_id not in reachable else None
 
 
 def _passes(state: ModelAccessView, f: AccessFilters) -> bool:
@@ -115,20 +125,22 @@ class ModelAccessService:
         *,
         offset: int = 0,
         limit: int = 100,
+        reachable: Reachable = None,
     ) -> AccessCatalog:
         """The catalog's enabled, priced models as the organization sees them, filtered and paged."""
         filters = filters or AccessFilters()
         if filters.state is not None and filters.state not in STATES:
             raise BadRequest(f"The state is one of {', '.join(STATES)}.")
         policy = await self.policy(session, ctx)
-        states = [_state(policy, v) for v in await catalog.list_models(session, ModelFilters())]
+        states = [_state(policy, v, reachable) for v in await catalog.list_models(session, ModelFilters())]
         matching = [s for s in states if _passes(s, filters)]
         counts = Counter(s.view.provider.id for s in states)
         providers = [
             ProviderAccessView(
                 provider=p,
                 enabled=p.id not in policy.disabled_providers,
-                blocked_reason=policy.provider_block_reason(p.id, p.trains_on_prompts),
+                blocked_reason=policy.provider_block_reason(p.id, p.trains_on_prompts)
+                or _unreachable(p.id, reachable),
                 model_count=counts[p.id],
             )
             for p in await catalog.list_providers(session)
@@ -150,12 +162,20 @@ class ModelAccessService:
             allowed_choices=[(s.view.model.id, s.view.model.name) for s in states if s.allowed],
         )
 
-    async def get_model(self, session: AsyncSession, ctx: OrgContext, model_id: str) -> ModelAccessView:
+    async def get_model(
+        self, session: AsyncSession, ctx: OrgContext, model_id: str, *, reachable: Reachable = None
+    ) -> ModelAccessView:
         view = await self._catalog_view(session, model_id)
-        return _state(await self.policy(session, ctx), view)
+        return _state(await self.policy(session, ctx), view, reachable)
 
     async def set_provider(
-        self, session: AsyncSession, ctx: OrgContext, provider_id: str, *, enabled: bool
+        self,
+        session: AsyncSession,
+        ctx: OrgContext,
+        provider_id: str,
+        *,
+        enabled: bool,
+        reachable: Reachable = None,
     ) -> ProviderAccessView:
         """Allow or refuse every model of a provider. Audited; the gateway sees it at once."""
         provider = await catalog.get_provider(session, provider_id)
@@ -182,16 +202,26 @@ class ModelAccessService:
             )
             await session.flush()
             invalidate_after_commit(session, org_id)
-        listing = await self.list(session, ctx, AccessFilters(ModelFilters(provider=provider_id)), limit=0)
+        listing = await self.list(
+            session, ctx, AccessFilters(ModelFilters(provider=provider_id)), limit=0, reachable=reachable
+        )
         found = next((p for p in listing.providers if p.provider.id == provider_id), None)
         if found is None:  # a provider with no priced model: nothing to count, the switch still holds
             policy = await self.policy(session, ctx)
-            reason = policy.provider_block_reason(provider_id, provider.trains_on_prompts)
+            reason = policy.provider_block_reason(provider_id, provider.trains_on_prompts) or _unreachable(
+                provider_id, reachable
+            )
             found = ProviderAccessView(provider, enabled, reason, 0)
         return found
 
     async def set_model(
-        self, session: AsyncSession, ctx: OrgContext, model_id: str, *, enabled: bool
+        self,
+        session: AsyncSession,
+        ctx: OrgContext,
+        model_id: str,
+        *,
+        enabled: bool,
+        reachable: Reachable = None,
     ) -> ModelAccessView:
         """Allow or refuse one model. Audited; the gateway sees it at once."""
         view = await self._catalog_view(session, model_id)
@@ -216,18 +246,19 @@ class ModelAccessService:
             )
             await session.flush()
             invalidate_after_commit(session, org_id)
-        return _state(await self.policy(session, ctx), view)
+        return _state(await self.policy(session, ctx), view, reachable)
 
     async def set_default_model(
-        self, session: AsyncSession, ctx: OrgContext, model_id: str | None
+        self, session: AsyncSession, ctx: OrgContext, model_id: str | None, *, reachable: Reachable = None
     ) -> str | None:
         """Set (or clear, with ``None``) the model used when a request names none.
 
-        It must be in the catalog, priced and allowed for the organization now. Audited.
+        It must be in the catalog, priced, allowed for the organization now and, given ``reachable``, of a
+        provider this gateway can call. Audited.
         """
         model_id = (model_id or "").strip() or None
         if model_id is not None:
-            await self._check_default(session, ctx, model_id)
+            await self._check_default(session, ctx, model_id, reachable)
         org = ctx.organization
         before = org.default_model_id
         if before != model_id:
@@ -247,14 +278,16 @@ class ModelAccessService:
             invalidate_after_commit(session, org.id)
         return model_id
 
-    async def _check_default(self, session: AsyncSession, ctx: OrgContext, model_id: str) -> None:
+    async def _check_default(
+        self, session: AsyncSession, ctx: OrgContext, model_id: str, reachable: Reachable
+    ) -> None:
         try:
             view = await self._catalog_view(session, model_id)
         except NotFound as exc:
             raise BadRequest(exc.message) from exc
         if view.prices is None:
             raise BadRequest(f"{model_id} has no price, so it cannot be the default model.")
-        state = _state(await self.policy(session, ctx), view)
+        state = _state(await self.policy(session, ctx), view, reachable)
         if state.blocked_reason is not None:
             raise Conflict(f"{model_id} is not allowed in this organization: {state.blocked_reason}.")
 

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from fastapi import Form, Query, Request
 
 from tokenboard.accounts.auth import CurrentPrincipal
-from tokenboard.kit.deps import DB
+from tokenboard.kit.deps import DB, AppSettings
 from tokenboard.kit.routing import make_router
 from tokenboard.members.roles import Permission
 from tokenboard.model_access.schemas import ModelAccessPage, ModelAccessQuery
@@ -40,8 +40,11 @@ async def models_page(
     principal: CurrentPrincipal,
     ctx: Annotated[OrgContext, org_page(Permission.models_view)],
     query: Annotated[ModelAccessQuery, Query()],
+    settings: AppSettings,
 ) -> Any:
-    result = await model_access.list(db, ctx, query.filters(), offset=query.offset, limit=query.limit)
+    result = await model_access.list(
+        db, ctx, query.filters(), offset=query.offset, limit=query.limit, reachable=settings.upstreams
+    )
     view = ModelAccessPage.of(result)
     end = query.offset + len(view.models)
     return await page(
@@ -74,12 +77,15 @@ async def provider_access_submit(
     db: DB,
     ctx: Annotated[OrgContext, org_page(Permission.models_manage)],
     enabled: Annotated[bool, Form()],
+    settings: AppSettings,
     next: Annotated[str, Form(max_length=2000)] = "",
 ) -> Any:
     back = _models_page_url(ctx, next)
     return await form_action(
         db,
-        lambda: model_access.set_provider(db, ctx, provider_id, enabled=enabled),
+        lambda: model_access.set_provider(
+            db, ctx, provider_id, enabled=enabled, reachable=settings.upstreams
+        ),
         success=back,
         failure=back,
         notice=f"{provider_id} {'enabled' if enabled else 'disabled'}. The gateway applies it at once.",
@@ -92,12 +98,13 @@ async def model_access_submit(
     db: DB,
     ctx: Annotated[OrgContext, org_page(Permission.models_manage)],
     enabled: Annotated[bool, Form()],
+    settings: AppSettings,
     next: Annotated[str, Form(max_length=2000)] = "",
 ) -> Any:
     back = _models_page_url(ctx, next)
     return await form_action(
         db,
-        lambda: model_access.set_model(db, ctx, model, enabled=enabled),
+        lambda: model_access.set_model(db, ctx, model, enabled=enabled, reachable=settings.upstreams),
         success=back,
         failure=back,
         notice=f"{model} {'enabled' if enabled else 'disabled'}. The gateway applies it at once.",
@@ -108,13 +115,14 @@ async def model_access_submit(
 async def default_model_submit(
     db: DB,
     ctx: Annotated[OrgContext, org_page(Permission.models_manage)],
+    settings: AppSettings,
     model_id: Annotated[str, Form(max_length=200)] = "",
     next: Annotated[str, Form(max_length=2000)] = "",
 ) -> Any:
     back = _models_page_url(ctx, next)
     return await form_action(
         db,
-        lambda: model_access.set_default_model(db, ctx, model_id or None),
+        lambda: model_access.set_default_model(db, ctx, model_id or None, reachable=settings.upstreams),
         success=back,
         failure=back,
         notice=f"Default model set to {model_id}." if model_id else "Default model cleared.",
