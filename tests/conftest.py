@@ -31,6 +31,7 @@ SLOW_MODULES = (
     "tests/test_roles.py",
     "tests/billing/test_cli.py",
     "tests/test_cli.py",
+    "tests/test_cli_checks.py",
     "tests/gateway/test_durability.py",
     "tests/browser/test_usage.py",
     "tests/browser/test_flows.py",

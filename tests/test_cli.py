@@ -38,8 +38,11 @@ def test_cli_verbs(backend: str, tmp_path: Path) -> None:
         demo = _run(env, tmp_path, "demo")
         assert demo.returncode == 0, demo.stderr
         assert "owner@demo.tokenboard.dev" in demo.stdout and "tokenboard-demo" in demo.stdout
-        again = _run(env, tmp_path, "demo")
+        again = _run(env, tmp_path, "demo", "--events", "50")
         assert again.returncode == 0 and "already there" in again.stdout
+        # Nothing is seeded into an existing demo, and the command says so rather than nothing.
+        assert "The demo organization already exists, so --events 50 was not applied" in again.stdout
+        assert "not applied" not in demo.stdout
         user = _run(
             env,
             tmp_path,

@@ -5,16 +5,21 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import uuid
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
 from tokenboard.config import Environment, Settings, get_settings
 from tokenboard.kit.runtime import tune_gc
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 app = typer.Typer(
     help="Tokenboard: self-hostable AI usage, cost and governance for teams.",
@@ -29,7 +34,8 @@ def _settings() -> Settings:
 
 
 def _fail(message: str) -> typer.Exit:
-    console.print(f"[red]Error:[/red] {message}")
+    # Plain text: messages may quote what the operator gave (a file's columns, a URL), brackets included.
+    console.print(f"[red]Error:[/red] {escape(message)}", highlight=False)
     return typer.Exit(code=1)
 
 
@@ -74,12 +80,23 @@ def serve(
 
     ensure_dev_secret()
     settings = _settings()
+    if settings.redis_url:
+        from tokenboard.kit.redis_check import RedisUnavailable, check_url
+
+        try:
+            asyncio.run(check_url(settings.redis_url))
+        except RedisUnavailable as exc:
+            raise _fail(str(exc)) from None
     if migrate_first:
         from tokenboard.migrations import upgrade
 
         upgrade(settings.database_url)
     bind_host, bind_port = host or settings.host, port or settings.port
     console.print(f"Tokenboard on [bold]http://{bind_host}:{bind_port}[/bold] ({_describe_db(settings)})")
+    proxies = settings.trusted_proxies
+    if proxies:
+        trusted = "any address" if proxies == ["*"] else ", ".join(proxies)
+        console.print(f"Client addresses from X-Forwarded-For when the connection comes from {trusted}")
     uvicorn.run(
         "tokenboard.app:create_app",
         factory=True,
@@ -88,7 +105,11 @@ def serve(
         workers=workers,
         loop="uvloop",
         http="httptools",
-        proxy_headers=False,
+        # Behind a load balancer, the client's address comes from its X-Forwarded-For, and only from the
+        # proxies listed in TOKENBOARD_FORWARDED_ALLOW_IPS; without them the header is ignored (a client
+        # cannot choose the address its failed logins are counted against). Each worker gets this config.
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None,
         log_level="info",
         # The application writes the access log itself, after each response (kit/access_log.py).
         access_log=False,
@@ -100,13 +121,16 @@ def serve(
 def demo(
     serve_after: Annotated[bool, typer.Option("--serve", help="Start the server afterwards.")] = False,
     events: Annotated[
-        int, typer.Option("--events", min=0, help="Usage events over the past year (a new demo only).")
-    ] = 20_000,
+        int | None,
+        typer.Option(
+            "--events", min=0, help="Usage events over the past year, default 20000 (a new demo only)."
+        ),
+    ] = None,
 ) -> None:
     """Create the demo organization (members in every role, teams, workspaces, a year of usage)."""
     from rich.progress import Progress
 
-    from tokenboard.demo import DEMO_PASSWORD, seed_demo
+    from tokenboard.demo import DEMO_EVENTS, DEMO_PASSWORD, seed_demo
     from tokenboard.kit.uow import run_in_unit_of_work
     from tokenboard.migrations import upgrade
 
@@ -114,11 +138,12 @@ def demo(
     upgrade(settings.database_url)
     if settings.gc_tuning:
         tune_gc()
+    count = DEMO_EVENTS if events is None else events
     with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("Seeding the demo organization and its usage", total=events)
+        task = progress.add_task("Seeding the demo organization and its usage", total=count)
 
         async def work(session):  # type: ignore[no-untyped-def]
-            return await seed_demo(session, events=events, progress=lambda n: progress.advance(task, n))
+            return await seed_demo(session, events=count, progress=lambda n: progress.advance(task, n))
 
         result = asyncio.run(run_in_unit_of_work(settings, work))
     table = Table(title=f"Demo logins for {result.organization.name} (password: {DEMO_PASSWORD})")
@@ -135,6 +160,14 @@ def demo(
             title="Tokenboard demo" + ("" if result.created else " (already there; passwords reset)"),
         )
     )
+    if not result.created and events is not None:
+        console.print(
+            f"[yellow]The demo organization already exists, so --events {events} was not applied[/yellow] "
+            "(usage is seeded only when the demo is created). To start afresh, point TOKENBOARD_DATABASE_URL "
+            f"at a new database (such as sqlite+aiosqlite:///./demo-new.db) and run `tokenboard demo "
+            f"--events {events}` again.",
+            highlight=False,
+        )
     console.print(f"Gateway key for the demo owner (shown once): [bold]{result.api_key}[/bold]")
     console.print("Try the gateway (simulated provider) with:")
     body = '{"model": "simulated/fast", "messages": [{"role": "user", "content": "Hello"}]}'
@@ -237,6 +270,18 @@ credits_app = typer.Typer(help="Credits: grant and inspect an organization's bal
 app.add_typer(credits_app, name="credits")
 
 
+# The most a balance may hold: $9 billion, within the signed 64-bit column (9.22e18 nano-USD). Past that,
+# SQLite silently stores a float (and every page showing the balance fails) and PostgreSQL refuses the write.
+MAX_BALANCE_NANOUSD = 9 * 10**18
+
+
+def _org_id(org: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(org)
+    except ValueError as exc:
+        raise _fail(f"{org!r} is not an organization id.") from exc
+
+
 @credits_app.command("grant")
 def credits_grant(
     org: Annotated[str, typer.Option("--org", help="Organization id.")],
@@ -244,32 +289,46 @@ def credits_grant(
     memo: Annotated[str, typer.Option(help="Why the credits were granted.")] = "operator grant",
 ) -> None:
     """Grant credits to an organization (purchases come with billing)."""
-    import uuid as _uuid
-
-    from tokenboard.kit.money import format_usd, parse_usd
+    from tokenboard.billing.endpoints import MAX_AMOUNT_NANOUSD, usd
+    from tokenboard.kit.errors import BadRequest, NotFound, TokenboardError
+    from tokenboard.kit.money import format_usd
     from tokenboard.kit.uow import run_in_unit_of_work
     from tokenboard.ledger.service import EntryKind, ledger
     from tokenboard.organizations import repository as org_repository
 
+    org_id = _org_id(org)
     try:
-        org_id = _uuid.UUID(org)
-        nanousd = parse_usd(amount)
-    except ValueError as exc:
-        raise _fail(str(exc) if "USD" in str(exc) else f"{org!r} is not an organization id.") from exc
+        nanousd = usd(amount)  # the bound and messages of the billing commands and API
+    except BadRequest as exc:
+        limit = f" A grant is at most {format_usd(MAX_AMOUNT_NANOUSD)}." if "too large" in exc.message else ""
+        raise _fail(exc.message + limit) from exc
     if nanousd <= 0:
         raise _fail("The amount must be more than zero.")
 
+    def too_much(balance: int) -> BadRequest:
+        return BadRequest(
+            f"The balance would be {format_usd(balance + nanousd)}, more than the "
+            f"{format_usd(MAX_BALANCE_NANOUSD)} a balance may hold; nothing was granted."
+        )
+
     async def work(session):  # type: ignore[no-untyped-def]
         if await org_repository.get(session, org_id) is None:
-            return None
+            raise NotFound(f"No organization {org_id}.")
+        before = await ledger.balance(session, org_id)
+        if before.balance_nanousd + nanousd > MAX_BALANCE_NANOUSD:
+            raise too_much(before.balance_nanousd)
         await ledger.post(
             session, org_id, kind=EntryKind.grant, amount_nanousd=nanousd, memo=memo, actor_label="cli"
         )
-        return await ledger.balance(session, org_id)
+        after = await ledger.balance(session, org_id)
+        if after.balance_nanousd > MAX_BALANCE_NANOUSD:  # a grant committed meanwhile: roll this one back
+            raise too_much(int(after.balance_nanousd) - nanousd)
+        return after
 
-    balance = asyncio.run(run_in_unit_of_work(_settings(), work))
-    if balance is None:
-        raise _fail(f"No organization {org_id}.")
+    try:
+        balance = asyncio.run(run_in_unit_of_work(_settings(), work))
+    except TokenboardError as exc:
+        raise _fail(exc.message) from exc
     console.print(
         f"[green]Granted {format_usd(nanousd)}[/green]; balance {format_usd(balance.balance_nanousd)}, "
         f"available {format_usd(balance.available_nanousd)}"
@@ -279,17 +338,23 @@ def credits_grant(
 @credits_app.command("balance")
 def credits_balance(org: Annotated[str, typer.Option("--org", help="Organization id.")]) -> None:
     """Show an organization's balance, reserved and available credits."""
-    import uuid as _uuid
-
+    from tokenboard.kit.errors import NotFound, TokenboardError
     from tokenboard.kit.money import format_usd
     from tokenboard.kit.uow import run_in_unit_of_work
     from tokenboard.ledger.service import ledger
+    from tokenboard.organizations import repository as org_repository
+
+    org_id = _org_id(org)
+
+    async def work(session):  # type: ignore[no-untyped-def]
+        if await org_repository.get(session, org_id) is None:
+            raise NotFound(f"No organization {org_id}.")
+        return await ledger.balance(session, org_id)
 
     try:
-        org_id = _uuid.UUID(org)
-    except ValueError as exc:
-        raise _fail(f"{org!r} is not an organization id.") from exc
-    balance = asyncio.run(run_in_unit_of_work(_settings(), lambda s: ledger.balance(s, org_id)))
+        balance = asyncio.run(run_in_unit_of_work(_settings(), work))
+    except TokenboardError as exc:
+        raise _fail(exc.message) from exc
     console.print(
         f"balance {format_usd(balance.balance_nanousd)}, reserved {format_usd(balance.reserved_nanousd)}, "
         f"available {format_usd(balance.available_nanousd)}"
@@ -371,7 +436,8 @@ def catalog_set_price(
             start = datetime.strptime(from_date, "%Y-%m-%d").replace(tzinfo=UTC)
         except ValueError as exc:
             raise _fail(f"{from_date!r} is not a date such as 2026-12-01.") from exc
-        start = max(start, utcnow())
+        if start <= utcnow():
+            start = None  # today or a past day means now: the service takes its own "now"
 
     async def work(session):  # type: ignore[no-untyped-def]
         return await catalog.set_price(session, model, prices, effective_from=start, note=note)
@@ -426,14 +492,18 @@ def import_usage(
 
     from tokenboard.kit.db import create_engine, create_sessionmaker
     from tokenboard.kit.errors import TokenboardError
+    from tokenboard.kit.live import LiveHub
     from tokenboard.usage.importer import FORMATS, ImportReport, count_lines, import_file
 
     if fmt is not None and fmt not in FORMATS:
         raise _fail(f"Unknown format {fmt!r}; use csv or jsonl.")
     total = count_lines(file)
+    settings = _settings()
 
     async def work() -> ImportReport:
-        engine = create_engine(_settings().database_url)
+        engine = create_engine(settings.database_url)
+        redis = await _redis_for_live_updates(settings)
+        live = LiveHub(redis) if redis is not None else None
         try:
             with Progress(console=console, transient=True) as progress:
                 task = progress.add_task(f"Importing {file.name}", total=total)
@@ -443,11 +513,17 @@ def import_usage(
                     org,
                     fmt=fmt,
                     progress=lambda n: progress.advance(task, n),
+                    live=live,
                 )
         finally:
+            if live is not None:
+                await live.drain()  # the last batches' announcement, before the process exits
+                await live.stop()
+            if redis is not None:
+                await redis.aclose()
             await engine.dispose()
 
-    if _settings().gc_tuning:
+    if settings.gc_tuning:
         tune_gc()
     try:
         report = asyncio.run(work())
@@ -463,6 +539,24 @@ def import_usage(
         console.print(f"  … and {len(report.rejected) - 50} more")
     if report.rejected:
         raise typer.Exit(code=2)
+
+
+async def _redis_for_live_updates(settings: Settings) -> Redis | None:
+    """The Redis through which a command announces new usage to the open pages of every server instance, or
+    None: without Redis nothing reaches them (only a server's own hub does, and this process is not one)."""
+    if not settings.redis_url:
+        return None
+    from redis.asyncio import Redis
+
+    from tokenboard.kit.redis_check import RedisUnavailable, check_url
+
+    try:
+        await check_url(settings.redis_url)
+    except RedisUnavailable as exc:
+        message = f"[yellow]Warning:[/yellow] {escape(str(exc))} Open pages will not hear of this import."
+        console.print(message, highlight=False)
+        return None
+    return Redis.from_url(settings.redis_url)
 
 
 rollups_app = typer.Typer(help="Usage rollups: the tables the usage pages read.", no_args_is_help=True)

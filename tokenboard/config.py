@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tokenboard.billing.plans import DEFAULT_PLAN_ID, DEFAULT_PLANS, PlanConfig
@@ -86,6 +87,12 @@ class Settings(BaseSettings):
     base_url: str = Field("http://127.0.0.1:8000", description="Public URL, used in links sent by email.")
     host: str = Field("127.0.0.1", description="Address `tokenboard serve` binds to.")
     port: int = Field(8000, description="Port `tokenboard serve` binds to.")
+    forwarded_allow_ips: str = Field(
+        "",
+        description="Proxies (load balancers) whose X-Forwarded-For and X-Forwarded-Proto headers "
+        "`tokenboard serve` trusts for the client's address: comma-separated IP addresses or networks "
+        "(10.0.0.0/8), or * for any; empty: none (the headers are ignored).",
+    )
     session_days: int = Field(14, description="Days a login session lasts without activity.")
     invitation_days: int = Field(7, description="Days an invitation link stays valid.")
     default_seats: int = Field(10, description="Seats a new organization starts with.")
@@ -168,6 +175,34 @@ class Settings(BaseSettings):
         description="With the offline provider, owners and billing managers may record their own payments "
         "(demos, trials); default: yes outside production, no in production (operators only).",
     )
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxy_addresses(cls, value: str) -> str:
+        entries = [item.strip() for item in value.split(",") if item.strip()]
+        if "*" in entries:
+            if len(entries) > 1:
+                raise ValueError("* trusts every proxy: give it alone, or a list of addresses")
+            return "*"
+        normalized = []
+        for entry in entries:
+            try:
+                # As uvicorn reads them: a network has a slash (host bits cleared here, where uvicorn would
+                # silently trust nothing), anything else is one address.
+                address: object = (
+                    ipaddress.ip_network(entry, strict=False) if "/" in entry else ipaddress.ip_address(entry)
+                )
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network (such as 10.0.0.5 or 10.0.0.0/8)"
+                ) from None
+            normalized.append(str(address))
+        return ",".join(normalized)
+
+    @property
+    def trusted_proxies(self) -> list[str]:
+        """The proxies whose forwarded headers set the client's address (``["*"]``: any); empty: none."""
+        return self.forwarded_allow_ips.split(",") if self.forwarded_allow_ips else []
 
     @property
     def owners_record_payments(self) -> bool:

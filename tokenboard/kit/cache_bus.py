@@ -14,6 +14,8 @@ from collections.abc import Callable
 
 from redis.asyncio import Redis
 
+from tokenboard.kit.redis_check import STARTUP_TIMEOUT, describe, ensure_reachable, unavailable
+
 log = logging.getLogger("tokenboard.cache_bus")
 CHANNEL = "tokenboard:invalidate"
 
@@ -35,10 +37,20 @@ class CacheBus:
             log.exception("could not publish cache invalidation %r", message)
 
     async def start(self) -> None:
+        """Listen to the other instances (when Redis is configured).
+
+        Raises :class:`~tokenboard.kit.redis_check.RedisUnavailable`, naming the address, when Redis does
+        not answer: a server that cannot hear of revoked keys must not start.
+        """
         if self._redis is None or self._listener is not None:
             return
+        await ensure_reachable(self._redis)
         self._listener = asyncio.get_running_loop().create_task(self._listen())
-        await asyncio.wait_for(self._subscribed.wait(), timeout=10)
+        try:
+            await asyncio.wait_for(self._subscribed.wait(), timeout=STARTUP_TIMEOUT)
+        except TimeoutError:
+            await self.stop()
+            raise unavailable(describe(self._redis), "no subscription to the invalidation channel") from None
 
     async def _listen(self) -> None:
         assert self._redis is not None

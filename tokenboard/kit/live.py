@@ -29,6 +29,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from tokenboard.kit.db import utcnow
+from tokenboard.kit.redis_check import STARTUP_TIMEOUT, describe, ensure_reachable, unavailable
 
 log = logging.getLogger("tokenboard.live")
 CHANNEL = "tokenboard:live"
@@ -232,12 +233,21 @@ class LiveHub:
     # -- lifecycle ----------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Listen to the other instances (when Redis is configured)."""
+        """Listen to the other instances (when Redis is configured).
+
+        Raises :class:`~tokenboard.kit.redis_check.RedisUnavailable`, naming the address, when Redis does
+        not answer.
+        """
         if self._redis is None or self._listener is not None:
             return
         self._closing = False
+        await ensure_reachable(self._redis)
         self._listener = asyncio.get_running_loop().create_task(self._listen())
-        await asyncio.wait_for(self._subscribed.wait(), timeout=10)
+        try:
+            await asyncio.wait_for(self._subscribed.wait(), timeout=STARTUP_TIMEOUT)
+        except TimeoutError:
+            await self.stop()
+            raise unavailable(describe(self._redis), "no subscription to the live channel") from None
 
     async def _listen(self) -> None:
         assert self._redis is not None
@@ -278,6 +288,17 @@ class LiveHub:
         for subs in list(self._subscribers.values()):
             for subscription in list(subs):
                 subscription.close()
+
+    async def drain(self) -> None:
+        """Send every message still waiting to be coalesced now, and wait until Redis has them.
+
+        For a short-lived publisher (``tokenboard import``) about to stop: :meth:`stop` drops what waits.
+        """
+        for key, timer in list(self._timers.items()):
+            timer.cancel()
+            self._flush(key)
+        if self._sending:
+            await asyncio.gather(*self._sending, return_exceptions=True)
 
     async def stop(self) -> None:
         self.close_streams()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tokenboard.audit.service import Actor
 from tokenboard.catalog.service import CatalogCache
 from tokenboard.kit.context import SYSTEM_CLIENT
-from tokenboard.kit.errors import NotFound
+from tokenboard.kit.errors import BadRequest, NotFound
+from tokenboard.kit.jobs import run_after_commit
+from tokenboard.kit.live import LiveHub
 from tokenboard.models import Organization
 from tokenboard.usage.schemas import MAX_BATCH, UsageEventCreate
 from tokenboard.usage.service import Directory, usage
@@ -46,11 +48,51 @@ def count_lines(path: Path) -> int:
         return sum(1 for _ in f)
 
 
+# The columns a CSV file must have (the fields an event cannot do without) and those it may have.
+REQUIRED_COLUMNS = tuple(name for name, info in UsageEventCreate.model_fields.items() if info.is_required())
+KNOWN_COLUMNS = frozenset(UsageEventCreate.model_fields)
+
+
+def check_header(columns: Sequence[str]) -> None:
+    """Refuse, once and clearly, a CSV header row that lacks a required column or names an unknown one (a
+    wrong separator, a missing header row): otherwise every line would be refused with the same error."""
+    missing = [name for name in REQUIRED_COLUMNS if name not in columns]
+    unknown = [name for name in columns if name and name not in KNOWN_COLUMNS]
+    if not missing and not unknown:
+        return
+    problems = []
+    if missing:
+        problems.append(f"lacks the required column{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+    if unknown:
+        names = ", ".join(repr(name) for name in unknown)
+        problems.append(f"names unknown column{'s' if len(unknown) > 1 else ''} {names}")
+    found = ", ".join(repr(name) for name in columns) if columns else "none (the first line is blank)"
+    if any(";" in name for name in columns):
+        hint = (
+            "It contains ';': separate the columns with commas, not semicolons (spreadsheets set to some "
+            "languages export CSV with ';')."
+        )
+    else:
+        hint = (
+            f"The first line must name the columns, separated by commas: {', '.join(REQUIRED_COLUMNS)} and "
+            "any of the optional fields of the ingest API (docs/usage.md)."
+        )
+    raise BadRequest(f"The CSV header row {' and '.join(problems)}; columns found: {found}. {hint}")
+
+
 def read_records(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    """(line number, fields) per record, or (line number, error text) for a line that cannot be read."""
-    with path.open(newline="", encoding="utf-8") as f:
+    """(line number, fields) per record, or (line number, error text) for a line that cannot be read.
+
+    A CSV file's header row is checked first (:func:`check_header`). A UTF-8 byte order mark (what Excel's
+    "CSV UTF-8" writes) is skipped.
+    """
+    with path.open(newline="", encoding="utf-8-sig") as f:
         if fmt == "csv":
             reader = csv.DictReader(f)
+            if reader.fieldnames is None:
+                return  # an empty file: nothing to import
+            reader.fieldnames = [name.strip() for name in reader.fieldnames]
+            check_header(reader.fieldnames)
             for row in reader:
                 # An empty cell is "not given"; None keys are surplus cells past the header.
                 if None in row:
@@ -99,8 +141,13 @@ async def import_file(
     fmt: str | None = None,
     progress: Callable[[int], None] | None = None,
     batch_size: int = MAX_BATCH,
+    live: LiveHub | None = None,
 ) -> ImportReport:
-    """Import every line of ``path`` into the organization; ``progress`` gets the lines read per batch."""
+    """Import every line of ``path`` into the organization; ``progress`` gets the lines read per batch.
+
+    With ``live`` (shared through Redis), the organization's open usage pages hear of each committed batch,
+    as with the ingest API; call ``live.drain()`` before the process exits.
+    """
     fmt = fmt or detect_format(path)
     catalog = CatalogCache()
     async with sessionmaker() as session:
@@ -119,9 +166,10 @@ async def import_file(
             report.rejected.extend((pending[e.index][0], e.message) for e in errors)
             async with sessionmaker() as session:
                 result = await usage.record(
-                    session, org.id, rows, actor=Actor.system(SYSTEM_CLIENT), source="import"
+                    session, org.id, rows, actor=Actor.system(SYSTEM_CLIENT), source="import", live=live
                 )
                 await session.commit()
+                await run_after_commit(session)  # the live announcement, once the batch is committed
             report.accepted += result.accepted
             report.duplicates += result.duplicates
             pending.clear()
