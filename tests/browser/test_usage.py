@@ -1,23 +1,36 @@
 """The usage page in headless Chromium against a real ``tokenboard serve`` with the demo's year of usage.
 
-Period switch, the "only my usage" toggle, expanding a row, the tokens tooltip, charts drawn, and a live
-update arriving while the page is open; on a desktop and on a phone (screenshots in test-artifacts/).
+Period switch, the "only my usage" toggle, expanding a row, the tokens tooltip, charts drawn, a live
+update arriving while the page is open, usage written while no live stream was open caught up when it
+(re)opens, and no page wider than the screen; on a desktop and on a phone (screenshots in test-artifacts/).
 """
 
 from __future__ import annotations
 
 import re
+import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Request, Route, expect
+from sqlalchemy import select
 
 from tests.browser.test_flows import log_in, org_id_from
+from tests.support.databases import run_sync
 from tests.support.live_server import LiveServer
+from tokenboard.demo import DEMO_ORG
+from tokenboard.kit.db import create_engine, create_sessionmaker
+from tokenboard.models import Organization, User
+from tokenboard.usage.ingest import record_events
 
 pytestmark = pytest.mark.browser
+
+OWNER = "owner@demo.tokenboard.dev"
+LIVE_STREAM = re.compile(r"/usage/live(\?.*)?$")
+STREAM_SECONDS = 2  # the server ends each stream after this (its default is 300 s); the browser reconnects
 
 
 def open_usage(page: Page, server: LiveServer, email: str) -> str:
@@ -125,3 +138,159 @@ def test_usage_page_on_a_phone_as_a_member(
     )
     assert overflow <= 0, f"page is {overflow}px wider than the 390px viewport: {wide}"
     page.screenshot(path=str(artifacts_dir / f"usage-phone-{server.backend}.png"), full_page=True)
+
+
+def ingest(page: Page, server: LiveServer, org_id: str, token: str, event_id: str) -> None:
+    """One usage event through the ingest API, as the signed-in user (the server announces it at once)."""
+    event = {
+        "id": event_id,
+        "timestamp": datetime.now(UTC).isoformat(),
+        "model": "openai/gpt-4o",
+        "cost_nanousd": 123_456_789,
+        "user_email": OWNER,
+    }
+    response = page.request.post(
+        f"{server.url}/api/v1/organizations/{org_id}/usage/events",
+        data={"events": [event]},
+        headers={"X-CSRF-Token": token},
+    )
+    assert response.status == 200, response.text()
+    assert response.json()["accepted"] == 1
+
+
+def test_usage_written_while_no_stream_is_open_shows_once_it_reopens(
+    server: LiveServer, new_context: object
+) -> None:
+    """The server ends each live stream after a while and the browser reconnects ~2 s later; usage written
+    in that gap (or between the page's rendering and its stream opening) is announced to nobody. The page
+    catches up when its stream (re)opens: once, in place, without a reload."""
+    page = new_context(viewport={"width": 1280, "height": 900}).new_page()  # type: ignore[operator]
+    log_in(page, server, OWNER)
+    org_id = org_id_from(page)
+    token = page.get_attribute("meta[name=csrf-token]", "content") or ""
+    report = page.request.get(f"{server.url}/api/v1/organizations/{org_id}/usage?period=month")
+    requests_before = report.json()["summary"]["requests"]
+
+    # Every (re)connection of the page's stream goes through here: the server is asked to end it after
+    # STREAM_SECONDS (its real ``lifetime`` parameter), and an armed write lands while no stream is open.
+    connections: list[str] = []
+    armed: list[str] = []
+    written_at: list[int] = []
+
+    def connect(route: Route) -> None:
+        connections.append(route.request.url)
+        if armed:
+            ingest(page, server, org_id, token, armed.pop())
+            written_at.append(len(connections))
+            time.sleep(0.6)  # past the hub's coalescing delay (0.25 s): nobody is subscribed to hear it
+        url = route.request.url
+        route.continue_(url=f"{url}{'&' if '?' in url else '?'}lifetime={STREAM_SECONDS}")
+
+    refreshes: list[str] = []
+
+    def on_request(request: Request) -> None:
+        if request.headers.get("x-live-refresh") == "1" and "/usage?" in request.url:
+            refreshes.append(request.url)
+
+    page.on("request", on_request)
+    page.route(LIVE_STREAM, connect)
+
+    # 1. Written after the page was rendered, before its stream opened.
+    armed.append(f"browser-gap-{uuid.uuid4().hex[:8]}")
+    page.goto(f"{server.url}/organizations/{org_id}/usage?period=month")
+    page.evaluate("window.__same_page = true")
+    requests_card = page.locator("[data-value=requests]")
+    expect(requests_card).to_have_text(f"{requests_before + 1:,}", timeout=10_000)
+    assert written_at == [1], "the first write was not made while the page's stream was opening"
+
+    # 2. Written while the browser reconnects after the server ended the stream.
+    armed.append(f"browser-reconnect-{uuid.uuid4().hex[:8]}")
+    expect(requests_card).to_have_text(f"{requests_before + 2:,}", timeout=4 * STREAM_SECONDS * 1000 + 5_000)
+    assert len(written_at) == 2 and written_at[1] >= 2, f"not written on a reconnection: {written_at}"
+    assert page.evaluate("window.__same_page === true"), "the page reloaded instead of updating in place"
+    # One catch-up per (re)connection at most (no usage event reached the page): never two in a row.
+    page.wait_for_timeout(500)
+    assert 1 <= len(refreshes) <= len(connections), (refreshes, connections)
+    page.unroute(LIVE_STREAM)
+
+
+@pytest.fixture(scope="module")
+def file_conversation(server: LiveServer) -> str:
+    """A conversation of the demo owner's that sent a file with a long name (the demo's have no files)."""
+    conversation_id = f"conv-file-{uuid.uuid4().hex[:8]}"
+
+    async def seed() -> None:
+        engine = create_engine(server.database_url)
+        try:
+            async with create_sessionmaker(engine)() as session:
+                org = (
+                    await session.execute(select(Organization).where(Organization.name == DEMO_ORG))
+                ).scalar_one()
+                owner = (await session.execute(select(User).where(User.email == OWNER))).scalar_one()
+                attachment = {
+                    "type": "file",
+                    "bytes": 1_234_567,
+                    "estimated_tokens": 12_000,
+                    "name": "Quarterly_Financial_Report_2025_final_version_for_the_board.pdf",
+                }
+                row: dict[str, Any] = {
+                    "organization_id": org.id,
+                    "request_id": f"{conversation_id}-1",
+                    "created_at": datetime.now(UTC) - timedelta(hours=1),
+                    "user_id": owner.id,
+                    "model_id": "openai/gpt-4o",
+                    "provider_id": "openai",
+                    "input_tokens": 20_000,
+                    "cached_input_tokens": 2_000,
+                    "output_tokens": 300,
+                    "cost_nanousd": 55_000_000,
+                    "latency_ms": 900,
+                    "conversation_id": conversation_id,
+                    "message_id": f"{conversation_id}-m1",
+                    "attachments": [attachment],
+                }
+                await record_events(session, [row])
+                await session.commit()
+        finally:
+            await engine.dispose()
+
+    run_sync(seed())
+    return conversation_id
+
+
+WIDE_ELEMENTS = """(width) => Array.from(document.querySelectorAll('main *'))
+    .filter(e => e.getBoundingClientRect().right > width + 1).slice(0, 8)
+    .map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))"""
+
+
+@pytest.mark.parametrize("width", [375, 1280])
+def test_no_page_scrolls_sideways(
+    server: LiveServer, new_context: object, artifacts_dir: Path, file_conversation: str, width: int
+) -> None:
+    """Wide tables scroll inside their card (or wrap), the page itself never scrolls sideways."""
+    page = new_context(viewport={"width": width, "height": 800}).new_page()  # type: ignore[operator]
+    log_in(page, server, OWNER)
+    org_id = org_id_from(page)
+    base = f"{server.url}/organizations/{org_id}"
+    pages = {
+        "usage-month": f"{base}/usage?period=month",
+        "usage-year": f"{base}/usage?period=year",
+        "conversations": f"{base}/usage/conversations",
+        "conversation-file": f"{base}/usage/conversations/{file_conversation}",
+    }
+    for name, url in pages.items():
+        page.goto(url)
+        if name == "usage-month":
+            expect(page.locator("[data-breakdown] table").first).to_be_visible()
+        if name == "conversation-file":
+            expect(page.locator("table.files")).to_contain_text("Quarterly_Financial_Report")
+            page.locator("details.cost-calculation summary").first.click()
+            expect(page.locator("table.cost-lines").first).to_be_visible()
+        page.screenshot(
+            path=str(artifacts_dir / f"width-{width}-{name}-{server.backend}.png"), full_page=True
+        )
+        scroll_width = page.evaluate("document.documentElement.scrollWidth")
+        inner_width = page.evaluate("window.innerWidth")
+        assert scroll_width <= inner_width, (
+            f"{name} is {scroll_width}px wide at {inner_width}px: {page.evaluate(WIDE_ELEMENTS, inner_width)}"
+        )

@@ -37,6 +37,10 @@
 // and marks the parts to refresh with data-live-fragment and an id. On an event the page re-fetches its own
 // URL (header X-Live-Refresh: 1) and swaps those elements by id; open <details> stay open. Listeners can
 // also handle the "tokenboard:live" DOM event (detail: the event's JSON) themselves.
+// Usage written while no stream is open is announced to nobody: between the page's rendering and the
+// stream opening, while the browser reconnects after the server ended the stream (every few minutes), while
+// the tab was hidden. So each time the stream (re)opens the page catches up once, the same way (the
+// "tokenboard:live" detail is then {"catch_up": true}), debounced with the events that follow.
 (function () {
   "use strict";
   const source = document.querySelector("[data-live-url]");
@@ -74,33 +78,41 @@
       });
   }
 
-  function onUsage(event) {
-    let detail = null;
-    try { detail = JSON.parse(event.data); } catch (e) { detail = null; }
+  function announce(detail) {
     const notice = new CustomEvent("tokenboard:live", { detail: detail, cancelable: true });
     if (!document.dispatchEvent(notice)) { return; } // a page's own handler took care of it
     if (!document.querySelector("[data-live-fragment][id]")) { return; }
     clearTimeout(timer);
-    timer = setTimeout(refresh, 300); // one refresh for a burst of events
+    timer = setTimeout(refresh, 300); // one refresh for a burst of events (and a catch-up among them)
+  }
+
+  function onUsage(event) {
+    let detail = null;
+    try { detail = JSON.parse(event.data); } catch (e) { detail = null; }
+    announce(detail);
   }
 
   function open() {
     if (stream) { return; }
     stream = new EventSource(url);
     stream.addEventListener("usage", onUsage);
+    // Fired on the first connection and on each reconnection (the EventSource's own, after the server
+    // ended the stream or the network dropped it): catch up on what was written while it was closed.
+    stream.addEventListener("open", function () { announce({ catch_up: true }); });
   }
 
   function close() {
     if (stream) { stream.close(); stream = null; }
   }
 
-  // A hidden tab (or a phone's locked screen) keeps no connection open; catch up on return.
+  // A hidden tab (or a phone's locked screen) keeps no connection open; on return the new stream's "open"
+  // catches up (once: no refresh of its own here). Likewise for a page restored from the back/forward cache.
   document.addEventListener("visibilitychange", function () {
     if (document.hidden) { close(); return; }
     open();
-    if (document.querySelector("[data-live-fragment][id]")) { refresh(); }
   });
   window.addEventListener("pagehide", close);
+  window.addEventListener("pageshow", function (event) { if (event.persisted && !document.hidden) { open(); } });
   if (!document.hidden) { open(); }
 })();
 
