@@ -116,6 +116,53 @@ async def test_set_price_from_today_or_a_past_day_starts_now(
         assert now - timedelta(minutes=5) < start <= now  # now, not the day given (and never the past)
 
 
+async def test_set_price_keeps_the_kinds_it_does_not_give(
+    factory: Factory, settings: Settings, tmp_path: Path, db: AsyncSession
+) -> None:
+    """Sonnet 4.5 from the CLI with a new input and output price: its cache prices and 200k-token tier stay;
+    --reasoning and --per-request set theirs."""
+    from dataclasses import replace
+    from decimal import Decimal
+
+    from tokenboard.catalog.reference import per_token
+    from tokenboard.catalog.service import catalog as catalog_service
+
+    sonnet = "anthropic/claude-sonnet-4-5"
+    await factory.run(lambda s: catalog.sync(s, provider_ids=["anthropic"]))
+    before = await factory.run(lambda s: catalog_service.prices_at(s, sonnet, datetime.now(UTC)))
+    assert before is not None and before.tiers and before.cache_write_1h is not None
+    done = run_cli(
+        settings, tmp_path, "catalog", "set-price", sonnet, "--input", "2.4", "--output", "12",
+        "--reasoning", "13", "--per-request", "0.01",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Kept from the price in force then: cache write 1h, cache write 5m, cached input read, tiers." in (
+        done.stdout.replace("\n", " ")
+    )
+    after = await factory.run(lambda s: catalog_service.prices_at(s, sonnet, datetime.now(UTC)))
+    assert after == replace(
+        before,
+        input=per_token(Decimal("2.4")),
+        output=per_token(Decimal("12")),
+        reasoning=per_token(Decimal("13")),
+        per_request=Decimal("0.01"),
+    )
+    bad = run_cli(
+        settings,
+        tmp_path,
+        "catalog",
+        "set-price",
+        sonnet,
+        "--input",
+        "1",
+        "--output",
+        "1",
+        "--per-request",
+        "-1",
+    )
+    assert bad.returncode == 1 and "is not a fee in USD" in bad.stdout
+
+
 # -- serve: Redis absent, proxies -----------------------------------------------------------------------
 
 

@@ -6,6 +6,7 @@ import asyncio
 import os
 import secrets
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -416,20 +417,40 @@ def catalog_set_price(
     cache_write_1h: Annotated[
         str | None, typer.Option("--cache-write-1h", help="USD per million 1-hour cache-write tokens.")
     ] = None,
+    reasoning: Annotated[
+        str | None, typer.Option("--reasoning", help="USD per million reasoning tokens.")
+    ] = None,
+    per_request: Annotated[str | None, typer.Option("--per-request", help="USD per request.")] = None,
     from_date: Annotated[
         str | None, typer.Option("--from", help="First day (YYYY-MM-DD, UTC) the price applies; default now.")
     ] = None,
     note: Annotated[str | None, typer.Option(help="Why (a contract, a discount).")] = None,
 ) -> None:
-    """Override a model's price from now (or a future day); past prices never change."""
-    from datetime import UTC, datetime
+    """Override a model's price from now (or a future day); past prices never change.
 
-    from tokenboard.catalog.service import catalog
+    Kinds not given (cache prices, reasoning, the request fee, long-context tiers) keep the model's price in
+    force when the override starts."""
+    from datetime import UTC, datetime
+    from decimal import Decimal, InvalidOperation
+
+    from tokenboard.catalog.service import INHERITABLE, catalog
     from tokenboard.kit.db import utcnow
     from tokenboard.kit.errors import TokenboardError
     from tokenboard.kit.uow import run_in_unit_of_work
 
-    prices = _catalog_prices(_price_spec(input_, output, cached, cache_write_5m, cache_write_1h))
+    spec = _price_spec(input_, output, cached, cache_write_5m, cache_write_1h)
+    if reasoning is not None:
+        spec["reasoning"] = reasoning
+    prices = _catalog_prices(spec)
+    if per_request is not None:
+        try:
+            fee = Decimal(per_request)
+            if not fee.is_finite() or fee < 0:
+                raise InvalidOperation
+        except InvalidOperation as exc:
+            raise _fail(f"{per_request!r} is not a fee in USD such as 0.01.") from exc
+        prices = replace(prices, per_request=fee)
+    keep = INHERITABLE - set(spec) - ({"per_request"} if per_request is not None else set())
     start = None
     if from_date is not None:
         try:
@@ -440,13 +461,15 @@ def catalog_set_price(
             start = None  # today or a past day means now: the service takes its own "now"
 
     async def work(session):  # type: ignore[no-untyped-def]
-        return await catalog.set_price(session, model, prices, effective_from=start, note=note)
+        return await catalog.set_price(session, model, prices, effective_from=start, note=note, keep=keep)
 
     try:
         row = asyncio.run(run_in_unit_of_work(_settings(), work))
     except TokenboardError as exc:
         raise _fail(exc.message) from exc
     console.print(f"[green]Price set[/green] for {model} from {row.effective_from:%Y-%m-%d %H:%M} UTC")
+    kept = ", ".join(sorted(kind.replace("_", " ") for kind in keep))
+    console.print(f"Kept from the price in force then: {kept}.", highlight=False)
 
 
 @catalog_app.command("add-model")
