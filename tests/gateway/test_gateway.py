@@ -926,3 +926,31 @@ async def test_files_and_images_are_recorded_with_their_share_of_the_prompt(
     assert picture["estimated_tokens"] + document["estimated_tokens"] <= prompt
     charged = len(b64(report)) // FILE_PART_CHARS_PER_TOKEN
     assert charged - 100 <= document["estimated_tokens"] <= charged  # the text estimated from the body
+
+
+async def test_with_usage_analytics_off_only_what_billing_needs_is_recorded(
+    factory: Factory, live_gateway: LiveGateway
+) -> None:
+    from tests.gateway.test_attachments import b64, png
+    from tokenboard.members.roles import Role
+
+    tenant = await seed(factory)
+    token = await factory.personal_token(tenant.setup.users[Role.owner])
+    async with httpx.AsyncClient(
+        base_url=live_gateway.url, headers={"authorization": f"Bearer {token}"}
+    ) as owner:
+        settings = f"/api/v1/organizations/{tenant.setup.id}/settings"
+        assert (await owner.patch(settings, json={"usage_analytics_enabled": False})).status_code == 200
+    content = [
+        {"type": "text", "text": "What is this?"},
+        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{b64(png(64, 64))}"}},
+    ]
+    headers = {"x-tokenboard-feature": "search", "x-tokenboard-conversation-id": "c-1"}
+    client = openai.AsyncOpenAI(base_url=live_gateway.v1, api_key=tenant.key, default_headers=headers)
+    await client.chat.completions.create(
+        model="openai/gpt-4o-mini", messages=[{"role": "user", "content": content}]
+    )
+    await client.close()
+    (event,) = await wait_for_events(factory, tenant.setup.id, 1)
+    assert event.cost_nanousd > 0 and event.input_tokens > 0 and event.user_id is not None
+    assert (event.feature, event.conversation_id, event.attachments) == (None, None, None)

@@ -182,6 +182,7 @@ class _Pass:
     stamp: tuple[int, int, int, int]  # Gateway._stamp when it was decided
     until: float  # wall-clock seconds
     deny_data_collection: bool = False
+    usage_analytics: bool = True  # the organization's switch (model_access.cache.OrgPolicy)
 
 
 def request_cost(
@@ -274,7 +275,10 @@ class Gateway:
         if wait is not None:
             raise GatewayError(429, "Rate limit reached for this key. Retry shortly.", retry_after=wait)
         stream = bool(body.get("stream")) and route.name != "embeddings"
-        attachments, payload_chars = find_attachments(body, route.api_format)
+        if ticket.usage_analytics:
+            attachments, payload_chars = find_attachments(body, route.api_format)
+        else:  # the organization switched usage analytics off: what billing needs, nothing more
+            attachments, payload_chars, attribution = None, 0, _NO_ATTRIBUTION
         admitted = Admitted(
             request_id=request_id(),
             key=key,
@@ -378,6 +382,7 @@ class Gateway:
         if key.allowed_models is not None and model_id not in key.allowed_models:
             raise GatewayError(403, f"This key may not use {model_id}; it is restricted to other models.")
         deny_data_collection = False
+        usage_analytics = True
         if self.policy is not None:
             if not self.policy.loaded(org_id):
                 async with self.sessionmaker() as session:
@@ -385,10 +390,11 @@ class Gateway:
             refusal = self.policy.decide(org_id, model_id, when=now)
             if refusal is not None:
                 raise GatewayError(refusal.status, refusal.message)
+            policy = self.policy.policy(org_id)
             deny_data_collection = (
-                upstream.kind == UpstreamKind.openrouter
-                and self.policy.policy(org_id).opt_out_training_providers
+                upstream.kind == UpstreamKind.openrouter and policy.opt_out_training_providers
             )
+            usage_analytics = policy.usage_analytics
         ticket = _Pass(
             key=key,
             model_id=model_id,
@@ -400,6 +406,7 @@ class Gateway:
             stamp=stamp,
             until=until,
             deny_data_collection=deny_data_collection,
+            usage_analytics=usage_analytics,
         )
         if len(self._passes) >= MAX_PASSES:
             self._passes.clear()

@@ -40,6 +40,9 @@ class OrgPolicy:
     disabled_models: frozenset[str]
     opt_out_training_providers: bool
     default_model_id: str | None
+    # Off: the gateway records what billing needs (who, which model, tokens, cost, status) and none of the
+    # request's attribution (feature, tool, integration, conversation and message ids) or attachments.
+    usage_analytics: bool = True
 
     def provider_block_reason(self, provider_id: str, trains_on_prompts: bool | None) -> str | None:
         if provider_id in self.disabled_providers:
@@ -63,12 +66,13 @@ async def load_policy(session: AsyncSession, org_id: uuid.UUID) -> OrgPolicy | N
     settings = await repository.org_settings(session, org_id)
     if settings is None:
         return None
-    opt_out, default_model_id = settings
+    opt_out, default_model_id, usage_analytics = settings
     return OrgPolicy(
         disabled_providers=frozenset(await repository.disabled_providers(session, org_id)),
         disabled_models=frozenset(await repository.disabled_models(session, org_id)),
         opt_out_training_providers=opt_out,
         default_model_id=default_model_id,
+        usage_analytics=usage_analytics,
     )
 
 

@@ -11,13 +11,16 @@ from tokenboard.kit.tenancy import scoped
 from tokenboard.models import Organization, OrgModelAccess, OrgProviderAccess
 
 
-async def org_settings(session: AsyncSession, org_id: uuid.UUID) -> tuple[bool, str | None] | None:
-    """The organization's training opt-out and default model, or ``None`` when it does not exist."""
-    stmt = select(Organization.opt_out_training_providers, Organization.default_model_id).where(
-        Organization.id == org_id
-    )
+async def org_settings(session: AsyncSession, org_id: uuid.UUID) -> tuple[bool, str | None, bool] | None:
+    """The organization's training opt-out, default model and usage analytics switch, or ``None`` when it
+    does not exist."""
+    stmt = select(
+        Organization.opt_out_training_providers,
+        Organization.default_model_id,
+        Organization.usage_analytics_enabled,
+    ).where(Organization.id == org_id)
     row = (await session.execute(stmt)).first()
-    return (bool(row[0]), row[1]) if row is not None else None
+    return (bool(row[0]), row[1], bool(row[2])) if row is not None else None
 
 
 async def disabled_providers(session: AsyncSession, org_id: uuid.UUID) -> list[str]:

@@ -34,7 +34,11 @@ class OrganizationSummary(Schema):
 class OrganizationSettings(Schema):
     name: str
     opt_out_training_providers: bool = Field(description="Refuse providers that train on prompts.")
-    usage_analytics_enabled: bool = Field(description="Record usage analytics for this organization.")
+    usage_analytics_enabled: bool = Field(
+        description="Record each request's attribution (feature, tool, integration, conversation and message "
+        "ids) and attachments. Off: the gateway records only what billing needs (member, model, tokens, "
+        "cost, status)."
+    )
     monthly_usage_quota_nanousd: int | None = Field(
         description="Usage included each calendar month (UTC), in nano-USD; null when no quota is set."
     )

@@ -166,8 +166,8 @@ class OrganizationService:
                 before={k: before[k] for k in changed},
                 after={k: after[k] for k in changed},
             )
-            if "opt_out_training_providers" in changed:
-                invalidate_after_commit(session, org.id)  # the gateway refuses or allows at once
+            if {"opt_out_training_providers", "usage_analytics_enabled"} & set(changed):
+                invalidate_after_commit(session, org.id)  # the gateway applies it at once
         await session.flush()
         return org
 
