@@ -1,21 +1,28 @@
 """Conversations: the list from the rollup, a conversation's messages from its raw events, cost lines that
-add up to each stored cost, file impact, and who may see which conversation."""
+add up to each stored cost, file impact, and who may see which conversation (a conversation is one user's:
+users who send the same conversation id each have their own, and see only their own)."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tests.support.databases import BACKENDS, create_database, drop_database
 from tests.support.factories import Factory, OrgSetup
 from tokenboard.catalog.pricing import TokenUsage, compute_cost
 from tokenboard.catalog.service import catalog
+from tokenboard.kit.db import create_engine, create_sessionmaker
 from tokenboard.members.roles import Role
-from tokenboard.models import UsageEvent
+from tokenboard.migrations import downgrade, upgrade
+from tokenboard.models import Organization, UsageConversation, UsageEvent
 from tokenboard.usage import repository
 from tokenboard.usage.ingest import record_events
 
@@ -237,3 +244,205 @@ async def test_the_drill_down_reads_the_partial_conversation_index(
         plan = "\n".join(row[-1] for row in await db.execute(text(f"EXPLAIN QUERY PLAN {compiled}")))
     assert "conversation_id IS NOT NULL" in str(definition), definition
     assert "ix_usage_events_org_conversation" in plan, plan
+
+
+async def test_a_conversation_id_two_members_send_is_a_conversation_each(
+    factory: Factory, convo: tuple[OrgSetup, OrgSetup, list[dict[str, Any]]]
+) -> None:
+    """The audit's case: member A sends ``team-thread-42``, then member B an expensive request with the same
+    id. Each sees only his own requests and cost, the other's is a 404; owners and admins see a conversation
+    per user (and the requests of no user in their own), the detail naming whose."""
+    setup, _, _ = convo
+    a, b = setup.users[Role.member], await factory.user(name="Chat Co Member B")
+    await factory.add_member(setup.organization, b, Role.member)
+    base = {"model_id": MODEL, "provider_id": "openai", "conversation_id": "team-thread-42"}
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+
+    def sent(n: int, user: Any, cost: int, minutes: int) -> dict[str, Any]:
+        return base | {
+            "organization_id": setup.id,
+            "request_id": f"thread-{n}",
+            "created_at": start + timedelta(minutes=minutes),
+            "user_id": user,
+            "input_tokens": 100 * n,
+            "cached_input_tokens": 0,
+            "output_tokens": 10 * n,
+            "reasoning_tokens": n,
+            "cost_nanousd": cost,
+        }
+
+    mine, his = [sent(1, a.id, 1_000, 0), sent(3, a.id, 2_000, 30)], [sent(2, b.id, 9_000_000, 5)]
+    nobody = [sent(4, None, 77, 1)]  # recorded without a user (an API caller's usage, say)
+    await factory.run(lambda s: record_events(s, mine[:1]))
+    await factory.run(lambda s: record_events(s, [*his, *nobody, *mine]))  # A's first one retried
+    assert await factory.run(lambda s: record_events(s, [*mine, *his, *nobody])) == []
+
+    api = f"/api/v1/organizations/{setup.id}/usage/conversations"
+    page = f"/organizations/{setup.id}/usage/conversations"
+    html = {"accept": "text/html"}
+    for user, own, other in ((a, mine, b), (b, his, a)):
+        async with await factory.client_for(user) as client:
+            listed = (await client.get(api)).json()["items"]
+            detail = await client.get(f"{api}/team-thread-42")
+            named = await client.get(f"{api}/team-thread-42", params={"user": str(user.id)})
+            theirs = await client.get(f"{api}/team-thread-42", params={"user": str(other.id)})
+            no_user = await client.get(f"{api}/team-thread-42", params={"user": "none"})
+            unknown = await client.get(f"{api}/no-such-thread")
+            listing = await client.get(page, headers=html)
+            shown = await client.get(f"{page}/team-thread-42", headers=html)
+            theirs_shown = await client.get(f"{page}/team-thread-42?user={other.id}", headers=html)
+        thread = [c for c in listed if c["conversation_id"] == "team-thread-42"]
+        assert [c["user_id"] for c in thread] == [str(user.id)]
+        assert as_summed(thread[0]) == summed(own)
+        assert detail.status_code == 200, detail.text
+        assert detail.json() == named.json()
+        assert detail.json()["conversation"]["user_id"] == str(user.id)
+        assert as_summed(detail.json()["conversation"]) == summed(own)
+        assert [m["request_id"] for m in detail.json()["messages"]] == [e["request_id"] for e in own]
+        # Another's conversation answers as an unknown one does: nothing about it is told.
+        assert theirs.status_code == no_user.status_code == unknown.status_code == 404
+        assert theirs.json() == no_user.json() == unknown.json()
+        assert str(other.id) not in theirs.text and "details" not in theirs.json()["error"]
+        assert listing.status_code == 200 and other.email not in listing.text
+        assert f"team-thread-42?user={user.id}" in listing.text
+        assert shown.status_code == 200 and theirs_shown.status_code == 404
+        others = {e["request_id"] for e in [*mine, *his, *nobody] if e not in own}
+        assert all(f'data-message="{r}"' not in shown.text for r in others)
+        assert all(f'data-message="{e["request_id"]}"' in shown.text for e in own)
+
+    async with await factory.client_for(setup.users[Role.admin]) as client:
+        listed = (await client.get(api)).json()["items"]
+        ambiguous = await client.get(f"{api}/team-thread-42")
+        rows = {
+            key: await client.get(f"{api}/team-thread-42", params={"user": key})
+            for key in (str(a.id), str(b.id), "none", "NONE", a.id.hex)
+        }
+        unknown = await client.get(f"{api}/team-thread-42", params={"user": str(setup.users[Role.owner].id)})
+        invalid = await client.get(f"{api}/team-thread-42", params={"user": "someone"})
+        only_mine = (await client.get(api, params={"mine": "true"})).json()["items"]
+        listing = await client.get(page, headers=html)
+        shown = await client.get(f"{page}/team-thread-42?user={b.id}", headers=html)
+        ambiguous_page = await client.get(f"{page}/team-thread-42", headers=html)
+    thread = [c for c in listed if c["conversation_id"] == "team-thread-42"]
+    # Most recently active first: A's (his last request at 30 min), B's (5), nobody's (1).
+    assert [(c["user_id"], c["email"]) for c in thread] == [
+        (str(a.id), a.email),
+        (str(b.id), b.email),
+        (None, None),
+    ]
+    assert [as_summed(c) for c in thread] == [summed(mine), summed(his), summed(nobody)]
+    assert ambiguous.status_code == 404
+    error = ambiguous.json()["error"]
+    assert "3 users" in error["message"] and "user parameter" in error["message"]
+    assert sorted(error["details"]["users"]) == sorted([str(a.id), str(b.id), "none"])
+    for key, own in (
+        (str(a.id), mine),
+        (str(b.id), his),
+        ("none", nobody),
+        ("NONE", nobody),
+        (a.id.hex, mine),
+    ):
+        assert rows[key].status_code == 200, rows[key].text
+        assert [m["request_id"] for m in rows[key].json()["messages"]] == [e["request_id"] for e in own]
+        assert as_summed(rows[key].json()["conversation"]) == summed(own)
+    assert unknown.status_code == 404 and invalid.status_code == 422
+    assert [c["conversation_id"] for c in only_mine] == ["conv-b"]  # the admin's own (the fixture's)
+    for key in (str(a.id), str(b.id), "none"):
+        assert f"team-thread-42?user={key}" in listing.text
+    assert listing.text.count('data-conversation="team-thread-42"') == 3
+    assert shown.status_code == 200 and 'data-message="thread-2"' in shown.text
+    assert 'data-message="thread-1"' not in shown.text
+    assert ambiguous_page.status_code == 404
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_migration_0019_rekeys_the_conversations_and_recomputes_them_both_ways(
+    backend: str, tmp_path: Path
+) -> None:
+    """Usage recorded at head (conversation ids shared by users, and by no user); down to 0018: one row per
+    id again, its user the earliest event's, every user's events summed; up again: the rows the pipeline
+    had made, under the new key."""
+    from tests.usage.test_rollups import make_events, shared_conversations
+
+    url, name = await asyncio.to_thread(create_database, backend, tmp_path, "conversations")
+    org_id, users = uuid.uuid4(), [uuid.uuid4(), uuid.uuid4(), None]
+    nil = "00000000-0000-0000-0000-000000000000"
+
+    async def read() -> tuple[list[str], list[tuple[Any, ...]], list[dict[str, Any]]]:
+        engine = create_engine(url)
+        try:
+            async with engine.connect() as conn:
+                if backend == "sqlite":
+                    info = (await conn.exec_driver_sql("PRAGMA table_info(usage_conversations)")).all()
+                    key = [r[1] for r in sorted((r for r in info if r[5]), key=lambda r: r[5])]
+                else:
+                    key = list(
+                        await conn.scalars(
+                            text(
+                                "SELECT a.attname FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) "
+                                "WITH ORDINALITY AS k(attnum, n) JOIN pg_attribute a ON a.attrelid = "
+                                "i.indrelid AND a.attnum = k.attnum WHERE i.indrelid = "
+                                "'usage_conversations'::regclass AND i.indisprimary ORDER BY k.n"
+                            )
+                        )
+                    )
+                table = UsageConversation.__table__
+                rows = sorted((tuple(r) for r in await conn.execute(select(*table.c))), key=repr)
+                events = [dict(r) for r in (await conn.execute(select(*UsageEvent.__table__.c))).mappings()]
+        finally:
+            await engine.dispose()
+        return key, rows, events
+
+    try:
+        engine = create_engine(url)
+        async with create_sessionmaker(engine)() as session:
+            session.add(Organization(id=org_id, name="Threads", seat_limit=5))
+            await session.flush()
+            events = make_events(org_id, users, 200, seed=19) + shared_conversations(org_id, users, seed=19)
+            for i in range(0, len(events), 60):
+                await record_events(session, events[i : i + 60])
+            await session.commit()
+        await engine.dispose()
+        key, head, raw = await read()
+        assert key == ["organization_id", "conversation_id", "user_id"]
+        assert len({r[1] for r in head}) < len(head)  # ids shared by users
+
+        await asyncio.to_thread(downgrade, url, "0018")
+        key, old, _ = await read()
+        assert key == ["organization_id", "conversation_id"]
+        expected = []
+        for (org, conversation), found in group_by(raw, ("organization_id", "conversation_id")).items():
+            first = min(found, key=lambda e: (e["created_at"], e["id"]))
+            usage = summed(found)
+            expected.append(
+                (
+                    org,
+                    conversation,
+                    first["user_id"] or uuid.UUID(nil),
+                    first["created_at"],
+                    max(e["created_at"] for e in found),
+                    usage["requests"],
+                    sum(e["cache_write_1h_tokens"] for e in found) + usage["input"],
+                    usage["output"],
+                    usage["cost"],
+                )
+            )
+        assert old == sorted(expected, key=repr)
+
+        await asyncio.to_thread(upgrade, url)
+        key, again, _ = await read()
+        assert key == ["organization_id", "conversation_id", "user_id"]
+        assert again == head
+    finally:
+        await asyncio.to_thread(drop_database, backend, name)
+
+
+def group_by(
+    events: list[dict[str, Any]], columns: tuple[str, ...]
+) -> dict[tuple[Any, ...], list[dict[str, Any]]]:
+    """The events that name a conversation, per value of ``columns``."""
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for e in events:
+        if e["conversation_id"]:
+            groups.setdefault(tuple(e[c] for c in columns), []).append(e)
+    return groups

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.support.factories import Factory
 from tokenboard.models import Organization, UsageEvent, User
+from tokenboard.models.usage_rollup_columns import NO_USER
 from tokenboard.usage import repository
 from tokenboard.usage.ingest import record_events
 from tokenboard.usage.rollups import LATENCY_BOUNDS, ROLLUP_MODELS, rebuild
@@ -309,26 +310,53 @@ async def check_reads(
                 (usage_of(v)["cost_nanousd"] for k, v in per_user.items() if k is not None), reverse=True
             )
 
+    await check_conversations(db, org_id, emails, raw, me)
+
+
+async def check_conversations(
+    db: AsyncSession,
+    org_id: uuid.UUID,
+    emails: dict[uuid.UUID, str],
+    raw: list[dict[str, Any]],
+    me: uuid.UUID,
+) -> None:
+    """A conversation is one user's events with its id (the events of no user have their own): the lists
+    (everyone's, one user's), each id's rows and each row's events."""
+    convs = group([e for e in raw if e["conversation_id"]], lambda e: (e["conversation_id"], e["user_id"]))
+    expected_convs = {
+        key: (
+            min(e["created_at"] for e in conv_events),
+            max(e["created_at"] for e in conv_events),
+            usage_of(conv_events),
+        )
+        for key, conv_events in convs.items()
+    }
     for user in (None, me):
         listed = await repository.conversations(db, org_id, user_id=user, limit=1000)
-        convs = group([e for e in raw if e["conversation_id"]], lambda e: e["conversation_id"])
-        expected_convs = {}
-        for conv_id, conv_events in convs.items():
-            first = min(conv_events, key=lambda e: e["created_at"])
-            if user is not None and first["user_id"] != user:
-                continue
-            expected_convs[conv_id] = (
-                first["user_id"],
-                first["created_at"],
-                max(e["created_at"] for e in conv_events),
-                usage_of(conv_events),
-            )
-        assert {
-            c.conversation_id: (c.user_id, c.first_at, c.last_at, usage_fields(c)) for c in listed
-        } == expected_convs
-        assert [c.last_at for c in listed] == sorted((c.last_at for c in listed), reverse=True)
+        assert {(c.conversation_id, c.user_id): (c.first_at, c.last_at, usage_fields(c)) for c in listed} == {
+            k: v for k, v in expected_convs.items() if user is None or k[1] == user
+        }
+        assert [(c.last_at, c.conversation_id) for c in listed] == sorted(
+            ((c.last_at, c.conversation_id) for c in listed), key=lambda k: (-k[0].timestamp(), k[1])
+        )
         for c in listed:
             assert c.duration == c.last_at - c.first_at
+            assert c.email == emails.get(c.user_id)  # type: ignore[arg-type]
+    # Each conversation id's rows, and each row's events: only that user's.
+    for conv_id in {k[0] for k in convs}:
+        rows = await repository.conversation_rows(db, org_id, conv_id)
+        assert {c.user_id: usage_fields(c) for c in rows} == {
+            k[1]: v[2] for k, v in expected_convs.items() if k[0] == conv_id
+        }
+        for c in rows:
+            key = c.user_id or NO_USER
+            assert [
+                r.user_id for r in await repository.conversation_rows(db, org_id, conv_id, user_id=key)
+            ] == [c.user_id]
+            found = await repository.conversation_events(db, org_id, conv_id, user_id=key, limit=10_000)
+            assert sorted(e.request_id for e in found) == sorted(
+                e["request_id"] for e in convs[(conv_id, c.user_id)]
+            )
 
 
 async def test_rollups_equal_an_independent_computation(factory: Factory, db: AsyncSession) -> None:
@@ -391,19 +419,52 @@ async def test_concurrent_writers_of_overlapping_batches_count_each_event_once(
     await check_reads(db, org, users, raw)
 
 
+def shared_conversations(org_id: uuid.UUID, users: list[uuid.UUID | None], seed: int) -> list[dict[str, Any]]:
+    """Conversation ids sent by several users (and by no user), some of their events at the same instant,
+    spread over the batches."""
+    base = make_events(org_id, users, 1, seed=seed)[0]
+    at = START + timedelta(days=3, hours=5)
+    return [
+        {
+            **base,
+            "request_id": f"shared-{seed}-{c}-{i}",
+            "conversation_id": f"shared-{c}",
+            "user_id": users[(c + i) % len(users)],
+            "created_at": at + timedelta(seconds=(i // len(users)) * (c + 1)),
+            "cost_nanousd": 1_000 * c + i,
+        }
+        for c in range(3)
+        for i in range(3 * len(users))
+    ]
+
+
 async def test_rebuild_equals_incremental(factory: Factory, db: AsyncSession) -> None:
     org, users = await setup_org(factory)
     other, _ = await setup_org(factory)
-    await ingest(factory, make_events(org.id, [u.id for u in users] + [None], 400, seed=5), batch=50)
+    people: list[uuid.UUID | None] = [u.id for u in users] + [None]
+    events = make_events(org.id, people, 400, seed=5) + shared_conversations(org.id, people, seed=5)
+    random.Random(5).shuffle(events)
+    await ingest(factory, events, batch=50)
     await ingest(factory, make_events(other.id, [None], 120, seed=6), batch=50)
     incremental = await snapshot(db)
+    # Conversation ids are shared by users: one row per user of an id, the events of no user in their own.
+    conversations = incremental["usage_conversations"]
+    per_id = group(
+        [dict(zip(("org", "conversation", "user"), r[:3], strict=True)) for r in conversations],
+        lambda r: (r["org"], r["conversation"]),
+    )
+    assert all(len(rows) == len(people) for key, rows in per_id.items() if key[1].startswith("shared-"))
+    assert sum(len(rows) > 1 for rows in per_id.values()) > 10
+    assert any(r[2] == NO_USER for r in conversations)
+    raw = await stored_events(db, org.id)
+    await check_conversations(db, org.id, {u.id: u.email for u in users}, raw, users[1].id)
     applied = await factory.run(lambda s: rebuild(s, org.id, chunk=37))
-    assert applied == 400
+    assert applied == len(events)
     db.expire_all()
     assert await snapshot(db) == incremental
     seen: list[int] = []
-    assert await factory.run(lambda s: rebuild(s, progress=seen.append, chunk=100)) == 520
-    assert sum(seen) == 520
+    assert await factory.run(lambda s: rebuild(s, progress=seen.append, chunk=100)) == len(events) + 120
+    assert sum(seen) == len(events) + 120
     db.expire_all()
     assert await snapshot(db) == incremental
 

@@ -11,9 +11,13 @@ from tokenboard.models.usage_rollup_columns import OrgKey, SlimMetrics
 
 
 class UsageConversation(OrgKey, SlimMetrics, Base):
-    """Rollup: one conversation (events sharing a conversation id), its first and last request.
+    """Rollup: one user's conversation (that user's events sharing a conversation id), its first and last
+    request.
 
-    ``user_id`` is the user of the conversation's first event applied (``NO_USER`` when none).
+    Keyed (organization, conversation id, user): two users who send the same conversation id have a row
+    each, holding only their own events; the events without a user have theirs (``NO_USER``). A
+    conversation's rows are neighbours in the key (its detail), the lists read the ``last_at`` indexes
+    (decision 0003, "2026-12-07: a conversation is one user's").
     """
 
     __tablename__ = "usage_conversations"
@@ -23,6 +27,6 @@ class UsageConversation(OrgKey, SlimMetrics, Base):
     )
 
     conversation_id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    user_id: Mapped[uuid.UUID]
+    user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     first_at: Mapped[datetime]
     last_at: Mapped[datetime]

@@ -130,6 +130,17 @@ async def usage_day_users(
     ]
 
 
+# A conversation is one user's: the detail's ``user`` says whose when several users sent the same id.
+ConversationUser = Annotated[
+    str | None,
+    Query(
+        max_length=64,
+        description="Whose conversation: a user id, or none for the requests recorded without a user. "
+        "Needed only when several users sent the same conversation id (members: always their own).",
+    ),
+]
+
+
 @router.get("/conversations", response_model=schemas.ConversationPage)
 async def usage_conversations(
     ctx: Reader,
@@ -138,7 +149,8 @@ async def usage_conversations(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> object:
-    """Conversations, most recently active first (members: their own)."""
+    """Conversations, most recently active first: one item per user of a conversation id (members: their
+    own)."""
     rows, more = await reports.conversations(db, ctx, mine=mine, limit=limit, offset=offset)
     return schemas.ConversationPage(
         items=[schemas.ConversationOut.of(c) for c in rows], offset=offset, limit=limit, has_more=more
@@ -151,7 +163,9 @@ async def usage_conversation(
     ctx: Reader,
     db: DB,
     catalog: Annotated[CatalogCache, Depends(_catalog)],
+    user: ConversationUser = None,
 ) -> object:
-    """One conversation's messages: tokens, processing time, the cost line by line, file impact."""
-    detail = await reports.conversation(db, ctx, conversation_id, catalog=catalog)
+    """One user's conversation: their messages with the id, tokens, processing time, the cost line by line,
+    file impact."""
+    detail = await reports.conversation(db, ctx, conversation_id, user=user, catalog=catalog)
     return schemas.ConversationDetailOut.of(detail)

@@ -4,7 +4,9 @@ Everything here reads the rollups through :mod:`tokenboard.usage.repository`; on
 reads raw events (drill-down to one conversation, by the organization + conversation index).
 
 Who sees what: owners and admins (``usage.view_all``) see everyone and may narrow to their own usage ("only
-my usage"); every other member always sees only their own, whatever they ask for.
+my usage"); every other member always sees only their own, whatever they ask for. A conversation is one
+user's requests with a conversation id: users who send the same id each have their own, and a member never
+sees another's part of it.
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ from tokenboard.kit.fanout import ReadFanout
 from tokenboard.kit.money import to_nanousd
 from tokenboard.members.roles import Permission
 from tokenboard.models import UsageEvent
+from tokenboard.models.usage_rollup_columns import NO_USER
 from tokenboard.organizations.auth import OrgContext
 from tokenboard.usage import repository
 from tokenboard.usage.repository import (
+    USER_NONE,
     ConversationRow,
     DayRow,
     DimensionRow,
@@ -465,16 +469,47 @@ class UsageReports:
         return rows[:limit], len(rows) > limit
 
     async def conversation(
-        self, session: AsyncSession, ctx: OrgContext, conversation_id: str, *, catalog: CatalogCache
+        self,
+        session: AsyncSession,
+        ctx: OrgContext,
+        conversation_id: str,
+        *,
+        user: str | None = None,
+        catalog: CatalogCache,
     ) -> ConversationDetail:
-        """One conversation's messages with their cost lines and file impact. Not theirs: 404."""
+        """One user's conversation: their messages with the conversation id, cost lines and file impact.
+
+        ``user`` (a user id, or ``none`` for the requests recorded without a user) says whose, when several
+        users sent the same conversation id. Without it, members get their own and owners and admins the
+        id's only user's; when several users share the id that is a 404 saying so (with their ``user``
+        values). Members never see anyone else's: another user's conversation is a 404 like an unknown one.
+        """
         scope = scope_for(ctx, mine=False)
-        header = await repository.conversation(session, ctx.organization_id, conversation_id)
-        if header is None or (scope.user_id is not None and header.user_id != scope.user_id):
+        wanted = conversation_user(user)
+        if scope.user_id is not None:  # members: their own row, whatever they ask for
+            if wanted is not None and wanted != scope.user_id:
+                raise NotFound("No such conversation.")
+            wanted = scope.user_id
+        rows = await repository.conversation_rows(
+            session, ctx.organization_id, conversation_id, user_id=wanted
+        )
+        if not rows:
             raise NotFound("No such conversation.")
+        if len(rows) > 1:
+            raise NotFound(
+                f"{len(rows)} users sent conversation id {conversation_id!r}, each a conversation of their "
+                "own: name one with the user parameter (a user id, or none for the requests recorded "
+                "without a user).",
+                details={"users": [row.user_key for row in rows]},
+            )
+        header = rows[0]
         await catalog.ensure_loaded(session)
         events = await repository.conversation_events(
-            session, ctx.organization_id, conversation_id, user_id=scope.user_id, limit=MAX_MESSAGES + 1
+            session,
+            ctx.organization_id,
+            conversation_id,
+            user_id=NO_USER if header.user_id is None else header.user_id,
+            limit=MAX_MESSAGES + 1,
         )
         people = await repository.emails(session, {e.user_id for e in events if e.user_id is not None})
         messages = [_message(e, catalog, people) for e in events[:MAX_MESSAGES]]
@@ -487,6 +522,22 @@ class UsageReports:
 
 
 # --- Conversation detail ------------------------------------------------------------------------------
+
+
+def conversation_user(value: str | None) -> uuid.UUID | None:
+    """A conversation detail's ``user`` parameter: ``None`` when not given, ``NO_USER`` for ``none`` (the
+    requests recorded without a user), else the user id; anything else is a validation error."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if value.lower() == USER_NONE:
+        return NO_USER
+    try:
+        return uuid.UUID(value)
+    except ValueError as exc:
+        raise ValidationFailed(
+            f"The user {value!r} is neither a user id nor {USER_NONE!r} (the requests without a user)."
+        ) from exc
 
 
 @dataclass(frozen=True, slots=True)

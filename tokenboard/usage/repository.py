@@ -139,6 +139,9 @@ class DimensionRow(Usage):
 
 @dataclass(frozen=True, slots=True)
 class ConversationRow(Usage):
+    """One user's conversation: their requests with the conversation id (``user_id`` None: the requests
+    recorded without a user). Users who share a conversation id have a row each."""
+
     conversation_id: str
     user_id: uuid.UUID | None
     email: str | None
@@ -148,6 +151,11 @@ class ConversationRow(Usage):
     @property
     def duration(self) -> timedelta:
         return self.last_at - self.first_at
+
+    @property
+    def user_key(self) -> str:
+        """The row's user as its detail's ``user`` parameter names it: the id, or ``none``."""
+        return USER_NONE if self.user_id is None else str(self.user_id)
 
 
 # --- Helpers --------------------------------------------------------------------------------------------
@@ -286,6 +294,9 @@ def _merge(rows: Any, keys: int) -> dict[tuple[Any, ...], list[int]]:
 
 def _user(user_id: uuid.UUID) -> uuid.UUID | None:
     return None if user_id == NO_USER else user_id
+
+
+USER_NONE = "none"  # a conversation's requests recorded without a user, in its detail's ``user`` parameter
 
 
 class _Person(NamedTuple):
@@ -864,13 +875,30 @@ async def conversations(
     limit: int = 50,
     offset: int = 0,
 ) -> list[ConversationRow]:
-    """Conversations, most recently active first."""
+    """Conversations, most recently active first: one row per user of a conversation id (``user_id``: that
+    user's only), by the (organization, last activity) or (organization, user, last activity) index."""
     model = UsageConversation
     stmt = scoped(select(model), model, org_id)
     if user_id is not None:
         stmt = stmt.where(model.user_id == user_id)
-    stmt = stmt.order_by(model.last_at.desc(), model.conversation_id).limit(limit).offset(offset)
-    found = list(await session.scalars(stmt))
+    stmt = stmt.order_by(model.last_at.desc(), model.conversation_id, model.user_id)
+    found = list(await session.scalars(stmt.limit(limit).offset(offset)))
+    return await _conversation_rows(session, found)
+
+
+async def conversation_rows(
+    session: AsyncSession, org_id: uuid.UUID, conversation_id: str, *, user_id: uuid.UUID | None = None
+) -> list[ConversationRow]:
+    """The rows of one conversation id, one per user who sent it (by user id; ``NO_USER``'s, the requests of
+    no user, first), from the key's prefix; ``user_id`` (``NO_USER`` too) narrows them to that user's row."""
+    model = UsageConversation
+    stmt = scoped(select(model), model, org_id).where(model.conversation_id == conversation_id)
+    if user_id is not None:
+        stmt = stmt.where(model.user_id == user_id)
+    return await _conversation_rows(session, list(await session.scalars(stmt.order_by(model.user_id))))
+
+
+async def _conversation_rows(session: AsyncSession, found: list[UsageConversation]) -> list[ConversationRow]:
     people = await _people(session, {c.user_id for c in found})
     return [
         ConversationRow(
@@ -888,30 +916,6 @@ async def conversations(
     ]
 
 
-async def conversation(
-    session: AsyncSession, org_id: uuid.UUID, conversation_id: str
-) -> ConversationRow | None:
-    """One conversation's header from the rollup, or ``None`` when the organization has no such id."""
-    model = UsageConversation
-    found = await session.scalar(
-        scoped(select(model), model, org_id).where(model.conversation_id == conversation_id)
-    )
-    if found is None:
-        return None
-    people = await _people(session, {found.user_id})
-    return ConversationRow(
-        requests=found.requests,
-        cost_nanousd=found.cost_nanousd,
-        input_tokens=found.total_input_tokens,
-        output_tokens=found.total_output_tokens,
-        conversation_id=found.conversation_id,
-        user_id=_user(found.user_id),
-        email=people[found.user_id].email if found.user_id in people else None,
-        first_at=found.first_at,
-        last_at=found.last_at,
-    )
-
-
 async def conversation_events(
     session: AsyncSession,
     org_id: uuid.UUID,
@@ -920,9 +924,15 @@ async def conversation_events(
     user_id: uuid.UUID | None = None,
     limit: int = 500,
 ) -> list[UsageEvent]:
-    """The raw events of one conversation, oldest first: drill-down, by the (org, conversation) index."""
+    """The raw events of a conversation id, oldest first: drill-down, by the (org, conversation) index.
+
+    ``user_id`` keeps one user's (``NO_USER``: the events without a user), as a conversation's detail
+    shows them; ``None`` keeps every user's.
+    """
     stmt = scoped(select(UsageEvent), UsageEvent, org_id).where(UsageEvent.conversation_id == conversation_id)
-    if user_id is not None:
+    if user_id == NO_USER:
+        stmt = stmt.where(UsageEvent.user_id.is_(None))
+    elif user_id is not None:
         stmt = stmt.where(UsageEvent.user_id == user_id)
     stmt = stmt.order_by(UsageEvent.created_at, UsageEvent.request_id).limit(limit)
     return list(await session.scalars(stmt))

@@ -264,7 +264,7 @@ def _pg_rollups() -> str:
     utc = "(hour AT TIME ZONE 'UTC')"
     conv = "usage_conversations"
     # The events are summed once per finest grain (day x user x model, hour x user, dimension x user x day,
-    # latency bucket per day and model, conversation); every coarser rollup sums those few rows again.
+    # latency bucket per day and model, conversation x user); every coarser rollup sums those few rows again.
     return f"""
 INSERT INTO tb_usage_providers
 SELECT DISTINCT ON (model_id) model_id, provider_id FROM tb_usage_new ORDER BY model_id, n;
@@ -399,18 +399,16 @@ ON CONFLICT (organization_id, dimension, user_id, month, value)
 DO UPDATE SET {_adds("usage_month_dimension_users", SLIM_METRICS)};
 
 INSERT INTO {conv} (organization_id, conversation_id, user_id, first_at, last_at, {slim})
-SELECT organization_id, conversation_id, (array_agg(user_id ORDER BY created_at, n))[1],
-    min(created_at), max(created_at), {_SLIM}
-FROM tb_usage_new WHERE conversation_id <> '' GROUP BY 1, 2 ORDER BY 1, 2
-ON CONFLICT (organization_id, conversation_id) DO UPDATE SET {_adds(conv, SLIM_METRICS)},
-    user_id = CASE WHEN excluded.first_at < {conv}.first_at THEN excluded.user_id ELSE {conv}.user_id END,
+SELECT organization_id, conversation_id, user_id, min(created_at), max(created_at), {_SLIM}
+FROM tb_usage_new WHERE conversation_id <> '' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+ON CONFLICT (organization_id, conversation_id, user_id) DO UPDATE SET {_adds(conv, SLIM_METRICS)},
     first_at = least({conv}.first_at, excluded.first_at),
     last_at = greatest({conv}.last_at, excluded.last_at);
 """
 
 
-# Each table is taken in this order and its rows in key order by every writer. The conversation's user is
-# that of its earliest event (the first given, among events of the same instant).
+# Each table is taken in this order and its rows in key order by every writer. A conversation is one user's
+# events with its id (the events of no user have their own row), never another user's.
 _PG_ROLLUPS = _pg_rollups()
 
 
@@ -580,20 +578,20 @@ def _sqlite_sums(events: list[tuple[Any, ...]], stored: list[tuple[Any, ...]]) -
         key = (org, day, model, bisect_left(bounds, latency if latency > 0 else 0))
         latency_counts[key] = latency_counts.get(key, 0) + 1
         conversation_id = r[_CONVERSATION]
-        if conversation_id:
-            key = (org, conversation_id)
+        if conversation_id:  # one row per user of the conversation id: nobody's events mixed with another's
+            key = (org, conversation_id, user)
             c = conversations.get(key)
             if c is None:
-                conversations[key] = [user, at, at, 1, total_in, total_out, cost]
+                conversations[key] = [at, at, 1, total_in, total_out, cost]
             else:
-                if at < c[1]:  # stored timestamps compare like the instants: fixed width, UTC
-                    c[0], c[1] = user, at
-                if at > c[2]:
-                    c[2] = at
-                c[3] += 1
-                c[4] += total_in
-                c[5] += total_out
-                c[6] += cost
+                if at < c[0]:  # stored timestamps compare like the instants: fixed width, UTC
+                    c[0] = at
+                if at > c[1]:
+                    c[1] = at
+                c[2] += 1
+                c[3] += total_in
+                c[4] += total_out
+                c[5] += cost
     return sums
 
 
@@ -785,17 +783,13 @@ class _Plan:
             slim,
         )
         name = "usage_conversations"
-        columns = ("organization_id", "conversation_id", "user_id", "first_at", "last_at", *slim)
+        keys = ("organization_id", "conversation_id", "user_id")  # one user's conversation
         update = bulk.add_columns(name, slim) | {
-            # The conversation belongs to the user of its earliest event.
-            "user_id": (
-                f"CASE WHEN excluded.first_at < {name}.first_at THEN excluded.user_id ELSE {name}.user_id END"
-            ),
             "first_at": f"min({name}.first_at, excluded.first_at)",
             "last_at": f"max({name}.last_at, excluded.last_at)",
         }
         conversations = [(*k, *c) for k, c in sums.conversations.items()]
-        rest.append(_Upsert(name, columns, conversations, ("organization_id", "conversation_id"), update))
+        rest.append(_Upsert(name, (*keys, "first_at", "last_at", *slim), conversations, keys, update))
         self.rest = rest
 
 

@@ -213,8 +213,9 @@ async def conversation_page(
     principal: CurrentPrincipal,
     ctx: Reader,
     catalog: Annotated[CatalogCache, Depends(_catalog)],
+    user: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Any:
-    detail = await reports.conversation(db, ctx, conversation_id, catalog=catalog)
+    detail = await reports.conversation(db, ctx, conversation_id, user=user, catalog=catalog)
     return await page(
         request,
         "conversation.html",
