@@ -174,15 +174,19 @@ async def test_messages_cost_lines_add_up(
     report = files["Annual_Report.pdf"]
     assert (report["size_bytes"], report["estimated_tokens"], report["reuse_count"]) == (48_000, 12_000, 2)
     first = detail["messages"][0]["attachments"][0]
-    input_price = Decimal(
-        next(line for line in detail["messages"][0]["cost_lines"] if line["kind"] == "input")[
-            "unit_price_usd"
-        ]
+    # Its share of what the prompt was charged: its tokens over the prompt's (at least its own).
+    prompt_lines = ("input", "cached_input_read", "cache_write_5m", "cache_write_1h")
+    message = detail["messages"][0]
+    prompt_cost = sum(
+        line["amount"]["nanousd"] for line in message["cost_lines"] if line["kind"] in prompt_lines
     )
-    assert first["cost"]["nanousd"] == int(input_price * 12_000 * 10**9)
+    assert first["cost"]["nanousd"] == prompt_cost * 12_000 // max(message["input_tokens"], 12_000)
+    for message in detail["messages"]:  # never more than the message, all of them together neither
+        assert sum(a["cost"]["nanousd"] for a in message["attachments"]) <= message["cost"]["nanousd"]
     assert first["reuse_count"] == 2
     assert first["cost_share"] == pytest.approx(first["cost"]["nanousd"] / events[0]["cost_nanousd"])
-    assert report["cost"]["nanousd"] == 2 * first["cost"]["nanousd"]
+    sent = [a for m in detail["messages"] for a in m["attachments"] if a["name"] == "Annual_Report.pdf"]
+    assert len(sent) == 2 and report["cost"]["nanousd"] == sum(a["cost"]["nanousd"] for a in sent)
 
     assert page.status_code == 200
     assert "Annual_Report.pdf" in page.text and "Cost calculation" in page.text
@@ -446,3 +450,36 @@ def group_by(
         if e["conversation_id"]:
             groups.setdefault(tuple(e[c] for c in columns), []).append(e)
     return groups
+
+
+def test_a_files_cost_is_its_share_of_what_the_prompt_was_charged() -> None:
+    """A prompt mostly read from cache, with a large file: the file was charged at the prices its tokens
+    had (mostly the cached price), never more than the message (it once showed 742% of it)."""
+    from decimal import Decimal as D
+
+    from tokenboard.models import UsageEvent
+    from tokenboard.usage.reports import CostItem, _attachments
+
+    event = UsageEvent(
+        input_tokens=100,
+        cached_input_tokens=10_000,
+        cache_write_5m_tokens=0,
+        cache_write_1h_tokens=0,
+        output_tokens=50,
+        cost_nanousd=4_050_000,
+        attachments=[{"type": "file", "name": "big.pdf", "estimated_tokens": 10_022}],
+    )
+    lines = [
+        CostItem("input", "Input tokens", 100, D("0.000003"), D("0.0003"), 300_000),
+        CostItem("cached_input_read", "Cached", 10_000, D("0.0000003"), D("0.003"), 3_000_000),
+        CostItem("output", "Output tokens", 50, D("0.000015"), D("0.00075"), 750_000),
+    ]
+    (file,) = _attachments(event, lines)
+    assert file.cost_nanousd == 3_300_000 * 10_022 // 10_100
+    assert file.cost_share <= 1
+    # Estimates beyond the prompt are scaled down to it: two such files share the prompt's cost.
+    event.attachments = [
+        {"type": "file", "estimated_tokens": 20_000},
+        {"type": "image", "estimated_tokens": 20_000},
+    ]
+    assert [a.cost_nanousd for a in _attachments(event, lines)] == [1_650_000, 1_650_000]

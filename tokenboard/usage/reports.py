@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal, localcontext
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,7 +27,6 @@ from tokenboard.catalog.pricing import CostLine, TokenUsage, compute_cost
 from tokenboard.catalog.service import CatalogCache
 from tokenboard.kit.errors import NotFound, ValidationFailed
 from tokenboard.kit.fanout import ReadFanout
-from tokenboard.kit.money import to_nanousd
 from tokenboard.members.roles import Permission
 from tokenboard.models import UsageEvent
 from tokenboard.models.usage_rollup_columns import NO_USER
@@ -675,24 +674,25 @@ def _int(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
-def _attachments(event: UsageEvent, catalog: CatalogCache) -> list[Attachment]:
+# The lines of a message's cost its prompt makes: what its attachments' shares are taken from.
+INPUT_KINDS = frozenset({"input", "cached_input_read", "cache_write_5m", "cache_write_1h"})
+
+
+def _attachments(event: UsageEvent, lines: list[CostItem]) -> list[Attachment]:
+    """Each attachment with its share of the prompt's cost: its tokens over the prompt's (what the prompt
+    was charged, cached and cache-written tokens at their own prices), so no file ever costs more than the
+    prompt that carried it, and all of them together never more either."""
     raw = [a for a in (event.attachments or []) if isinstance(a, dict)]
     if not raw:
         return []
-    entry = catalog.get(event.model_id)
-    prices = entry.price_at(event.created_at) if entry is not None else None
     total_input = event.input_tokens + event.cached_input_tokens
     total_input += event.cache_write_5m_tokens + event.cache_write_1h_tokens
+    input_cost = sum(line.amount_nanousd for line in lines if line.kind in INPUT_KINDS)
+    tokens = [_int(a.get("estimated_tokens")) for a in raw]
+    whole = max(total_input, sum(tokens))  # estimates beyond the prompt are scaled down to it
     found = []
-    for a in raw:
-        tokens = _int(a.get("estimated_tokens"))
-        cost = 0
-        if prices is not None:
-            # A file cannot have cost more input tokens than the message had: the estimate is capped there.
-            rate = prices.rates(total_input).input
-            with localcontext() as ctx:
-                ctx.prec = 80
-                cost = to_nanousd(rate * min(tokens, total_input))
+    for a, estimated in zip(raw, tokens, strict=True):
+        cost = input_cost * estimated // whole if whole else 0
         name = next((str(a[k]) for k in ("name", "filename") if isinstance(a.get(k), str)), "")
         kind = str(a.get("type", "file"))
         found.append(
@@ -701,7 +701,7 @@ def _attachments(event: UsageEvent, catalog: CatalogCache) -> list[Attachment]:
                 name=name or kind.replace("_", " "),
                 kind=kind,
                 size_bytes=_int(a.get("bytes")),
-                estimated_tokens=tokens,
+                estimated_tokens=estimated,
                 cost_nanousd=cost,
                 cost_share=cost / event.cost_nanousd if event.cost_nanousd else 0.0,
             )
@@ -721,7 +721,7 @@ def _message(event: UsageEvent, catalog: CatalogCache, people: dict[uuid.UUID, s
         output_tokens=event.output_tokens + event.reasoning_tokens,
         cost_lines=lines,
         priced_from_catalog=priced,
-        attachments=_attachments(event, catalog),
+        attachments=_attachments(event, lines),
     )
 
 
