@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.support.databases import create_database, drop_database
 from tests.support.factories import Factory
-from tests.support.live_server import free_port
+from tests.support.live_server import free_port, start_serve
 from tokenboard.catalog import repository as catalog_repository
 from tokenboard.catalog.reference import SOURCE_OVERRIDE
 from tokenboard.catalog.service import catalog
@@ -228,25 +228,9 @@ def serving(tmp_path: Path, database_url: str, *args: str, **settings: str) -> I
         **settings,
     }
     log_path = tmp_path / f"serve-{port}.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tokenboard", "serve", "--no-migrate", *args],
-            env=env,
-            cwd=tmp_path,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    proc = start_serve(env, tmp_path, log_path, *args, within=120)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120  # a loaded machine (the suite on 2 cores) starts slowly
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.1)
         yield base, log_path
     finally:
         proc.terminate()
