@@ -511,9 +511,9 @@ def _naive_sql(backend: str) -> dict[str, str]:
         "model_popularity": f"SELECT model_id, {usage}, sum(latency_ms) FROM usage_events WHERE {where} "
         "GROUP BY 1",
         "top_users": f"SELECT user_id, {usage} FROM usage_events WHERE {where} GROUP BY 1",
-        "conversations": f"SELECT conversation_id, min(created_at), max(created_at), {usage} "
+        "conversations": f"SELECT conversation_id, user_id, min(created_at), max(created_at), {usage} "
         "FROM usage_events WHERE organization_id = :org AND conversation_id IS NOT NULL "
-        "GROUP BY 1 ORDER BY 3 DESC LIMIT 50",
+        "GROUP BY 1, 2 ORDER BY 4 DESC LIMIT 50",  # one user's conversation, as the rollup keeps it
     }
     for dimension, column in DIMENSIONS.items():
         queries[f"dimension:{dimension}"] = (
