@@ -26,6 +26,12 @@ from tokenboard.gateway.inspect import (
         ),
         ({"provider": {"order": ["a"], "Authorization": "Bearer x"}}, "provider.Authorization"),
         ({"extra_headers": {"x": "y"}}, "extra_headers"),
+        # Any name holding a credential's or an upstream's part, as proxies read them from bodies.
+        ({"model": "m", "openai_api_key": "sk"}, "openai_api_key"),
+        ({"model": "m", "extra_body": {"azure_api_base": "http://evil"}}, "extra_body.azure_api_base"),
+        ({"metadata": {"aws_secret_key": "x"}}, "metadata.aws_secret_key"),
+        # A schema's field names are data only inside the body: the body's own "parameters" is read.
+        ({"parameters": {"base_url": "http://evil"}}, "parameters.base_url"),
     ],
 )
 def test_smuggled_upstreams_and_credentials_are_found_at_any_depth(body: dict[str, Any], path: str) -> None:

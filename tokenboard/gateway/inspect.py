@@ -35,6 +35,18 @@ FORBIDDEN_KEYS = frozenset(
         "defaultheaders",
     }
 )
+# Parts that make any name a credential or an upstream ("openai_api_key", "azure_api_base", "aws_secret_key"),
+# as some OpenAI-compatible servers (proxies) read such fields from the body.
+FORBIDDEN_PARTS = (
+    "apikey",
+    "apibase",
+    "baseurl",
+    "accesskey",
+    "secretkey",
+    "credential",
+    "accesstoken",
+    "password",
+)
 # JSON Schemas (tool parameters, structured output) describe data, they configure nothing: a tool may well
 # take a "password" or "headers" argument, so their subtrees are not searched.
 SCHEMA_KEYS = frozenset({"parameters", "inputschema", "jsonschema", "schema", "properties"})
@@ -54,10 +66,16 @@ def _normalise(key: str) -> str:
     return key.lower().replace("-", "").replace("_", "")
 
 
+def _forbidden(name: str) -> bool:
+    """Whether a normalised field name chooses an upstream or carries a credential."""
+    return name in FORBIDDEN_KEYS or any(part in name for part in FORBIDDEN_PARTS)
+
+
 # Bodies repeat the same few keys ("model", "messages", "role", "content"...): their normalised forms are
 # kept, up to a bound, so a hostile body with many distinct keys cannot grow the table.
 _NORMALISED: dict[str, str] = {}
 _NORMALISED_MAX = 4096
+_VERDICTS: dict[str, bool] = {}  # normalised name -> forbidden, bounded the same way
 _CONTAINERS = (dict, list)
 _LEAVES = (str, int, float, bool, type(None))
 
@@ -69,7 +87,7 @@ def find_forbidden_field(body: Any) -> str | None:
     or nesting at the limit); only then does :func:`_locate` walk again to build the path or the error.
     Anything that is not plain JSON goes to :func:`_locate` too, which is the definition.
     """
-    normalised = _NORMALISED
+    normalised, verdicts = _NORMALISED, _VERDICTS
     stack: list[tuple[Any, int]] = [(body, 0)]
     pop, push = stack.pop, stack.append
     while stack:
@@ -84,9 +102,14 @@ def find_forbidden_field(body: Any) -> str | None:
                     name = _normalise(str(key))
                     if type(key) is str and len(normalised) < _NORMALISED_MAX:
                         normalised[key] = name
-                if name in FORBIDDEN_KEYS:
+                forbidden = verdicts.get(name)
+                if forbidden is None:
+                    forbidden = _forbidden(name)
+                    if len(verdicts) < _NORMALISED_MAX:
+                        verdicts[name] = forbidden
+                if forbidden:
                     return _locate(body)
-                if name in SCHEMA_KEYS:
+                if depth and name in SCHEMA_KEYS:  # a schema inside the body; the body's own fields are read
                     continue
                 if type(child) in _CONTAINERS:
                     push((child, depth + 1))
@@ -114,9 +137,9 @@ def _locate(body: Any) -> str | None:
             for key, child in value.items():
                 child_path = f"{path}.{key}" if path else str(key)
                 normalised = _normalise(str(key))
-                if normalised in FORBIDDEN_KEYS:
+                if _forbidden(normalised):
                     return child_path
-                if normalised not in SCHEMA_KEYS:
+                if not depth or normalised not in SCHEMA_KEYS:
                     stack.append((child, child_path, depth + 1))
         elif isinstance(value, list):
             for index, child in enumerate(value):
