@@ -45,7 +45,11 @@ from tests.support.live_server import LiveServer
 DEMO_OWNER = "owner@demo.tokenboard.dev"
 DEMO_PASSWORD = "tokenboard-demo"
 DEMO_PLAIN_MEMBER = "dev@demo.tokenboard.dev"
-MAX_EXAMPLES = 50  # per operation and phase; about 30 s per database engine
+MAX_EXAMPLES = 50  # per operation and phase
+# The run's limit. On a quiet machine a run took about 30 s per database engine; with the API grown to well
+# over a hundred operations and the suite sharing 2 slow cores, 260-300 s (2026-12-07) and longer alone: the
+# limit is there to stop a hung run, not to time a healthy one.
+RUN_SECONDS = 1200
 CHECKS = [
     "not_a_server_error",
     "content_type_conformance",
@@ -149,7 +153,7 @@ def test_schemathesis_finds_no_server_errors(server: LiveServer, tmp_path: Path)
     if seed := os.environ.get("TOKENBOARD_SCHEMATHESIS_SEED"):  # to replay a failing run; printed below
         command += ["--seed", seed]
 
-    run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=RUN_SECONDS)
     output = run.stdout + run.stderr
     log = server.log()
 
