@@ -452,12 +452,9 @@ class CatalogService:
         existing = await repository.prices_of(session, model_id)
         if any(r.source == SOURCE_OVERRIDE and r.effective_from == start for r in existing):
             raise Conflict("An override already starts at that moment.")
-        if keep:
-            starts, resolved = _timeline(existing)
-            index = bisect.bisect_right(starts, start) - 1
-            current = resolved[index] if index >= 0 else None
-            if current is not None:
-                prices = replace(prices, **{kind: getattr(current, kind) for kind in keep})
+        current = await self.prices_at(session, model_id, start) if keep else None
+        if current is not None:
+            prices = replace(prices, **{kind: getattr(current, kind) for kind in keep})
         row = self._add_price(session, model_id, start, prices, SOURCE_OVERRIDE, user_id=user_id, note=note)
         await session.flush()
         return row
