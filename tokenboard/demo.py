@@ -21,6 +21,7 @@ from tokenboard.kit.security import hash_password
 from tokenboard.ledger.service import EntryKind, ledger
 from tokenboard.members import repository as members_repository
 from tokenboard.members.roles import Role
+from tokenboard.model_access.service import model_access
 from tokenboard.models import Membership, Organization, User
 from tokenboard.organizations import repository as org_repository
 from tokenboard.organizations.auth import OrgContext
@@ -38,6 +39,8 @@ DEMO_CREDITS_NANOUSD = 25 * 1_000_000_000
 DEMO_CLIENT = ClientInfo(ip_address="127.0.0.1", user_agent="tokenboard demo")
 # A year of usage; small enough that `make run` stays quick (see docs/usage.md for the timing).
 DEMO_EVENTS = 20_000
+# A request that names no model gets it: the demo answers one at once (the simulated provider).
+DEMO_DEFAULT_MODEL = "simulated/fast"
 DEMO_SEED = 7
 
 PEOPLE: list[tuple[str, str, Role, str | None]] = [
@@ -147,6 +150,7 @@ async def seed_demo(
         if action:
             await workspaces.transition(session, ctx, workspace.id, action)
     await organizations.update_settings(session, ctx, usage_analytics_enabled=True)
+    await model_access.set_default_model(session, ctx, DEMO_DEFAULT_MODEL)
     await announcements.publish(
         session,
         kind=AnnouncementKind.feature,

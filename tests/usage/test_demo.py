@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tests.support.factories import Factory
 from tests.usage.test_rollups import check_reads, stored_events
 from tokenboard.catalog.service import CatalogCache
-from tokenboard.demo import seed_demo
+from tokenboard.demo import DEMO_DEFAULT_MODEL, seed_demo
 from tokenboard.models import Membership, Organization, User
 from tokenboard.usage.synthetic import Person, UsageGenerator
 
@@ -35,7 +35,7 @@ async def test_demo_seeds_a_realistic_year(factory: Factory, db: AsyncSession) -
     assert max(conversations.values()) >= 4
     assert all(e["feature"] for e in raw) and any(e["integration"] for e in raw)
     org = await db.get(Organization, result.organization.id)
-    assert org is not None
+    assert org is not None and org.default_model_id == DEMO_DEFAULT_MODEL  # a request without a model works
     users = list(
         await db.scalars(
             select(User)
