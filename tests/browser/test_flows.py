@@ -162,6 +162,31 @@ def test_demo_overview_on_a_phone(server: LiveServer, new_context: object, artif
     page.screenshot(path=str(artifacts_dir / f"overview-phone-{server.backend}.png"))
 
 
+WIDER_THAN_VIEWPORT = """(width) => Array.from(document.querySelectorAll('body *'))
+    .filter(e => e.getBoundingClientRect().right > width + 1).slice(0, 6)
+    .map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))"""
+
+
+@pytest.mark.parametrize("width", [375, 775, 1100])
+def test_no_sidebar_page_scrolls_sideways(server: LiveServer, new_context: object, width: int) -> None:
+    """Every page of the sidebar, as the demo owner: wide tables scroll in their box, the page never sideways.
+
+    775 px is just above the phone layout (the sidebar shows and the content is narrowest); 1100 px is where
+    the members table, wider than its card, once let its visually hidden "Actions" label widen the page.
+    """
+    page = new_context(viewport={"width": width, "height": 800}).new_page()  # type: ignore[operator]
+    log_in(page, server, "owner@demo.tokenboard.dev")
+    links = page.locator("#sidebar nav a").evaluate_all("links => links.map(a => a.getAttribute('href'))")
+    assert len(links) >= 8, links
+    too_wide = {}
+    for href in links:
+        page.goto(server.url + href)
+        scroll_width = page.evaluate("document.documentElement.scrollWidth")
+        if scroll_width > width:
+            too_wide[href] = (scroll_width, page.evaluate(WIDER_THAN_VIEWPORT, width))
+    assert not too_wide, f"pages wider than {width}px: {too_wide}"
+
+
 def test_member_role_cannot_see_or_open_admin_pages(server: LiveServer, new_context: object) -> None:
     page = new_context().new_page()  # type: ignore[operator]
     log_in(page, server, "dev@demo.tokenboard.dev")

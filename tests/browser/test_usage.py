@@ -263,7 +263,7 @@ WIDE_ELEMENTS = """(width) => Array.from(document.querySelectorAll('main *'))
     .map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))"""
 
 
-@pytest.mark.parametrize("width", [375, 1280])
+@pytest.mark.parametrize("width", [375, 775, 1280])
 def test_no_page_scrolls_sideways(
     server: LiveServer, new_context: object, artifacts_dir: Path, file_conversation: str, width: int
 ) -> None:
