@@ -336,3 +336,58 @@ async def test_migrations_0016_to_0018_keep_every_rollup_row_and_fill_the_monthl
             await _check_sqlite_plans(url, org_id)
     finally:
         await asyncio.to_thread(drop_database, backend, name)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_migrating_down_and_up_keeps_the_rows_that_reference_a_rebuilt_table(
+    backend: str, tmp_path: object
+) -> None:
+    """An organization with members, a team and a workspace at head; down to 0007 (0008's downgrade rebuilds
+    ``organizations`` on SQLite) and up again: every row of every table that exists at both ends is still
+    there. With SQLite's foreign keys enforced during the rebuild, its DROP cascaded to the memberships."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from sqlalchemy import inspect as sa_inspect
+
+    from tests.support.factories import Factory
+    from tokenboard.kit.db import create_engine, create_sessionmaker
+
+    url, name = await asyncio.to_thread(create_database, backend, tmp_path, "cascade")  # type: ignore[arg-type]
+
+    async def row_counts() -> dict[str, int]:
+        engine = create_engine(url)
+        try:
+            async with engine.connect() as conn:
+                tables = await conn.run_sync(lambda sync: sa_inspect(sync).get_table_names())
+                counts = {}
+                for table in tables:
+                    if table != "alembic_version":
+                        counts[table] = (
+                            await conn.exec_driver_sql(f'SELECT count(*) FROM "{table}"')
+                        ).scalar_one()
+                return counts
+        finally:
+            await engine.dispose()
+
+    try:
+        await asyncio.to_thread(upgrade, url)
+        engine = create_engine(url)
+        try:
+            factory = Factory(
+                SimpleNamespace(state=SimpleNamespace(sessionmaker=create_sessionmaker(engine)))
+            )  # type: ignore[arg-type]
+            setup = await factory.org_with_roles("Kept")
+            await factory.team(setup.organization, "Research")
+            await factory.workspace(setup.organization, "kept-tools")
+        finally:
+            await engine.dispose()
+        at_head = await row_counts()
+        assert at_head["memberships"] >= 4 and at_head["teams"] >= 1 and at_head["workspaces"] >= 1
+        await asyncio.to_thread(downgrade, url, "0007")
+        at_0007 = await row_counts()
+        assert {t: n for t, n in at_head.items() if t in at_0007} == at_0007
+        await asyncio.to_thread(upgrade, url)
+        assert await row_counts() == at_head
+    finally:
+        await asyncio.to_thread(drop_database, backend, name)

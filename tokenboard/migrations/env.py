@@ -15,14 +15,26 @@ target_metadata = Base.metadata
 
 
 def _run(connection: Connection) -> None:
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        # SQLite alters a table in batch mode by copying it and dropping the original; with foreign keys
+        # enforced, that DROP deletes every row that references the table through ON DELETE CASCADE (a
+        # downgrade of 0008 emptied the memberships). The pragma only takes effect outside a transaction,
+        # so it is set first; the check at the end refuses a migration that left a dangling reference.
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        connection.commit()
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
-        render_as_batch=connection.dialect.name == "sqlite",
+        render_as_batch=sqlite,
         compare_type=True,
     )
     with context.begin_transaction():
         context.run_migrations()
+        if sqlite:
+            dangling = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if dangling:
+                raise RuntimeError(f"the migration left rows referencing missing rows: {dangling[:5]}")
 
 
 async def _run_async() -> None:
