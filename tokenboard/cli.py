@@ -479,6 +479,16 @@ def catalog_add_model(
     output: Annotated[str | None, typer.Option("--output", help="USD per million output tokens.")] = None,
     name: Annotated[str | None, typer.Option(help="Display name.")] = None,
     context_length: Annotated[int | None, typer.Option(help="Context window in tokens.")] = None,
+    max_output: Annotated[
+        int | None,
+        typer.Option(
+            "--max-output",
+            min=1,
+            max=100_000_000,
+            help="Most output tokens of one reply; the gateway clamps max_tokens to it "
+            "(default: the context window).",
+        ),
+    ] = None,
     disabled: Annotated[bool, typer.Option("--disabled", help="Add it switched off.")] = False,
 ) -> None:
     """Add a model the reference lacks (self-hosted, new); give --input and --output to price it."""
@@ -492,7 +502,13 @@ def catalog_add_model(
 
     async def work(session):  # type: ignore[no-untyped-def]
         return await catalog.add_model(
-            session, model, name=name, context_length=context_length, enabled=not disabled, prices=prices
+            session,
+            model,
+            name=name,
+            context_length=context_length,
+            max_output_tokens=max_output,
+            enabled=not disabled,
+            prices=prices,
         )
 
     try:

@@ -159,3 +159,48 @@ async def test_admin_changes_invalidate_the_app_cache(factory: Factory) -> None:
     assert not cache.loaded
     await factory.run(cache.ensure_loaded)
     assert cache.prices_at("local/new-model", datetime.now(UTC)) is not None
+
+
+async def test_operators_set_the_maximum_output_and_a_sync_keeps_it(factory: Factory) -> None:
+    """Every reader sees the curated maximum; an operator sets one on a new model and on a reference model,
+    and the admin sync keeps both; out-of-range values are refused."""
+    await factory.run(lambda s: catalog.sync(s, provider_ids=["openai", "anthropic", "simulated"]))
+    operator = await factory.user(operator=True)
+    member = await factory.user()
+    async with await factory.client_for(member) as client:
+        listed = {m["id"]: m for m in (await client.get("/api/v1/catalog/models")).json()}
+        assert (listed["openai/gpt-4o"]["context_length"], listed["openai/gpt-4o"]["max_output_tokens"]) == (
+            128_000,
+            16_384,
+        )
+        assert listed["anthropic/claude-opus-4-1"]["max_output_tokens"] == 32_000
+        fact = listed["openai/gpt-4o"]["details"]["facts"]["max_output_tokens"]
+        assert fact["source"]["url"] == "https://platform.openai.com/docs/models/gpt-4o"
+        assert listed["openai/gpt-3.5-turbo"]["max_output_tokens"] is None
+    async with await factory.client_for(operator) as admin:
+        created = await admin.post(
+            "/api/v1/admin/catalog/models",
+            json={
+                "id": "local/qwen-3-32b",
+                "context_length": 32_768,
+                "max_output_tokens": 8_192,
+                "prices": {"input": "0.1", "output": "0.3"},
+            },
+        )
+        assert created.status_code == 201, created.text
+        assert created.json()["max_output_tokens"] == 8_192
+        patched = await admin.patch(
+            "/api/v1/admin/catalog/models/openai/gpt-4o", json={"max_output_tokens": 4_000}
+        )
+        assert patched.status_code == 200, patched.text
+        assert patched.json()["max_output_tokens"] == 4_000 and patched.json()["context_length"] == 128_000
+        for bad in (0, -1, 100_000_001, "many"):
+            refused = await admin.patch(
+                "/api/v1/admin/catalog/models/openai/gpt-4o", json={"max_output_tokens": bad}
+            )
+            assert refused.status_code == 422, (bad, refused.text)
+        assert (await admin.post("/api/v1/admin/catalog/sync")).status_code == 200
+        after = {m["id"]: m for m in (await admin.get("/api/v1/admin/catalog/models")).json()}
+    assert after["openai/gpt-4o"]["max_output_tokens"] == 4_000
+    assert after["local/qwen-3-32b"]["max_output_tokens"] == 8_192
+    assert after["openai/gpt-4o-mini"]["max_output_tokens"] == 16_384

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select, text, update
 
+from tests.support.databases import BACKENDS, create_database, drop_database
 from tests.support.factories import Factory
 from tokenboard.catalog import service as catalog_service
 from tokenboard.catalog.pricing import Prices, TokenUsage, compute_cost
@@ -16,11 +19,14 @@ from tokenboard.catalog.reference import (
     SOURCE_GENAI,
     SOURCE_OVERRIDE,
     ReferenceCatalog,
+    curated,
     load_reference,
     per_token,
 )
 from tokenboard.catalog.service import CatalogCache, catalog
+from tokenboard.kit.db import create_engine, create_sessionmaker
 from tokenboard.kit.errors import BadRequest, Conflict
+from tokenboard.migrations import downgrade, upgrade
 from tokenboard.models import CatalogModel, ModelPrice
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -207,3 +213,150 @@ async def test_stored_prices_are_exact_on_every_engine(factory: Factory) -> None
     reference = load_reference(["deepseek"])
     expected = next(m for m in reference.models if m.id == "deepseek/deepseek-v4-pro").schedule[0][1]
     assert odd == expected
+
+
+def reference_with_max_output(model_id: str, value: int, provider_ids: list[str] | None) -> ReferenceCatalog:
+    """The reference data as if the curated file gave ``model_id`` another maximum output."""
+    reference = load_reference(provider_ids)
+    models = []
+    for model in reference.models:
+        if model.id == model_id:
+            fact = model.details["facts"]["max_output_tokens"] | {"value": value}
+            details = model.details | {"facts": model.details["facts"] | {"max_output_tokens": fact}}
+            model = replace(model, max_output_tokens=value, details=details)
+        models.append(model)
+    return replace(reference, models=models)
+
+
+async def test_sync_stores_the_curated_maximum_output_and_keeps_an_operators(
+    factory: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The curated maximum reaches the catalog and the gateway's cache with its source; a row synced before
+    the column existed gets it on the next sync; an operator's own value survives syncs while the reference's
+    follows a corrected curated file."""
+    mini, fast, local = "openai/gpt-4o-mini", "simulated/fast", "local/llama-3.3-70b"
+
+    async def stored(model_id: str) -> int | None:
+        model = await factory.run(lambda s: catalog.get_model(s, model_id))
+        return model.max_output_tokens
+
+    await factory.run(lambda s: catalog.sync(s, now=T0, provider_ids=["openai", "simulated"]))
+    assert (await stored(GPT4O), await stored(mini), await stored(fast)) == (16_384, 16_384, 8_192)
+    assert await stored("openai/gpt-3.5-turbo") is None  # no curated maximum: the context length bounds it
+    gpt4o = await factory.run(lambda s: catalog.get_model(s, GPT4O))
+    fact = gpt4o.details["facts"]["max_output_tokens"]
+    assert fact["value"] == 16_384
+    assert fact["source"]["url"] == "https://platform.openai.com/docs/models/gpt-4o"
+    cache = CatalogCache()
+    await factory.run(cache.load)
+    entry = cache.get(GPT4O)
+    assert entry is not None and (entry.context_length, entry.max_output_tokens) == (128_000, 16_384)
+
+    # A database migrated to 0020: the column empty, the details as the sync before it wrote them.
+    await factory.run(
+        lambda s: s.execute(
+            update(CatalogModel)
+            .where(CatalogModel.id.in_([GPT4O, fast]))
+            .values(max_output_tokens=None, details={})
+        )
+    )
+    assert await stored(GPT4O) is None
+    refreshed = await factory.run(lambda s: catalog.sync(s, now=T1, provider_ids=["openai", "simulated"]))
+    assert refreshed.models_updated == 2
+    assert (await stored(GPT4O), await stored(fast)) == (16_384, 8_192)
+
+    await factory.run(lambda s: catalog.update_model(s, mini, max_output_tokens=8_000))
+    await factory.run(lambda s: catalog.add_model(s, local, max_output_tokens=4_096))
+    again = await factory.run(lambda s: catalog.sync(s, now=T1, provider_ids=["openai", "simulated"]))
+    assert again.models_updated == 0
+    assert (await stored(mini), await stored(local)) == (8_000, 4_096)
+
+    # The curated file corrected: the reference's value follows it, the operator's stays.
+    monkeypatch.setattr(
+        catalog_service, "load_reference", lambda ids=None: reference_with_max_output(GPT4O, 32_768, ids)
+    )
+    await factory.run(lambda s: catalog.sync(s, now=T2, provider_ids=["openai", "simulated"]))
+    assert (await stored(GPT4O), await stored(mini), await stored(local)) == (32_768, 8_000, 4_096)
+
+
+async def test_a_changed_maximum_output_reaches_a_cache_that_did_not_hear_of_it(factory: Factory) -> None:
+    """A CLI change (no admin route to invalidate the cache): the upkeep's fingerprint sees it."""
+    await factory.run(lambda s: catalog.sync(s, now=T0, provider_ids=["openai"]))
+    cache = CatalogCache()
+    await factory.run(cache.load)
+    assert not await factory.run(cache.reload_if_changed)
+    await factory.run(lambda s: catalog.update_model(s, GPT4O, max_output_tokens=4_000))
+    assert await factory.run(cache.reload_if_changed)
+    entry = cache.get(GPT4O)
+    assert entry is not None and entry.max_output_tokens == 4_000
+
+
+def test_every_curated_maximum_output_is_a_positive_whole_number_with_its_source() -> None:
+    data = curated()
+    specs = data["models"] | data["simulated_models"]
+    given = {
+        model_id: spec["max_output_tokens"] for model_id, spec in specs.items() if "max_output_tokens" in spec
+    }
+    assert len(given) >= 25 and "openai/text-embedding-3-small" not in given
+    for model_id, fact in given.items():
+        assert type(fact["value"]) is int and fact["value"] > 0, model_id
+        assert fact["source"]["title"] and fact["source"]["url"], model_id
+    by_id = {m.id: m for m in load_reference().models}
+    assert all(by_id[model_id].max_output_tokens == fact["value"] for model_id, fact in given.items())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_migration_0020_adds_the_maximum_output_and_drops_it_again(
+    backend: str, tmp_path: Path
+) -> None:
+    """Down to 0019: the column is gone and the catalog (models and their prices) kept whole; up again: the
+    column is back, empty, and the next sync fills the curated values."""
+    url, name = await asyncio.to_thread(create_database, backend, tmp_path, "max_output")
+
+    async def columns_and_counts() -> tuple[set[str], int, int]:
+        engine = create_engine(url)
+        try:
+            async with engine.connect() as conn:
+                found = await conn.run_sync(lambda c: inspect(c).get_columns("catalog_models"))
+                models = await conn.scalar(text("SELECT count(*) FROM catalog_models"))
+                prices = await conn.scalar(text("SELECT count(*) FROM model_prices"))
+        finally:
+            await engine.dispose()
+        return {c["name"] for c in found}, int(models or 0), int(prices or 0)
+
+    async def synced() -> dict[str, int | None]:
+        engine = create_engine(url)
+        try:
+            async with create_sessionmaker(engine)() as session:
+                await catalog.sync(session, now=T0, provider_ids=["openai", "simulated"])
+                await session.commit()
+                rows = await session.execute(select(CatalogModel.id, CatalogModel.max_output_tokens))
+                return {model_id: value for model_id, value in rows}
+        finally:
+            await engine.dispose()
+
+    try:
+        stored = await synced()
+        assert (stored[GPT4O], stored["simulated/fast"]) == (16_384, 8_192)
+        columns, models, prices = await columns_and_counts()
+        assert "max_output_tokens" in columns and models == len(stored) and prices > 0
+
+        await asyncio.to_thread(downgrade, url, "0019")
+        old_columns, old_models, old_prices = await columns_and_counts()
+        assert old_columns == columns - {"max_output_tokens"}
+        assert (old_models, old_prices) == (models, prices)  # nothing cascaded away with the column
+
+        await asyncio.to_thread(upgrade, url)
+        assert await columns_and_counts() == (columns, models, prices)
+        engine = create_engine(url)
+        try:
+            async with engine.connect() as conn:
+                filled = await conn.scalar(
+                    select(func.count()).where(CatalogModel.max_output_tokens.is_not(None))
+                )
+        finally:
+            await engine.dispose()
+        assert filled == 0  # empty until the catalog is synced
+        assert await synced() == stored
+    finally:
+        await asyncio.to_thread(drop_database, backend, name)

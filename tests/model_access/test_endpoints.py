@@ -28,6 +28,9 @@ async def test_members_read_the_catalog_with_effective_state_and_filters(
         gpt = models[GPT4O]
         assert gpt["allowed"] and gpt["enabled"] and gpt["blocked_reason"] is None
         assert gpt["prices"]["input_per_mtok"] == "2.5" and gpt["context_length"] == 128000
+        assert (
+            gpt["max_output_tokens"] == 16_384 and models["openai/gpt-3.5-turbo"]["max_output_tokens"] is None
+        )
         assert gpt["input_modalities"] == ["text", "image"] and gpt["headquarters_country"] == "US"
         deepseek = models["deepseek/deepseek-chat"]
         assert not deepseek["allowed"] and deepseek["blocked_reason"] == TRAINING_OPTED_OUT
@@ -104,6 +107,12 @@ async def test_the_page_is_read_only_for_members(factory: Factory, setup: OrgSet
         assert TRAINING_OPTED_OUT in page.text
         assert "/model-access/" not in page.text  # no switches, no default model form
         assert 'class="responsive"' in page.text and 'data-label="Input $/M"' in page.text
+        row = page.text[page.text.index('data-model="openai/gpt-4o"') :]
+        row = row[: row.index("</tr>")]
+        assert (
+            '<td data-label="Context">128,000</td>' in row
+            and '<td data-label="Max output">16,384</td>' in row
+        )
         filtered = await client.get(
             f"/organizations/{setup.id}/models", params={"provider": "simulated", "q": ""}, headers=HTML
         )

@@ -80,6 +80,7 @@ async def admin_add_model(
         body.id,
         name=body.name,
         context_length=body.context_length,
+        max_output_tokens=body.max_output_tokens,
         input_modalities=body.input_modalities,
         output_modalities=body.output_modalities,
         enabled=body.enabled,
@@ -116,7 +117,12 @@ async def admin_update_model(
 ) -> object:
     model_id = f"{provider}/{model}"
     await catalog.update_model(
-        db, model_id, enabled=body.enabled, name=body.name, context_length=body.context_length
+        db,
+        model_id,
+        enabled=body.enabled,
+        name=body.name,
+        context_length=body.context_length,
+        max_output_tokens=body.max_output_tokens,
     )
     _invalidate_after_commit(request, db)
     return schemas.CatalogModelOut.of(await catalog.model_view(db, model_id))

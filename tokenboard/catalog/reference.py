@@ -38,6 +38,9 @@ _TOKEN_KEYS = {
     "output_reasoning_mtok": "reasoning",
 }
 _PER_REQUEST_KEY = "requests_kcount"
+# Curated per-model facts given as {"value": ..., "source": {...}}: kept with their source in the model's
+# ``details["facts"]``, as a provider's facts are in its ``facts``.
+_MODEL_FACTS = ("max_output_tokens",)
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,8 @@ class ReferenceModel:
     provider_id: str
     name: str
     context_length: int | None
+    # The most tokens one reply may have; its source is in ``details["facts"]["max_output_tokens"]``.
+    max_output_tokens: int | None
     input_modalities: list[str] | None
     output_modalities: list[str] | None
     deprecated: bool
@@ -116,6 +121,15 @@ def _fact(facts: dict[str, Any], name: str) -> Any:
     return entry.get("value") if isinstance(entry, dict) else None
 
 
+def _model_facts(spec: dict[str, Any]) -> dict[str, Any]:
+    """The curated facts of one model that name their source (each ``{"value", "source"}``, a note maybe)."""
+    return {
+        name: spec[name]
+        for name in _MODEL_FACTS
+        if isinstance(spec.get(name), dict) and "source" in spec[name]
+    }
+
+
 def _provider(provider_id: str, facts: dict[str, Any], upstream: gp.Provider | None) -> ReferenceProvider:
     kept = {k: v for k, v in facts.items() if isinstance(v, dict) and "source" in v}
     if upstream is not None and upstream.pricing_urls:
@@ -145,11 +159,15 @@ def _genai_model(provider_id: str, model: gp.ModelInfo, curated_models: dict[str
         details["price_comments"] = model.price_comments
     schedule, notes = genai_schedule(model)
     details.update(notes)
+    facts = _model_facts(extra)
+    if facts:
+        details["facts"] = facts
     return ReferenceModel(
         id=model_id,
         provider_id=provider_id,
         name=model.name or model.id,
         context_length=model.context_window or extra.get("context_length"),
+        max_output_tokens=_fact(facts, "max_output_tokens"),
         input_modalities=extra.get("input_modalities"),
         output_modalities=extra.get("output_modalities"),
         deprecated=bool(model.deprecated),
@@ -160,16 +178,24 @@ def _genai_model(provider_id: str, model: gp.ModelInfo, curated_models: dict[str
 
 
 def _simulated_model(model_id: str, spec: dict[str, Any]) -> ReferenceModel:
+    details: dict[str, Any] = {
+        "simulated": True,
+        "description": "A built-in simulated model; prices are for testing.",
+    }
+    facts = _model_facts(spec)
+    if facts:
+        details["facts"] = facts
     return ReferenceModel(
         id=model_id,
         provider_id=model_id.split("/", 1)[0],
         name=spec["name"],
         context_length=spec.get("context_length"),
+        max_output_tokens=_fact(facts, "max_output_tokens"),
         input_modalities=spec.get("input_modalities"),
         output_modalities=spec.get("output_modalities"),
         deprecated=False,
         source=SOURCE_CURATED,
-        details={"simulated": True, "description": "A built-in simulated model; prices are for testing."},
+        details=details,
         schedule=[(BEGINNING, prices_from_spec(spec["prices_per_mtok"], spec.get("per_request_usd")))],
     )
 

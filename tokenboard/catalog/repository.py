@@ -69,11 +69,14 @@ async def delete_prices(session: AsyncSession, ids: Sequence[object]) -> None:
 
 
 async def fingerprint(session: AsyncSession) -> tuple[object, ...]:
-    """What changes when a model is added, switched on or off, or a price added or withdrawn: a process that
-    did not hear of a change (a CLI command without Redis) compares it to what it loaded."""
+    """What changes when a model is added, switched on or off, changed (its maximum output, which the gateway
+    clamps to), or a price added or withdrawn: a process that did not hear of a change (a CLI command without
+    Redis) compares it to what it loaded."""
     models = (
         await session.execute(
-            select(func.count(), func.count().filter(CatalogModel.enabled)).select_from(CatalogModel)
+            select(
+                func.count(), func.count().filter(CatalogModel.enabled), func.max(CatalogModel.updated_at)
+            ).select_from(CatalogModel)
         )
     ).one()
     prices = (

@@ -177,6 +177,10 @@ class CatalogModelOut(Schema):
     provider: ProviderOut
     enabled: bool
     context_length: int | None
+    max_output_tokens: int | None = Field(
+        description="The most tokens one reply may have; the gateway clamps max_tokens to it (null: unknown, "
+        "the context length bounds it)."
+    )
     input_modalities: list[str] | None
     output_modalities: list[str] | None
     deprecated: bool
@@ -208,6 +212,7 @@ class CatalogModelOut(Schema):
             ),
             enabled=model.enabled,
             context_length=model.context_length,
+            max_output_tokens=model.max_output_tokens,
             input_modalities=model.input_modalities,
             output_modalities=model.output_modalities,
             deprecated=model.deprecated,
@@ -223,6 +228,7 @@ class CatalogModelCreate(Schema):
     id: str = Field(min_length=3, max_length=200, pattern=r"^[a-z0-9][a-z0-9._-]*/[A-Za-z0-9][\w.:/-]*$")
     name: str | None = Field(default=None, min_length=1, max_length=200)
     context_length: int | None = Field(default=None, ge=1, le=100_000_000)
+    max_output_tokens: int | None = Field(default=None, ge=1, le=100_000_000)
     input_modalities: list[str] | None = Field(default=None, max_length=10)
     output_modalities: list[str] | None = Field(default=None, max_length=10)
     enabled: bool = True
@@ -233,6 +239,9 @@ class CatalogModelUpdate(Schema):
     enabled: bool | None = None
     name: str | None = Field(default=None, min_length=1, max_length=200)
     context_length: int | None = Field(default=None, ge=1, le=100_000_000)
+    max_output_tokens: int | None = Field(
+        default=None, ge=1, le=100_000_000, description="Kept by later syncs (the operator's own)."
+    )
 
 
 class SyncResult(Schema):

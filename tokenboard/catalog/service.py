@@ -106,6 +106,8 @@ class CatalogEntry:
     prices: tuple[Prices | None, ...]
     # The provider's data policy, for the organizations that refuse providers training on prompts.
     provider_trains_on_prompts: bool | None = None
+    # The most tokens one reply may have, when known: the gateway clamps a request's bound to it.
+    max_output_tokens: int | None = None
 
     def price_at(self, when: datetime) -> Prices | None:
         index = bisect.bisect_right(self.starts, when) - 1
@@ -323,6 +325,7 @@ class CatalogService:
             "provider_id": ref.provider_id,
             "name": ref.name,
             "context_length": ref.context_length,
+            "max_output_tokens": _reference_max_output(existing, ref),
             "input_modalities": ref.input_modalities,
             "output_modalities": ref.output_modalities,
             "deprecated": ref.deprecated,
@@ -466,6 +469,7 @@ class CatalogService:
         *,
         name: str | None = None,
         context_length: int | None = None,
+        max_output_tokens: int | None = None,
         input_modalities: list[str] | None = None,
         output_modalities: list[str] | None = None,
         enabled: bool = True,
@@ -487,6 +491,7 @@ class CatalogService:
             name=name or rest,
             enabled=enabled,
             context_length=context_length,
+            max_output_tokens=max_output_tokens,
             input_modalities=input_modalities,
             output_modalities=output_modalities,
             source=SOURCE_OPERATOR,
@@ -507,7 +512,10 @@ class CatalogService:
         enabled: bool | None = None,
         name: str | None = None,
         context_length: int | None = None,
+        max_output_tokens: int | None = None,
     ) -> CatalogModel:
+        """Change what is given (``None``: unchanged). A maximum output set here is the operator's own: a
+        later sync keeps it (see :func:`_reference_max_output`)."""
         model = await self.get_model(session, model_id)
         if enabled is not None:
             model.enabled = enabled
@@ -515,6 +523,8 @@ class CatalogService:
             model.name = name
         if context_length is not None:
             model.context_length = context_length
+        if max_output_tokens is not None:
+            model.max_output_tokens = max_output_tokens
         await session.flush()
         return model
 
@@ -544,6 +554,7 @@ class CatalogService:
                 starts,
                 prices,
                 provider_trains_on_prompts=trains.get(model.provider_id),
+                max_output_tokens=model.max_output_tokens,
             )
         return entries
 
@@ -599,6 +610,21 @@ def _row_in_force(rows: Sequence[ModelPrice], when: datetime) -> ModelPrice | No
             else:
                 reference = row
     return override or reference
+
+
+def _reference_max_output(existing: CatalogModel | None, ref: ReferenceModel) -> int | None:
+    """The maximum output a sync stores: the reference's, unless the stored one is an operator's.
+
+    The stored value is the reference's when it is what the reference gave at the last sync (kept with its
+    source in ``details["facts"]``): it follows a corrected curated value. An empty one (a model synced
+    before the column existed) takes the reference's. Any other value an operator set, and it stays.
+    """
+    if existing is None or existing.max_output_tokens is None:
+        return ref.max_output_tokens
+    last = ((existing.details or {}).get("facts") or {}).get("max_output_tokens") or {}
+    if existing.max_output_tokens == last.get("value"):
+        return ref.max_output_tokens
+    return existing.max_output_tokens
 
 
 def _update(obj: object, values: dict[str, Any]) -> bool:

@@ -402,7 +402,9 @@ class Gateway:
             upstream_model=upstream_model,
             upstream=upstream,
             prices=prices,
-            model_max_output=entry.context_length or DEFAULT_MODEL_MAX_OUTPUT,
+            # The model's own maximum when the catalog knows it (gpt-4o writes at most 16,384 of its 128,000):
+            # a larger bound would be refused by the provider and would size the credit hold too large.
+            model_max_output=entry.max_output_tokens or entry.context_length or DEFAULT_MODEL_MAX_OUTPUT,
             stamp=stamp,
             until=until,
             deny_data_collection=deny_data_collection,

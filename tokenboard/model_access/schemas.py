@@ -113,6 +113,7 @@ class ModelAccess(Schema):
     provider_id: str
     provider_name: str
     context_length: int | None
+    max_output_tokens: int | None = Field(description="The most tokens one reply may have; null: unknown.")
     input_modalities: list[str] | None
     output_modalities: list[str] | None
     prices: PricesOut | None = Field(description="The price in force now, USD per million tokens.")
@@ -138,6 +139,7 @@ class ModelAccess(Schema):
             provider_id=provider.id,
             provider_name=provider.name,
             context_length=model.context_length,
+            max_output_tokens=model.max_output_tokens,
             input_modalities=model.input_modalities,
             output_modalities=model.output_modalities,
             prices=PricesOut.of(prices) if prices is not None else None,

@@ -21,6 +21,9 @@ class CatalogModel(Base):
     name: Mapped[str] = mapped_column(String(200))
     enabled: Mapped[bool] = mapped_column(default=True)
     context_length: Mapped[int | None] = mapped_column(default=None)
+    # The most tokens one reply may have (genai-prices lacks it: curated or set by an operator); the gateway
+    # clamps a request's max_tokens to it, else to the context length.
+    max_output_tokens: Mapped[int | None] = mapped_column(default=None)
     input_modalities: Mapped[list[str] | None] = mapped_column(JSON, default=None)
     output_modalities: Mapped[list[str] | None] = mapped_column(JSON, default=None)
     deprecated: Mapped[bool] = mapped_column(default=False)
