@@ -1,8 +1,9 @@
 """The usage page in headless Chromium against a real ``tokenboard serve`` with the demo's year of usage.
 
-Period switch, the "only my usage" toggle, expanding a row, the tokens tooltip, charts drawn, a live
-update arriving while the page is open, usage written while no live stream was open caught up when it
-(re)opens, and no page wider than the screen; on a desktop and on a phone (screenshots in test-artifacts/).
+Period switch, the "only my usage" toggle, expanding a row, the tokens tooltip, charts drawn, the monthly
+token quota set in the settings and shown, a live update arriving while the page is open, usage written
+while no live stream was open caught up when it (re)opens, and no page wider than the screen; on a desktop
+and on a phone (screenshots in test-artifacts/).
 """
 
 from __future__ import annotations
@@ -138,6 +139,53 @@ def test_usage_page_on_a_phone_as_a_member(
     )
     assert overflow <= 0, f"page is {overflow}px wider than the 390px viewport: {wide}"
     page.screenshot(path=str(artifacts_dir / f"usage-phone-{server.backend}.png"), full_page=True)
+
+
+def set_token_quota(page: Page, server: LiveServer, org_id: str, value: str) -> None:
+    """The owner types a monthly token quota on the settings page ("" for none) and saves."""
+    page.goto(f"{server.url}/organizations/{org_id}/settings")
+    page.fill("input[name=monthly_usage_quota_tokens]", value)
+    with page.expect_navigation():
+        page.click("main form button[type=submit]")
+    expect(page.locator(".flash.notice")).to_have_text("Settings saved.")
+
+
+def test_token_quota_set_in_the_settings_shows_on_the_usage_page(
+    server: LiveServer, new_context: object, artifacts_dir: Path
+) -> None:
+    """The quota view: "N / M tokens (P%)", its bar, over 100% in the warning colour; on a phone."""
+    page = new_context(viewport={"width": 390, "height": 844}, is_mobile=True).new_page()  # type: ignore[operator]
+    log_in(page, server, OWNER)
+    org_id = org_id_from(page)
+    api = f"{server.url}/api/v1/organizations/{org_id}/usage"
+    tokens = page.request.get(api).json()["month"]["tokens"]
+    assert tokens > 1, "the demo has usage this month"
+    quota = page.locator("[data-value=quota-tokens]")
+    try:
+        for limit, over in ((tokens * 2 + 10, False), (tokens // 2, True)):
+            set_token_quota(page, server, org_id, f"{limit:,}")
+            page.goto(f"{server.url}/organizations/{org_id}/usage")
+            month = page.request.get(api).json()["month"]
+            assert month["quota_tokens"] == limit and (month["quota_tokens_used"] > 1) is over
+            expect(quota).to_have_text(
+                f"{month['tokens']:,} / {limit:,} tokens ({month['tokens'] / limit * 100:.0f}%)"
+            )
+            expect(quota).to_have_css("color", "rgb(201, 42, 42)" if over else "rgb(29, 36, 51)")
+            expect(page.locator("[data-meter=quota-tokens]")).to_be_visible()
+            expect(page.locator("[data-value=quota-tokens-projection]")).to_contain_text(
+                f"projected {month['projection_tokens']:,} tokens"
+            )
+            overflow = page.evaluate(
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            assert overflow <= 0, f"the page is {overflow}px wider than the phone"
+        # The whole page: the month card is swapped in place by the live refresh the page makes on opening.
+        page.screenshot(path=str(artifacts_dir / f"token-quota-{server.backend}.png"), full_page=True)
+    finally:
+        set_token_quota(page, server, org_id, "")
+    page.goto(f"{server.url}/organizations/{org_id}/usage")
+    expect(quota).to_have_count(0)
+    expect(page.locator("[data-value=quota]")).to_contain_text("none set")
 
 
 def ingest(page: Page, server: LiveServer, org_id: str, token: str, event_id: str) -> None:

@@ -276,7 +276,9 @@ def check_report(
     check_month(report["month"], scoped, t)
 
 
-def check_month(month: dict[str, Any], scoped: list[dict[str, Any]], t: date) -> None:
+def check_month(
+    month: dict[str, Any], scoped: list[dict[str, Any]], t: date, *, quota_tokens: int | None = None
+) -> None:
     first = t.replace(day=1)
     last_first = (first - timedelta(days=1)).replace(day=1)
     last_days = calendar.monthrange(last_first.year, last_first.month)[1]
@@ -294,6 +296,19 @@ def check_month(month: dict[str, Any], scoped: list[dict[str, Any]], t: date) ->
     assert month["direction"] == ("flat" if this == to_date else "up" if this > to_date else "down")
     if to_date:
         assert month["change"] == pytest.approx((this - to_date) / to_date)
+    # Tokens as the tokens card counts them (cached reads and cache writes in, reasoning out), averaged and
+    # projected to the month end by the cost's rule.
+    month_events = [e for e in scoped if first <= day_of(e) <= t]
+    tokens_in, tokens_out = sum(t_in(e) for e in month_events), sum(t_out(e) for e in month_events)
+    tokens = tokens_in + tokens_out
+    assert (month["input_tokens"], month["output_tokens"], month["tokens"]) == (tokens_in, tokens_out, tokens)
+    assert month["daily_average_tokens"] == half_even(tokens, t.day)
+    assert month["projection_tokens"] == half_even(tokens * days_in_month, t.day)
+    assert month["quota_tokens"] == quota_tokens
+    if quota_tokens is None:
+        assert month["quota_tokens_used"] is None
+    else:
+        assert month["quota_tokens_used"] == pytest.approx(tokens / quota_tokens)
 
 
 @pytest.mark.parametrize("period", ["week", "month", "year", "all"])
@@ -521,6 +536,88 @@ async def test_quota_setting_drives_the_quota_view(
             data={"name": "Report Co", "monthly_usage_quota_usd": "lots", "has_quota_field": "true"},
         )
         assert bad.status_code == 303 and "error=" in bad.headers["location"]
+
+
+def month_tokens(events: list[dict[str, Any]], t: date) -> int:
+    """This month's tokens (input + output as the tokens card counts them), from the raw events."""
+    return sum(t_in(e) + t_out(e) for e in events if t.replace(day=1) <= day_of(e) <= t)
+
+
+async def test_token_quota_drives_the_quota_view(
+    factory: Factory, seeded: tuple[OrgSetup, list[dict[str, Any]], dict[Any, str]]
+) -> None:
+    setup, raw, _ = seeded
+    t = today()
+    used = month_tokens(raw, t)
+    assert used > 0, "the seed must leave tokens this month"
+    days_in_month = calendar.monthrange(t.year, t.month)[1]
+    projected = half_even(used * days_in_month, t.day)
+    settings = f"/api/v1/organizations/{setup.id}/settings"
+    page_url = f"/organizations/{setup.id}/usage"
+
+    def quota_text(quota: int) -> str:
+        return f"{used:,} / {quota:,} tokens ({used / quota * 100:.0f}%)"
+
+    async with await factory.client_for(setup.users[Role.admin]) as client:
+        # Under the quota: tokens used / the quota and the percent, the month-end projection against it.
+        quota = 2 * used + 1
+        r = await client.patch(settings, json={"monthly_usage_quota_tokens": quota})
+        assert r.status_code == 200, r.text
+        for period in ("week", "all"):  # the month view is the month's whatever the period
+            report = await get_report(client, setup, period=period)
+            check_month(report["month"], raw, t, quota_tokens=quota)
+            assert report["month"]["quota"] is None  # the USD quota stays unset
+        html = (await client.get(page_url, headers={"accept": "text/html"})).text
+        assert f'<span class="quota" data-value="quota-tokens">{quota_text(quota)}</span>' in html
+        assert f"projected {projected:,} tokens ({projected / quota * 100:.0f}%) at month end" in html
+        assert f'data-value="projection-tokens">{projected:,} tokens<' in html
+        assert f'data-value="daily-average-tokens">{half_even(used, t.day):,} tokens<' in html
+        assert 'class="meter " role="meter" aria-label="Token quota used"' in html
+        assert "none set" not in html and "Quota used" not in html  # no USD quota: no USD meter
+
+        # Only my usage: the organization's quota is compared with everyone's usage, not one user's.
+        mine = await get_report(client, setup, mine="true")
+        admin_events = [e for e in raw if e["user_id"] == setup.users[Role.admin].id]
+        check_month(mine["month"], admin_events, t, quota_tokens=None)
+        html = (await client.get(page_url, params={"mine": "true"}, headers={"accept": "text/html"})).text
+        assert "the organization's quota is compared with everyone's usage" in html
+        assert 'data-value="quota-tokens"' not in html
+
+        # Both quotas: both shown. Over the token quota: over 100%, in the warning colour, the bar full.
+        over = max(1, used // 3)
+        r = await client.patch(
+            settings, json={"monthly_usage_quota_tokens": over, "monthly_usage_quota_nanousd": 5 * 10**9}
+        )
+        assert r.status_code == 200, r.text
+        month = (await get_report(client, setup))["month"]
+        check_month(month, raw, t, quota_tokens=over)
+        assert month["quota_tokens_used"] > 1 and month["quota"]["usd"] == "5.00"
+        html = (await client.get(page_url, headers={"accept": "text/html"})).text
+        assert f'<span class="quota over" data-value="quota-tokens">{quota_text(over)}</span>' in html
+        assert "of $5.00" in html
+        assert (
+            'class="meter over" role="meter" aria-label="Token quota used" aria-valuemin="0" '
+            'aria-valuemax="100" aria-valuenow="100"'
+        ) in html
+
+        # Neither: the view says so.
+        await client.patch(
+            settings, json={"monthly_usage_quota_tokens": None, "monthly_usage_quota_nanousd": None}
+        )
+        month = (await get_report(client, setup))["month"]
+        check_month(month, raw, t, quota_tokens=None)
+        html = (await client.get(page_url, headers={"accept": "text/html"})).text
+        assert "none set" in html and 'data-value="quota-tokens"' not in html and 'role="meter"' not in html
+        await client.patch(settings, json={"monthly_usage_quota_tokens": quota})
+
+    # Members see only their own usage: no organization quota, whatever they ask.
+    member = setup.users[Role.member]
+    async with await factory.client_for(member) as client:
+        for mine_param in ("false", "true"):
+            month = (await get_report(client, setup, mine=mine_param))["month"]
+            check_month(month, [e for e in raw if e["user_id"] == member.id], t, quota_tokens=None)
+        html = (await client.get(page_url, headers={"accept": "text/html"})).text
+        assert 'data-value="quota-tokens"' not in html
 
 
 async def test_overview_billing_card(

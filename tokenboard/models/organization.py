@@ -23,3 +23,7 @@ class Organization(IdMixin, TimestampMixin, Base):
     # The usage included each calendar month (UTC), in nano-USD: the usage page's quota view compares the
     # month's spend with it. ``None``: no quota set.
     monthly_usage_quota_nanousd: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    # The tokens included each calendar month (UTC), input + output as the usage page counts them (cached
+    # reads and cache writes in the input, reasoning in the output). Beside the USD quota, not instead of
+    # it: either, both or neither may be set. ``None``: no token quota.
+    monthly_usage_quota_tokens: Mapped[int | None] = mapped_column(BigInteger, default=None)

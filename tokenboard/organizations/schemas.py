@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tokenboard.organizations.service import MAX_QUOTA_TOKENS
 from tokenboard.usage.schemas import MonthCard
 
 
@@ -42,6 +43,10 @@ class OrganizationSettings(Schema):
     monthly_usage_quota_nanousd: int | None = Field(
         description="Usage included each calendar month (UTC), in nano-USD; null when no quota is set."
     )
+    monthly_usage_quota_tokens: int | None = Field(
+        description="Tokens included each calendar month (UTC), input + output as the usage page counts "
+        "them; null when no token quota is set."
+    )
 
 
 class OrganizationSettingsUpdate(Schema):
@@ -50,6 +55,13 @@ class OrganizationSettingsUpdate(Schema):
     usage_analytics_enabled: bool | None = None
     monthly_usage_quota_nanousd: int | None = Field(
         default=None, ge=0, le=10**18, description="null removes the quota."
+    )
+    monthly_usage_quota_tokens: int | None = Field(
+        default=None,
+        strict=True,  # a count of tokens: 1.0, "100" or true are typing errors, not 1 and 100
+        ge=1,
+        le=MAX_QUOTA_TOKENS,
+        description="A whole number of tokens, at least 1; null removes the token quota.",
     )
 
 

@@ -45,6 +45,7 @@ def _settings_snapshot(org: Organization) -> dict[str, Any]:
         "opt_out_training_providers": org.opt_out_training_providers,
         "usage_analytics_enabled": org.usage_analytics_enabled,
         "monthly_usage_quota_nanousd": org.monthly_usage_quota_nanousd,
+        "monthly_usage_quota_tokens": org.monthly_usage_quota_tokens,
     }
 
 
@@ -54,6 +55,7 @@ class Unset:
 
 UNSET = Unset()
 MAX_QUOTA_NANOUSD = 10**18  # one billion USD a month: anything above is a typing error
+MAX_QUOTA_TOKENS = 10**15  # a quadrillion tokens a month: anything above is a typing error
 
 
 class OrganizationService:
@@ -135,7 +137,14 @@ class OrganizationService:
         opt_out_training_providers: bool | None = None,
         usage_analytics_enabled: bool | None = None,
         monthly_usage_quota_nanousd: int | Unset | None = UNSET,
+        monthly_usage_quota_tokens: int | Unset | None = UNSET,
     ) -> Organization:
+        """Change the settings given (``UNSET`` leaves a quota as it is, ``None`` removes it), recording the
+        changed values, before and after, in the audit log.
+
+        The quotas (USD and tokens, either, both or neither) are what the usage page compares the month
+        with; nothing enforces them.
+        """
         org = ctx.organization
         before = _settings_snapshot(org)
         if name is not None:
@@ -152,6 +161,16 @@ class OrganizationService:
             ):
                 raise BadRequest("The monthly usage quota must be between 0 and 1,000,000,000 USD.")
             org.monthly_usage_quota_nanousd = monthly_usage_quota_nanousd
+        if not isinstance(monthly_usage_quota_tokens, Unset):
+            # A quota of zero tokens would read as "over quota" from the first token: at least one.
+            if monthly_usage_quota_tokens is not None and not (
+                1 <= monthly_usage_quota_tokens <= MAX_QUOTA_TOKENS
+            ):
+                raise BadRequest(
+                    "The monthly token quota must be a whole number of tokens "
+                    f"from 1 to {MAX_QUOTA_TOKENS:,}."
+                )
+            org.monthly_usage_quota_tokens = monthly_usage_quota_tokens
         after = _settings_snapshot(org)
         if after != before:
             changed = [k for k in after if after[k] != before[k]]

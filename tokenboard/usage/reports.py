@@ -142,7 +142,9 @@ class MonthView:
 
     ``projection`` is linear: the daily average so far (month to date / days elapsed, today included)
     times the days of the month, rounded half-even. ``change`` compares the month to date with last month
-    up to the same day of the month (its last day when it is shorter).
+    up to the same day of the month (its last day when it is shorter). The tokens are the usage page's
+    (input with cached reads and cache writes, output with reasoning), averaged and projected by the same
+    rule as the cost.
     """
 
     month_start: date
@@ -156,6 +158,15 @@ class MonthView:
     last_month_to_date_nanousd: int
     last_month_total_nanousd: int
     quota_nanousd: int | None  # the org's monthly quota; None when unset or not shown to this scope
+    input_tokens: int
+    output_tokens: int
+    daily_average_tokens: int
+    projection_tokens: int
+    quota_tokens: int | None  # the org's monthly token quota; None when unset or not shown to this scope
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
 
     @property
     def change(self) -> float | None:
@@ -174,6 +185,11 @@ class MonthView:
         if self.quota_nanousd is None:
             return None
         return self.cost_nanousd / self.quota_nanousd if self.quota_nanousd else None
+
+    @property
+    def quota_tokens_share(self) -> float | None:
+        """Tokens this month / the token quota (above 1 when over it)."""
+        return self.tokens / self.quota_tokens if self.quota_tokens else None
 
 
 def _month_before(day: date) -> date:
@@ -203,7 +219,11 @@ async def month_view(
     this = [r for r in rows if r.day >= month_start]
     cost = sum(r.cost_nanousd for r in this)
     days_in_month = calendar.monthrange(today.year, today.month)[1]
+    tokens_in = sum(r.input_tokens for r in this)
+    tokens_out = sum(r.output_tokens for r in this)
+    # The organization's quotas are compared with everyone's usage: not with one user's.
     quota = ctx.organization.monthly_usage_quota_nanousd if not scope.mine else None
+    quota_tokens = ctx.organization.monthly_usage_quota_tokens if not scope.mine else None
     return MonthView(
         month_start=month_start,
         today=today,
@@ -218,6 +238,11 @@ async def month_view(
         ),
         last_month_total_nanousd=sum(r.cost_nanousd for r in rows if r.day < month_start),
         quota_nanousd=quota,
+        input_tokens=tokens_in,
+        output_tokens=tokens_out,
+        daily_average_tokens=half_even_div(tokens_in + tokens_out, today.day),
+        projection_tokens=half_even_div((tokens_in + tokens_out) * days_in_month, today.day),
+        quota_tokens=quota_tokens,
     )
 
 

@@ -227,6 +227,17 @@ class MonthCard(BaseModel):
     direction: str = Field(description="up, down or flat.")
     quota: Money | None = Field(description="The org's monthly usage quota; null when unset or only mine.")
     quota_used: float | None = Field(description="cost / quota.")
+    tokens: int = Field(
+        description="Month to date, input plus output tokens (as the tokens card counts them)."
+    )
+    input_tokens: int = Field(description="Every input token: uncached, cached reads and cache writes.")
+    output_tokens: int = Field(description="Every output token, reasoning included.")
+    daily_average_tokens: int = Field(description="tokens / days elapsed (today included), half-even.")
+    projection_tokens: int = Field(description="tokens x days in the month / days elapsed, half-even.")
+    quota_tokens: int | None = Field(
+        description="The org's monthly token quota; null when unset or only mine."
+    )
+    quota_tokens_used: float | None = Field(description="tokens / quota_tokens (above 1 when over it).")
 
     @classmethod
     def of(cls, view: MonthView) -> MonthCard:
@@ -244,6 +255,13 @@ class MonthCard(BaseModel):
             direction=view.direction,
             quota=Money.of(view.quota_nanousd) if view.quota_nanousd is not None else None,
             quota_used=view.quota_share,
+            tokens=view.tokens,
+            input_tokens=view.input_tokens,
+            output_tokens=view.output_tokens,
+            daily_average_tokens=view.daily_average_tokens,
+            projection_tokens=view.projection_tokens,
+            quota_tokens=view.quota_tokens,
+            quota_tokens_used=view.quota_tokens_share,
         )
 
 

@@ -99,6 +99,7 @@ async def settings_page(
     ctx: Annotated[OrgContext, org_page(Permission.org_manage)],
 ) -> Any:
     quota = ctx.organization.monthly_usage_quota_nanousd
+    quota_tokens = ctx.organization.monthly_usage_quota_tokens
     return await page(
         request,
         "settings.html",
@@ -108,7 +109,23 @@ async def settings_page(
         active="settings",
         title="Settings",
         quota_usd=usd_string(quota) if quota is not None else "",
+        quota_tokens=str(quota_tokens) if quota_tokens is not None else "",
     )
+
+
+def parse_token_count(text: str) -> int | None:
+    """A token count as typed: digits, thousands separated or not ("100,000", "100 000"); empty is None.
+
+    Raises ``ValueError`` for anything else (a decimal, a sign, an exponent, a unit).
+    """
+    digits = text.strip()
+    for separator in (",", "_", " ", "\u00a0", "\u202f"):  # the separators people type or paste
+        digits = digits.replace(separator, "")
+    if not digits:
+        return None
+    if not digits.isascii() or not digits.isdigit():
+        raise ValueError(text)
+    return int(digits)
 
 
 @router.post("/organizations/{org_id}/settings")
@@ -120,6 +137,8 @@ async def settings_submit(
     usage_analytics_enabled: Annotated[bool, Form()] = False,
     monthly_usage_quota_usd: Annotated[str, Form(max_length=40)] = "",
     has_quota_field: Annotated[bool, Form()] = False,
+    monthly_usage_quota_tokens: Annotated[str, Form(max_length=40)] = "",
+    has_token_quota_field: Annotated[bool, Form()] = False,
 ) -> Any:
     here = f"/organizations/{ctx.organization_id}/settings"
     # The form marks that it carries the quota field (an empty field arrives as absent): empty is no quota.
@@ -129,6 +148,15 @@ async def settings_submit(
             quota = parse_usd(monthly_usage_quota_usd) if monthly_usage_quota_usd.strip() else None
         except ValueError:
             return redirect(here, error="The monthly usage quota must be an amount in USD, such as 500.00.")
+    # Its own marker: a form from before the token quota (a page left open) keeps the token quota as it is.
+    quota_tokens: int | Unset | None = UNSET
+    if has_token_quota_field:
+        try:
+            quota_tokens = parse_token_count(monthly_usage_quota_tokens)
+        except ValueError:
+            return redirect(
+                here, error="The monthly token quota must be a whole number of tokens, such as 100,000."
+            )
     return await form_action(
         db,
         lambda: organizations.update_settings(
@@ -138,6 +166,7 @@ async def settings_submit(
             opt_out_training_providers=opt_out_training_providers,
             usage_analytics_enabled=usage_analytics_enabled,
             monthly_usage_quota_nanousd=quota,
+            monthly_usage_quota_tokens=quota_tokens,
         ),
         success=here,
         failure=here,
