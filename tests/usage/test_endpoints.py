@@ -111,7 +111,7 @@ async def test_events_are_priced_from_the_catalog_and_idempotent(
         ({"model": "local/unpriced-test"}, "no price"),
         ({"user_email": "stranger@example.com"}, "not a member"),
         ({"cost_nanousd": 1, "cost_usd": "1"}, "not both"),
-        ({"cost_usd": "abc"}, "not a decimal"),
+        ({"cost_usd": "-1"}, "between 0 and 1000000"),
         ({"timestamp": "2999-01-01T00:00:00Z"}, "future"),
     ],
 )
@@ -136,6 +136,68 @@ async def test_schema_limits(factory: Factory, setup: OrgSetup) -> None:
     assert (await post(factory, setup, [event(1, id="x" * 65)])).status_code == 422
     nul = await post(factory, setup, [event(1, feature="a\x00b", cost_nanousd=1)])
     assert nul.status_code in (400, 422) and nul.status_code < 500
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        # Token counts (and every other integer) are JSON integers: never booleans, strings or floats.
+        ("input_tokens", True),
+        ("output_tokens", "12"),
+        ("reasoning_tokens", 12.0),
+        ("cost_nanousd", "5"),
+        ("latency_ms", False),
+        ("status_code", "500"),
+        # Booleans are JSON booleans.
+        ("stream", "true"),
+        ("cancelled", 1),
+        # cost_usd is a plain decimal string: no exponent, no number, no NaN.
+        ("cost_usd", "1e2"),
+        ("cost_usd", "2.5E-3"),
+        ("cost_usd", 0.25),
+        ("cost_usd", True),
+        ("cost_usd", "NaN"),
+        ("cost_usd", "abc"),
+        # The timestamp is ISO 8601 text, never seconds since 1970 as a number or as digits.
+        ("timestamp", 1767605400),
+        ("timestamp", "1767605400"),
+        ("timestamp", "20260105"),
+        ("timestamp", True),
+    ],
+)
+async def test_values_of_the_wrong_json_type_are_refused_naming_the_field(
+    factory: Factory, setup: OrgSetup, db: AsyncSession, field: str, value: Any
+) -> None:
+    r = await post(factory, setup, [event(1), event(2, **{field: value})])
+    assert r.status_code == 422, (field, value, r.text)
+    error = r.json()["error"]
+    assert error["type"] == "validation_error" and error["status"] == 422
+    assert [d["field"] for d in error["details"]] == [f"body.events.1.{field}"], error
+    count = await db.scalar(
+        select(func.count()).select_from(UsageEvent).where(UsageEvent.organization_id == setup.id)
+    )
+    assert count == 0
+
+
+async def test_documented_values_are_taken(factory: Factory, setup: OrgSetup, db: AsyncSession) -> None:
+    batch = [
+        event(1, timestamp="2026-01-05T11:00:00.250+01:00", cost_usd="0.5", stream=True, cancelled=False),
+        event(2, timestamp="2026-01-05T10:00:00", cost_usd=".25", status_code=503, latency_ms=1200),
+        event(3, timestamp="2026-01-05 10:00:00Z", cost_usd="3", error_type="", reasoning_tokens=0),
+        event(4, timestamp="2026-01-05", cost_nanousd=7),
+    ]
+    r = await post(factory, setup, batch)
+    assert r.status_code == 200, r.text
+    rows = {
+        e.request_id: e
+        for e in await db.scalars(select(UsageEvent).where(UsageEvent.organization_id == setup.id))
+    }
+    costs = {request_id: row.cost_nanousd for request_id, row in rows.items()}
+    assert costs == {"evt-1": 500_000_000, "evt-2": 250_000_000, "evt-3": 3_000_000_000, "evt-4": 7}
+    assert rows["evt-1"].created_at == datetime(2026, 1, 5, 10, 0, 0, 250_000, tzinfo=UTC)
+    assert rows["evt-2"].created_at == rows["evt-3"].created_at == datetime(2026, 1, 5, 10, tzinfo=UTC)
+    assert rows["evt-4"].created_at == datetime(2026, 1, 5, tzinfo=UTC)
+    assert rows["evt-1"].stream and rows["evt-2"].status_code == 503 and rows["evt-2"].latency_ms == 1200
 
 
 async def test_another_orgs_member_workspace_and_team_are_refused(factory: Factory, setup: OrgSetup) -> None:

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,30 @@ async def test_import_csv(setup: OrgSetup, settings: Settings, tmp_path: Path, d
     assert await repository.summary(db, setup.id, None, None) == summary
 
 
+async def test_csv_cells_are_text_read_as_numbers_booleans_and_times(
+    setup: OrgSetup, settings: Settings, tmp_path: Path, db: AsyncSession
+) -> None:
+    """The ingest API refuses numbers and booleans given as strings; a CSV file has nothing else."""
+    path = tmp_path / "usage.csv"
+    path.write_text(
+        "id,timestamp,model,input_tokens,output_tokens,cost_usd,stream,cancelled,status_code,latency_ms\n"
+        "t1,2026-01-05T09:30:00Z,openai/gpt-4o,1000,200,0.25,true,0,500,1200\n"
+        # Unix seconds, and the exponent notation spreadsheets write small amounts in.
+        "t2,1767605400,openai/gpt-4o, 12 ,3,1.5E-06,1,false,200,12.0\n"
+        "t3,2026-01-05T09:30:00Z,openai/gpt-4o,12.5,3,,,,,\n"
+    )
+    done = run_cli(settings, tmp_path, "import", str(path), "--org", str(setup.id))
+    assert "2 accepted" in done.stdout and "1 rejected" in done.stdout, done.stdout + done.stderr
+    assert "line 4: input_tokens" in done.stdout
+    events = await events_of(db, setup)
+    t1, t2 = events["t1"], events["t2"]
+    assert (t1.input_tokens, t1.output_tokens, t1.cost_nanousd) == (1000, 200, 250_000_000)
+    assert (t1.stream, t1.cancelled, t1.status_code, t1.latency_ms) == (True, False, 500, 1200)
+    assert (t2.input_tokens, t2.output_tokens, t2.cost_nanousd) == (12, 3, 1_500)
+    assert (t2.stream, t2.cancelled, t2.status_code, t2.latency_ms) == (True, False, 200, 12)
+    assert t1.created_at == t2.created_at == datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
+
+
 async def test_import_jsonl(setup: OrgSetup, settings: Settings, tmp_path: Path, db: AsyncSession) -> None:
     lines: list[Any] = [
         {
@@ -90,17 +115,28 @@ async def test_import_jsonl(setup: OrgSetup, settings: Settings, tmp_path: Path,
         }
         for i in range(12)
     ]
+    # A JSON object is checked as the ingest API checks it: a number given as a string is refused.
+    strings = {"id": "s1", "timestamp": "2026-02-01T12:00:00Z", "model": "openai/gpt-4o-mini"}
     path = tmp_path / "usage.jsonl"
     path.write_text(
         "\n".join(json.dumps(line) for line in lines)
         + "\n\n{broken\n[1, 2]\n"
         + json.dumps({"id": "x"})
         + "\n"
+        + json.dumps(strings | {"input_tokens": "12"})
+        + "\n"
+        + json.dumps(strings | {"id": "s2", "stream": "true"})
+        + "\n"
+        + json.dumps(strings | {"id": "s3", "timestamp": 1767605400})
+        + "\n"
     )
     done = run_cli(settings, tmp_path, "import", str(path), "--org", str(setup.id))
-    assert "12 accepted" in done.stdout and "3 rejected" in done.stdout, done.stdout + done.stderr
+    assert "12 accepted" in done.stdout and "6 rejected" in done.stdout, done.stdout + done.stderr
     assert "line 14: not JSON" in done.stdout and "line 15: not a JSON object" in done.stdout
     assert "line 16: timestamp: Field required" in done.stdout
+    assert "line 17: input_tokens: Input should be a valid integer" in done.stdout
+    assert "line 18: stream: Input should be a valid boolean" in done.stdout
+    assert "line 19: timestamp: Input should be ISO 8601 text" in done.stdout
     events = await events_of(db, setup)
     assert len(events) == 12
     assert events["j0"].created_at.hour == 11  # stored in UTC

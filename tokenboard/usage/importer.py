@@ -1,5 +1,9 @@
 """``tokenboard import``: usage from a CSV or JSON Lines file, with the same checks and pipeline as the API.
 
+A JSON Lines object is validated exactly as the API validates an event (a number given as a string is
+refused); a CSV row's cells are all text, read as numbers, booleans and times
+(``UsageEventCreate.from_text``).
+
 Unlike the API (all or nothing), a file is imported line by line: valid lines are recorded in batches, each
 batch committed, and invalid lines are reported with their line number. Running it again is safe: events
 already recorded (same id) count as duplicates.
@@ -183,7 +187,13 @@ async def import_file(
             report.rejected.append((number, record))
         else:
             try:
-                pending.append((number, UsageEventCreate.model_validate(record)))
+                # CSV cells are all text; a JSON Lines object has JSON types, checked as the API checks them.
+                event = (
+                    UsageEventCreate.from_text(record)
+                    if fmt == "csv"
+                    else UsageEventCreate.model_validate(record)
+                )
+                pending.append((number, event))
             except ValidationError as exc:
                 report.rejected.append((number, _validation_message(exc)))
         if len(pending) >= batch_size:
