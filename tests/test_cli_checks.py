@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.support.databases import create_database, drop_database
@@ -26,15 +26,14 @@ from tests.support.factories import Factory
 from tests.support.live_server import free_port, start_serve
 from tokenboard.catalog import repository as catalog_repository
 from tokenboard.catalog.reference import SOURCE_OVERRIDE
-from tokenboard.catalog.service import catalog
-from tokenboard.cli import MAX_BALANCE_NANOUSD
+from tokenboard.catalog.service import CatalogCache, catalog
 from tokenboard.config import Settings
 from tokenboard.kit.cache_bus import CacheBus
 from tokenboard.kit.errors import BadRequest
 from tokenboard.kit.live import LiveHub
 from tokenboard.kit.redis_check import RedisUnavailable, redacted_url
-from tokenboard.ledger.service import EntryKind, ledger
-from tokenboard.models import CreditAccount, Organization
+from tokenboard.ledger.service import MAX_BALANCE_NANOUSD, EntryKind, ledger
+from tokenboard.models import CreditAccount, CreditEntry, CreditPromotion, Organization
 from tokenboard.usage.importer import import_file
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -87,6 +86,45 @@ async def test_credits_grant_keeps_amounts_and_balances_within_bounds(
     unknown = run_cli(settings, tmp_path, "credits", "balance", "--org", nobody)
     assert unknown.returncode == 1, unknown.stdout + unknown.stderr
     assert f"No organization {nobody}." in unknown.stdout and "$0.00" not in unknown.stdout
+
+
+async def test_billing_adjustments_and_promotions_keep_balances_within_bounds(
+    factory: Factory, settings: Settings, tmp_path: Path, db: AsyncSession
+) -> None:
+    """The bound is the ledger's: the billing verbs, which post their own entries, are refused by it too."""
+    org = await new_org(factory, "Adjust Co")
+    oid = str(org.id)
+    start = MAX_BALANCE_NANOUSD - 500_000 * 10**9  # $500,000 short: an adjustment of a million cannot fit
+    await factory.run(lambda s: ledger.post(s, org.id, kind=EntryKind.grant, amount_nanousd=start))
+
+    up = run_cli(
+        settings, tmp_path, "billing", "adjust", "--org", oid, "--amount", "1000000", "--reason", "x"
+    )
+    assert up.returncode == 1, up.stdout + up.stderr
+    assert "The balance would be $9,000,500,000.00, more than the $9,000,000,000.00" in up.stdout
+    assert "nothing was adjusted" in up.stdout and "Traceback" not in up.stdout + up.stderr
+    promote = ("billing", "promote", "--org", oid, "--amount", "1000000", "--expires", "2099-12-31")
+    promo = run_cli(settings, tmp_path, *promote)
+    assert promo.returncode == 1, promo.stdout + promo.stderr
+    assert "more than the $9,000,000,000.00" in promo.stdout and "nothing was granted" in promo.stdout
+    assert "Traceback" not in promo.stderr
+
+    stored = await db.scalar(
+        select(CreditAccount.balance_nanousd).where(CreditAccount.organization_id == org.id)
+    )
+    assert type(stored) is int and stored == start
+    entries = await db.scalar(
+        select(func.count()).select_from(CreditEntry).where(CreditEntry.organization_id == org.id)
+    )
+    promotions = await db.scalar(
+        select(func.count()).select_from(CreditPromotion).where(CreditPromotion.organization_id == org.id)
+    )
+    assert (entries, promotions) == (1, 0)  # the refused promotion's row went with it
+
+    fits = run_cli(
+        settings, tmp_path, "billing", "adjust", "--org", oid, "--amount", "500000", "--reason", "x"
+    )
+    assert fits.returncode == 0, fits.stdout + fits.stderr
 
 
 # -- catalog set-price --------------------------------------------------------------------------------------
@@ -161,6 +199,29 @@ async def test_set_price_keeps_the_kinds_it_does_not_give(
         "-1",
     )
     assert bad.returncode == 1 and "is not a fee in USD" in bad.stdout
+
+
+# -- catalog add-model ------------------------------------------------------------------------------------
+
+
+async def test_add_model_sets_the_maximum_output_the_gateway_clamps_to(
+    factory: Factory, settings: Settings, tmp_path: Path, db: AsyncSession
+) -> None:
+    done = run_cli(
+        settings, tmp_path, "catalog", "add-model", "local/qwen-3-32b", "--input", "0.1", "--output", "0.3",
+        "--context-length", "32768", "--max-output", "8192",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Added local/qwen-3-32b" in done.stdout
+    model = await catalog_repository.get_model(db, "local/qwen-3-32b")
+    assert model is not None and (model.context_length, model.max_output_tokens) == (32_768, 8_192)
+    cache = CatalogCache()
+    await cache.load(db)
+    entry = cache.get("local/qwen-3-32b")
+    assert entry is not None and entry.max_output_tokens == 8_192
+    zero = run_cli(settings, tmp_path, "catalog", "add-model", "local/other", "--max-output", "0")
+    assert zero.returncode == 2 and "--max-output" in zero.stdout + zero.stderr
+    assert await catalog_repository.get_model(db, "local/other") is None
 
 
 # -- serve: Redis absent, proxies -----------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests.support.factories import Factory
+from tokenboard.ledger.service import MAX_BALANCE_NANOUSD, EntryKind, ledger
 from tokenboard.members.roles import Role
 
 
@@ -96,3 +97,28 @@ async def test_operator_routes_refuse_another_orgs_ids(factory: Factory) -> None
         assert billing["balance"]["usd"] == "9.50"  # 10 - 4 - 1.50 + 5
         kinds = {h["kind"] for h in billing["history"]}
         assert {"purchase", "refund", "adjustment", "promotion"} <= kinds
+
+
+async def test_operator_adjustments_and_promotions_stop_at_the_balance_bound(factory: Factory) -> None:
+    setup = await factory.org_with_roles("Bound Billing")
+    operator = await factory.user(operator=True)
+    near = MAX_BALANCE_NANOUSD - 500_000 * 10**9  # $500,000 short of the most a balance may hold
+    await factory.run(lambda s: ledger.post(s, setup.id, kind=EntryKind.grant, amount_nanousd=near))
+    own = f"/api/v1/admin/organizations/{setup.id}/billing"
+    async with await factory.client_for(operator) as client:
+        adjust = await client.post(f"{own}/adjustments", json={"amount_usd": "1000000", "reason": "typo"})
+        assert adjust.status_code == 409, adjust.text
+        error = adjust.json()["error"]
+        assert error["type"] == "balance_limit" and error["status"] == 409
+        assert "The balance would be $9,000,500,000.00, more than the $9,000,000,000.00" in error["message"]
+        promo = await client.post(
+            f"{own}/promotions",
+            json={"amount_usd": "1000000", "expires_at": "2099-01-01T00:00:00Z", "reason": "launch"},
+        )
+        assert promo.status_code == 409 and "nothing was granted" in promo.json()["error"]["message"]
+        fits = await client.post(f"{own}/adjustments", json={"amount_usd": "500000", "reason": "up to it"})
+        assert fits.status_code == 200, fits.text
+    async with await factory.client_for(setup.users[Role.owner]) as owner:
+        billing = (await owner.get(f"/api/v1/organizations/{setup.id}/billing")).json()
+    assert billing["balance"]["nanousd"] == MAX_BALANCE_NANOUSD
+    assert [h["kind"] for h in billing["history"]].count("promotion") == 0

@@ -8,8 +8,14 @@ from sqlalchemy import select
 
 from tests.support.factories import Factory
 from tokenboard.kit.db import utcnow
-from tokenboard.ledger.service import EntryKind, InsufficientCredits, ledger
-from tokenboard.models import CreditEntry
+from tokenboard.ledger.service import (
+    MAX_BALANCE_NANOUSD,
+    BalanceLimitExceeded,
+    EntryKind,
+    InsufficientCredits,
+    ledger,
+)
+from tokenboard.models import CreditAccount, CreditEntry
 
 USD = 1_000_000_000
 
@@ -141,6 +147,87 @@ async def test_the_same_external_event_delivered_concurrently_applies_once(facto
     )
     assert sum(results) == 1
     assert (await factory.run(lambda s: ledger.balance(s, org.id))).balance_nanousd == USD
+    await _check(factory, org.id)
+
+
+async def _entries(factory: Factory, org_id: object) -> int:
+    rows = await factory.run(
+        lambda s: s.scalars(select(CreditEntry).where(CreditEntry.organization_id == org_id))
+    )
+    return len(list(rows))
+
+
+async def _stored_balance(factory: Factory, org_id: object) -> object:
+    return await factory.run(
+        lambda s: s.scalar(
+            select(CreditAccount.balance_nanousd).where(CreditAccount.organization_id == org_id)
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    "kind", [EntryKind.grant, EntryKind.purchase, EntryKind.promotion, EntryKind.adjustment]
+)
+async def test_no_entry_takes_the_balance_past_the_bound(factory: Factory, kind: EntryKind) -> None:
+    org = await _org(factory)
+    await _grant(factory, org.id, MAX_BALANCE_NANOUSD - USD)
+    await factory.run(lambda s: ledger.post(s, org.id, kind=kind, amount_nanousd=USD))  # up to it exactly
+    assert await _stored_balance(factory, org.id) == MAX_BALANCE_NANOUSD
+
+    with pytest.raises(BalanceLimitExceeded) as refused:
+        await factory.run(
+            lambda s: ledger.post(s, org.id, kind=kind, amount_nanousd=1, external_id="payment:one-more")
+        )
+    assert refused.value.status_code == 409 and refused.value.type == "balance_limit"
+    assert "The balance would be $9,000,000,000.00, more than the $9,000,000,000.00" in refused.value.message
+    # An amount past 64 bits on its own: the same refusal, never an overflow in the database.
+    with pytest.raises(BalanceLimitExceeded, match="more than the"):
+        await factory.run(lambda s: ledger.post(s, org.id, kind=kind, amount_nanousd=2**63))
+
+    # Nothing was written: neither the entries nor the balance (an int, never SQLite's float).
+    stored = await _stored_balance(factory, org.id)
+    assert type(stored) is int and stored == MAX_BALANCE_NANOUSD
+    assert await _entries(factory, org.id) == 2
+    await _check(factory, org.id)
+    # Taking some back makes room again.
+    await factory.run(lambda s: ledger.post(s, org.id, kind=EntryKind.adjustment, amount_nanousd=-USD))
+    assert await _grant(factory, org.id, USD, external_id="payment:one-more")
+
+
+async def test_no_entry_takes_the_balance_below_the_negative_bound(factory: Factory) -> None:
+    org = await _org(factory)
+    await factory.run(
+        lambda s: ledger.post(s, org.id, kind=EntryKind.adjustment, amount_nanousd=-MAX_BALANCE_NANOUSD)
+    )
+    for kind in (EntryKind.refund, EntryKind.adjustment, EntryKind.consumption):
+        with pytest.raises(BalanceLimitExceeded) as refused:
+            await factory.run(lambda s, kind=kind: ledger.post(s, org.id, kind=kind, amount_nanousd=-1))
+        assert "less than the -$9,000,000,000.00 a balance may hold" in refused.value.message
+    assert await _stored_balance(factory, org.id) == -MAX_BALANCE_NANOUSD
+    assert await _entries(factory, org.id) == 1
+    await _check(factory, org.id)
+
+
+async def test_a_replay_at_the_bound_is_still_a_no_op(factory: Factory) -> None:
+    org = await _org(factory)
+    assert await _grant(factory, org.id, MAX_BALANCE_NANOUSD, external_id="payment:evt_big")
+    assert not await _grant(factory, org.id, MAX_BALANCE_NANOUSD, external_id="payment:evt_big")
+    await _check(factory, org.id)
+
+
+async def test_concurrent_grants_never_pass_the_bound_together(factory: Factory) -> None:
+    org = await _org(factory)
+    await _grant(factory, org.id, MAX_BALANCE_NANOUSD - 3 * USD)
+
+    async def grant(i: int) -> bool:
+        try:
+            return await _grant(factory, org.id, USD, external_id=f"payment:race_{i}")
+        except BalanceLimitExceeded:
+            return False
+
+    admitted = await asyncio.gather(*(grant(i) for i in range(8)))
+    assert sum(admitted) == 3
+    assert await _stored_balance(factory, org.id) == MAX_BALANCE_NANOUSD
     await _check(factory, org.id)
 
 

@@ -43,6 +43,27 @@ async def add_to_balance(session: AsyncSession, org_id: uuid.UUID, amount: int) 
     )
 
 
+async def add_to_balance_within(session: AsyncSession, org_id: uuid.UUID, amount: int, limit: int) -> bool:
+    """Add ``amount`` to the balance only if it stays within -``limit``..``limit``; False (nothing changed)
+    otherwise. One conditional UPDATE, so concurrent entries cannot pass the bound together.
+
+    The bound is computed here (within 64 bits, as ``|amount| <= limit``) and compared with the stored
+    balance as it is: the database never adds two large numbers, which overflows PostgreSQL's BIGINT and
+    turns SQLite's integer into a float.
+    """
+    if abs(amount) > limit:
+        return False
+    balance = CreditAccount.balance_nanousd
+    within = balance <= limit - amount if amount >= 0 else balance >= -limit - amount
+    result = await session.execute(
+        update(CreditAccount)
+        .where(CreditAccount.organization_id == org_id, within)
+        .values(balance_nanousd=balance + amount, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
 async def try_hold(session: AsyncSession, org_id: uuid.UUID, amount: int) -> bool:
     """Hold ``amount`` only if that much is available. Atomic: one conditional UPDATE on the account row."""
     result = await session.execute(

@@ -23,6 +23,11 @@ from tokenboard.ledger import repository
 from tokenboard.models import CreditEntry
 
 DEFAULT_HOLD = timedelta(minutes=15)
+# The most a balance may hold, either way: $9 billion, within the signed 64-bit column (9.22e18 nano-USD).
+# Past 64 bits PostgreSQL refuses the write and SQLite silently stores a float, which breaks every page that
+# shows the balance. Every entry :meth:`LedgerService.post` writes keeps the balance (the sum of the
+# entries) within it.
+MAX_BALANCE_NANOUSD = 9 * 10**18
 
 
 class EntryKind(StrEnum):
@@ -38,6 +43,22 @@ class EntryKind(StrEnum):
 class InsufficientCredits(TokenboardError):
     status_code = 402
     type = "insufficient_credits"
+
+
+class BalanceLimitExceeded(TokenboardError):
+    """An entry would take the balance past :data:`MAX_BALANCE_NANOUSD` (or below its negative)."""
+
+    status_code = 409
+    type = "balance_limit"
+
+
+# How a refusal ends, by the kind of entry refused.
+_NOTHING_DONE = {
+    EntryKind.grant: "nothing was granted",
+    EntryKind.promotion: "nothing was granted",
+    EntryKind.purchase: "nothing was credited",
+    EntryKind.adjustment: "nothing was adjusted",
+}
 
 
 class LeaseLost(Exception):
@@ -78,11 +99,21 @@ class LedgerService:
         external_id: str | None = None,
         actor_label: str = "system",
     ) -> Settlement:
-        """Append one entry and move the balance with it. A repeated ``external_id`` changes nothing."""
+        """Append one entry and move the balance with it. A repeated ``external_id`` changes nothing.
+
+        An entry that would take the balance past :data:`MAX_BALANCE_NANOUSD` either way is refused with
+        :class:`BalanceLimitExceeded` before anything is written, whichever path (the CLI, billing, an
+        operator's route) posts it.
+        """
         if kind in (EntryKind.grant, EntryKind.purchase, EntryKind.promotion) and amount_nanousd <= 0:
             raise BadRequest("A grant must be a positive amount.")
         if kind in (EntryKind.consumption, EntryKind.expiry, EntryKind.refund) and amount_nanousd > 0:
             raise BadRequest(f"A {kind.value} entry must not be positive.")
+        if abs(amount_nanousd) > MAX_BALANCE_NANOUSD:
+            raise BalanceLimitExceeded(
+                f"{format_usd(amount_nanousd)} is more than the {format_usd(MAX_BALANCE_NANOUSD)} a balance "
+                f"may hold; {_NOTHING_DONE.get(kind, 'nothing was recorded')}."
+            )
         if external_id is not None and (
             existing := await repository.find_entry(session, org_id, external_id)
         ):
@@ -98,6 +129,12 @@ class LedgerService:
         )
         try:
             async with session.begin_nested():
+                # The balance first, within its bound in one conditional UPDATE (concurrent entries cannot
+                # pass it together); the entry after it, so that a duplicate rolls both back.
+                if not await repository.add_to_balance_within(
+                    session, org_id, amount_nanousd, MAX_BALANCE_NANOUSD
+                ):
+                    raise await self._beyond_limit(session, org_id, kind, amount_nanousd)
                 session.add(entry)
                 await session.flush()
         except IntegrityError:
@@ -106,8 +143,21 @@ class LedgerService:
             if external_id is None or existing is None:
                 raise
             return Settlement(entry=existing, applied=False)
-        await repository.add_to_balance(session, org_id, amount_nanousd)
         return Settlement(entry=entry, applied=True)
+
+    async def _beyond_limit(
+        self, session: AsyncSession, org_id: uuid.UUID, kind: EntryKind, amount_nanousd: int
+    ) -> BalanceLimitExceeded:
+        after = (await self.balance(session, org_id)).balance_nanousd + amount_nanousd
+        bound = (
+            f"more than the {format_usd(MAX_BALANCE_NANOUSD)}"
+            if amount_nanousd > 0
+            else f"less than the {format_usd(-MAX_BALANCE_NANOUSD)}"
+        )
+        return BalanceLimitExceeded(
+            f"The balance would be {format_usd(after)}, {bound} a balance may hold; "
+            f"{_NOTHING_DONE.get(kind, 'nothing was recorded')}."
+        )
 
     async def reserve(
         self,
@@ -215,6 +265,8 @@ class LedgerService:
         for org, amount in inserted:
             spent[org] = spent.get(org, 0) + amount
         for org, amount in spent.items():
+            # Not bounded as post() is: each cost was held against available credits first, so the
+            # balance only goes below zero by what a request cost beyond its hold, never toward the bound.
             await repository.add_to_balance(session, org, amount)
         return len(inserted)
 
