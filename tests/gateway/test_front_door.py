@@ -13,7 +13,11 @@ from tokenboard.gateway.service import Gateway
 
 @pytest.mark.parametrize(
     ("path", "kind"),
-    [("/v1/chat/completions", "authentication_error"), ("/v1/messages", "authentication_error")],
+    [
+        ("/v1/chat/completions", "authentication_error"),
+        ("/v1/messages", "authentication_error"),
+        ("/v1/messages/count_tokens", "authentication_error"),
+    ],
 )
 async def test_refusals_carry_the_security_headers_and_no_cookie(
     client: AsyncClient, path: str, kind: str
@@ -57,4 +61,6 @@ async def test_an_unexpected_failure_is_a_clean_500_in_format(
 
 async def test_other_methods_and_paths_still_reach_fastapi(client: AsyncClient) -> None:
     assert (await client.get("/v1/chat/completions")).status_code == 405
+    assert (await client.get("/v1/messages/count_tokens")).status_code == 405
     assert (await client.get("/v1/models")).status_code == 401
+    assert (await client.get("/v1/models/openai/gpt-4o")).status_code == 401

@@ -4,7 +4,8 @@ Start it with ``with fake_upstream() as fake:`` (or the ``upstream`` fixture bel
 or the gateway under test, at ``fake.base_url``. Every request is recorded in ``fake.requests``
 (method, path, headers, parsed JSON body, the API key it carried); ``fake.reset()`` forgets them.
 
-Endpoints: ``POST /v1/chat/completions``, ``POST /v1/embeddings``, ``POST /v1/messages`` and
+Endpoints: ``POST /v1/chat/completions``, ``POST /v1/embeddings``, ``POST /v1/messages``,
+``POST /v1/messages/count_tokens`` (``{"input_tokens": N}``, the prompt counted as below) and
 ``GET /v1/models`` (OpenAI shape, or Anthropic shape when the request carries ``anthropic-version``).
 
 Token counting is deterministic, so tests can compute the usage they expect (``expected_usage``):
@@ -544,6 +545,14 @@ def _messages(body: dict[str, Any], b: Behaviour, headers: dict[str, str]) -> _P
     return _stream_plan(parts, cut_at, broken, b, headers)
 
 
+def _count_tokens(body: dict[str, Any], b: Behaviour, headers: dict[str, str]) -> _Plan:
+    """Anthropic's token counting: the prompt as ``/v1/messages`` counts it, no max_tokens needed."""
+    for name, kind in (("model", str), ("messages", list)):
+        if not isinstance(body.get(name), kind):
+            raise _Invalid(f"{name}: Field required")
+    return _json_plan({"input_tokens": prompt_tokens(body)}, b, headers)
+
+
 def _embeddings(body: dict[str, Any], b: Behaviour, headers: dict[str, str]) -> _Plan:
     inputs = _embedding_inputs(body)
     if not isinstance(body.get("model"), str) or not inputs:
@@ -673,6 +682,9 @@ class FakeUpstream:
                 Route("/v1/chat/completions", self._handler("openai", _chat), methods=["POST"]),
                 Route("/v1/embeddings", self._handler("openai", _embeddings), methods=["POST"]),
                 Route("/v1/messages", self._handler("anthropic", _messages), methods=["POST"]),
+                Route(
+                    "/v1/messages/count_tokens", self._handler("anthropic", _count_tokens), methods=["POST"]
+                ),
                 Route("/v1/models", self._list_models, methods=["GET"]),
             ]
         )

@@ -20,7 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 from tokenboard.gateway.endpoints import handle
 from tokenboard.gateway.errors import GatewayError
-from tokenboard.gateway.service import CHAT, EMBED, MESSAGES, Gateway, Route
+from tokenboard.gateway.service import CHAT, COUNT_TOKENS, EMBED, MESSAGES, Gateway, Route
 from tokenboard.kit.http import SECURITY_HEADERS, TOO_LARGE
 
 log = logging.getLogger("tokenboard.gateway")
@@ -28,6 +28,7 @@ log = logging.getLogger("tokenboard.gateway")
 ROUTES: dict[str, Route] = {
     "/v1/chat/completions": CHAT,
     "/v1/messages": MESSAGES,
+    "/v1/messages/count_tokens": COUNT_TOKENS,
     "/v1/embeddings": EMBED,
 }
 

@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -37,7 +38,7 @@ from tokenboard.catalog.pricing import (
     openrouter_cost,
     plain_cost_nanousd,
 )
-from tokenboard.catalog.service import CatalogCache
+from tokenboard.catalog.service import CatalogCache, CatalogEntry
 from tokenboard.config import Settings, UpstreamKind
 from tokenboard.gateway.attachments import find_attachments, share_of_prompt
 from tokenboard.gateway.errors import GatewayError
@@ -46,6 +47,7 @@ from tokenboard.gateway.inspect import InspectionError, bound_output, check_shap
 from tokenboard.gateway.keys import KeyCache, KeyInfo
 from tokenboard.gateway.limits import KeySpend, RateLimiter
 from tokenboard.gateway.metering import BatchResult, UsageRecord, UsageWriter
+from tokenboard.gateway.simulated import SIMULATED_HEADER, count_prompt_tokens
 from tokenboard.gateway.upstreams import ANTHROPIC_FORMAT, EMBEDDINGS, OPENAI_FORMAT, Upstream, UpstreamPool
 from tokenboard.kit.db import request_id, utcnow
 from tokenboard.kit.jsonenc import compact_dumps, dumps_bytes, strict_loads
@@ -125,6 +127,18 @@ def _checked_secret(secret: str | None) -> str:
     return secret
 
 
+def _check_body(body: dict[str, Any]) -> None:
+    """Refuse a body that names an upstream or carries a credential (400), or whose fields the gateway reads
+    have the wrong JSON type (``InspectionError``)."""
+    forbidden = find_forbidden_field(body)
+    if forbidden is not None:
+        raise GatewayError(
+            400,
+            f"The field {forbidden!r} is refused: the gateway chooses the upstream and its credentials.",
+        )
+    check_shapes(body)
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     name: str  # chat, messages, embeddings
@@ -137,6 +151,11 @@ class Route:
 CHAT = Route("chat", "openai", "/chat/completions", OPENAI_FORMAT, ("max_tokens", "max_completion_tokens"))
 MESSAGES = Route("messages", "anthropic", "/messages", ANTHROPIC_FORMAT, ("max_tokens",))
 EMBED = Route("embeddings", "openai", "/embeddings", EMBEDDINGS, ())
+# Anthropic's token counting, for a model of any provider: forwarded to an ``anthropic`` upstream, estimated
+# by the gateway for the others (``Gateway.count_tokens``). Never metered, so it needs no credits.
+COUNT_TOKENS = Route("count_tokens", "anthropic", "/messages/count_tokens", frozenset(UpstreamKind), ())
+ESTIMATED_HEADER = "x-tokenboard-estimated"
+MAX_COUNT_BODY = 64 * 1024  # a count is a few bytes; anything longer is not one
 
 
 @dataclass(slots=True)
@@ -246,23 +265,10 @@ class Gateway:
         model_id = body.get("model")
         if model_id is None:
             model_id = ""  # the organization's default model, if it has one (``_decide``)
-        ticket = self._passes.get((key_hash, model_id, route.name)) if type(model_id) is str else None
-        if (
-            ticket is None
-            or ticket.until <= time.time()
-            or ticket.stamp != self._stamp(ticket.key.organization_id)
-        ):
-            ticket = await self._decide(key_hash, route, model_id)
+        ticket = self._held_pass(key_hash, model_id, route) or await self._decide(key_hash, route, model_id)
         key = ticket.key
         try:
-            forbidden = find_forbidden_field(body)
-            if forbidden is not None:
-                raise GatewayError(
-                    400,
-                    f"The field {forbidden!r} is refused: "
-                    "the gateway chooses the upstream and its credentials.",
-                )
-            check_shapes(body)
+            _check_body(body)
             limits = bound_output(
                 body,
                 model_max_output=ticket.model_max_output,
@@ -308,6 +314,17 @@ class Gateway:
         admitted.estimate = estimate
         self.spend.start(key.key_id, key.spent_nanousd, estimate, limited=key.spend_limit_nanousd is not None)
         return admitted
+
+    def _held_pass(self, key_hash: str, model_id: Any, route: Route) -> _Pass | None:
+        """The pass decided for this key, model and route, while it holds (``_decide`` says how long)."""
+        ticket = self._passes.get((key_hash, model_id, route.name)) if type(model_id) is str else None
+        if (
+            ticket is None
+            or ticket.until <= time.time()
+            or ticket.stamp != self._stamp(ticket.key.organization_id)
+        ):
+            return None
+        return ticket
 
     def _stamp(self, org_id: uuid.UUID) -> tuple[int, int, int, int]:
         """The generations of every cache a pass was decided from: any change to them bumps one."""
@@ -499,6 +516,27 @@ class Gateway:
     async def models_for(self, request: Request) -> list[str]:
         """Every priced model this key may use right now, on a configured provider; a key refused whatever
         the model (its workspace suspended, its owner gone, the subscription closed) is refused here too."""
+        key = await self._model_reader(request)
+        now = utcnow()
+        return sorted(entry.model_id for entry in self.catalog.entries() if self._lists(key, entry, now))
+
+    async def model_for(self, request: Request, model_id: str) -> str:
+        """One model of ``models_for``'s list, by its id; refused as the list would be.
+
+        A model the list would not show is a 404 whether it is unknown or kept from this key (its subset,
+        the organization's model access), with the same message, so asking tells no more than listing.
+        """
+        key = await self._model_reader(request)
+        entry = self.catalog.get(model_id)
+        if entry is None or not self._lists(key, entry, utcnow()):
+            raise GatewayError(
+                404, f"Unknown model {model_id[:200]!r}. GET /v1/models lists the models you may use."
+            )
+        return entry.model_id
+
+    async def _model_reader(self, request: Request) -> KeyInfo:
+        """The key of a request for the model list, checked as admission checks it whatever the model (its
+        workspace, its owner, the subscription), with the catalog and the organization's policy loaded."""
         key = await self._key(request.scope["headers"])
         await self._check_holder(key)
         if not self.catalog.loaded:
@@ -507,24 +545,86 @@ class Gateway:
         if self.policy is not None:
             async with self.sessionmaker() as session:
                 await self.policy.ensure_org(session, key.organization_id)
-        now = utcnow()
-        allowed = []
-        for entry in self.catalog.entries():
-            if (
-                not entry.enabled
-                or self.upstreams.get(entry.provider_id) is None
-                or entry.price_at(now) is None
-            ):
-                continue
-            if key.allowed_models is not None and entry.model_id not in key.allowed_models:
-                continue
-            if (
-                self.policy is not None
-                and self.policy.decide(key.organization_id, entry.model_id) is not None
-            ):
-                continue
-            allowed.append(entry.model_id)
-        return sorted(allowed)
+        return key
+
+    def _lists(self, key: KeyInfo, entry: CatalogEntry, now: datetime) -> bool:
+        """Whether the model list shows ``entry`` to ``key``: enabled, priced now, on a configured provider,
+        in the key's subset and allowed by the organization's model access."""
+        if not entry.enabled or self.upstreams.get(entry.provider_id) is None or entry.price_at(now) is None:
+            return False
+        if key.allowed_models is not None and entry.model_id not in key.allowed_models:
+            return False
+        return self.policy is None or self.policy.decide(key.organization_id, entry.model_id) is None
+
+    # ------------------------------------------------------------------ token counting
+
+    async def count_tokens(self, request: Request, body: dict[str, Any]) -> Response:
+        """``POST /v1/messages/count_tokens``: the input tokens of a messages body, ``{"input_tokens": N}``.
+
+        Admission is the chain's, without what is about money: the key, the holder and the model are
+        checked as for ``/v1/messages`` (from the same kind of pass), the body as for every route, and the
+        request counts against the key's rate limit; counting is free, so no credits are needed or held
+        and nothing is recorded or billed. A model of an ``anthropic`` upstream is counted by the provider
+        (its own route, under its own model name); any other is the gateway's estimate (the simulated
+        provider's count: a token per four characters of each text piece, a fixed count per image), said so
+        by ``x-tokenboard-estimated: true``.
+        """
+        route = COUNT_TOKENS
+        secret, _ = read_headers(request.scope["headers"])
+        key_hash = hash_token(_checked_secret(secret))
+        model_id = body.get("model")
+        if model_id is None:
+            model_id = ""  # the organization's default model, as /v1/messages
+        ticket = self._held_pass(key_hash, model_id, route) or await self._decide(key_hash, route, model_id)
+        try:
+            _check_body(body)
+        except InspectionError as exc:
+            raise GatewayError(400, str(exc)) from exc
+        if not isinstance(body.get("messages"), list):
+            raise GatewayError(400, "messages: Field required.")
+        wait = self.limiter.allow(ticket.key.key_id, time.monotonic())
+        if wait is not None:
+            raise GatewayError(429, "Rate limit reached for this key. Retry shortly.", retry_after=wait)
+        if ticket.upstream.kind == UpstreamKind.anthropic:
+            return await self._forward_count(ticket, body)
+        headers = {ESTIMATED_HEADER: "true"}
+        if ticket.upstream.kind == UpstreamKind.simulated:
+            headers[SIMULATED_HEADER] = "true"
+        return Response(
+            dumps_bytes({"input_tokens": count_prompt_tokens(body)}),
+            headers=headers,
+            media_type="application/json",
+        )
+
+    async def _forward_count(self, ticket: _Pass, body: dict[str, Any]) -> Response:
+        """The provider's own count, relayed: the body under the provider's model name, the operator's
+        credentials, and the provider's failures told as the other routes tell them."""
+        payload = dumps_bytes({**body, "model": ticket.upstream_model})
+        try:
+            response = await ticket.upstream.post(
+                COUNT_TOKENS.upstream_path, COUNT_TOKENS.api_format, payload
+            )
+        except httpx.TimeoutException as exc:
+            raise GatewayError(504, "The provider did not answer in time.") from exc
+        except httpx.HTTPError as exc:
+            raise GatewayError(502, "The provider could not be reached.") from exc
+        if response.status_code >= 400:
+            raise await self._upstream_refusal(response)
+        try:
+            raw = await self._read_bounded(response, MAX_COUNT_BODY)
+        except httpx.TimeoutException as exc:
+            raise GatewayError(504, "The provider stopped answering.") from exc
+        except httpx.HTTPError as exc:
+            raise GatewayError(502, "The provider's response broke off.") from exc
+        finally:
+            await response.aclose()
+        try:
+            answer = strict_loads(raw)
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict) or type(answer.get("input_tokens")) is not int:
+            raise GatewayError(502, "The provider sent a malformed response.")
+        return Response(dumps_bytes(answer), media_type="application/json")
 
     # ------------------------------------------------------------------ forwarding
 
@@ -574,6 +674,13 @@ class Gateway:
         return b"".join(chunks)
 
     async def _refuse_upstream_error(self, admitted: Admitted, response: httpx.Response) -> None:
+        refusal = await self._upstream_refusal(response)
+        self._meter_failure(admitted, response.status_code, f"upstream_{response.status_code}")
+        raise refusal
+
+    async def _upstream_refusal(self, response: httpx.Response) -> GatewayError:
+        """What to tell the client of the provider's error answer (read, bounded, and closed here): its own
+        message for a refusal of the request, never its body otherwise."""
         try:
             raw = await self._read_bounded(response, MAX_ERROR_BODY)
         except httpx.HTTPError:
@@ -585,18 +692,17 @@ class Gateway:
         with contextlib.suppress(ValueError, AttributeError, TypeError):
             error = json.loads(raw).get("error")
             message = str(error.get("message", "")) if isinstance(error, dict) else ""
-        self._meter_failure(admitted, status, f"upstream_{status}")
         if status == 429:
             retry = response.headers.get("retry-after")
-            raise GatewayError(
+            return GatewayError(
                 429,
                 "The provider is rate limiting. Retry shortly.",
                 retry_after=int(retry) if retry and retry.isdigit() else 1,
             )
         if status in (400, 404, 413, 422):
             detail = f": {message[:500]}" if message else "."
-            raise GatewayError(400, f"The provider refused the request{detail}")
-        raise GatewayError(502, f"The provider failed (status {status}).")
+            return GatewayError(400, f"The provider refused the request{detail}")
+        return GatewayError(502, f"The provider failed (status {status}).")
 
     async def _complete(
         self, admitted: Admitted, response: httpx.Response, upstream_started: float

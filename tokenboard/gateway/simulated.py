@@ -65,6 +65,7 @@ __all__ = [
     "ModelProfile",
     "SimulatedStream",
     "SimulatedTransport",
+    "count_prompt_tokens",
     "count_text_tokens",
     "profile_for",
 ]
@@ -207,22 +208,37 @@ def _block_pieces(block: Any) -> list[_Piece]:
     return [_text_piece(_compact(block))]
 
 
+def _list(value: Any) -> list[Any]:
+    """``value`` when it is a list, else nothing: the prompt is read from any body without failing."""
+    return value if isinstance(value, list) else []
+
+
 def _prompt_pieces(body: Mapping[str, Any]) -> list[_Piece]:
     """Tool definitions, system prompt and messages, in the order a provider caches them."""
     pieces: list[_Piece] = []
-    for tool in body.get("tools") or []:
+    for tool in _list(body.get("tools")):
         piece = _text_piece(_compact(tool))
         if isinstance(tool, dict) and isinstance(tool.get("cache_control"), dict):
             piece.cache_ttl = str(tool["cache_control"].get("ttl") or "5m")
         pieces.append(piece)
     pieces += _content_pieces(body.get("system"))
-    for message in body.get("messages") or []:
+    for message in _list(body.get("messages")):
         if not isinstance(message, dict):
             continue
         pieces += _content_pieces(message.get("content"))
-        for call in message.get("tool_calls") or []:
+        for call in _list(message.get("tool_calls")):
             pieces.append(_text_piece(_compact(call.get("function") if isinstance(call, dict) else call)))
     return pieces
+
+
+def count_prompt_tokens(body: Mapping[str, Any]) -> int:
+    """Every prompt token of a chat or messages body as this provider counts them, caching aside (the
+    ``input_tokens`` it reports when nothing is cached).
+
+    Also the gateway's estimate for ``/v1/messages/count_tokens`` on providers that do not count: close to a
+    real tokenizer for prose, with no tokenizer to ship. Any JSON object is read without failing.
+    """
+    return sum(piece.tokens for piece in _prompt_pieces(body))
 
 
 def _last_user_text(body: Mapping[str, Any]) -> str:
