@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -80,14 +81,17 @@ PASS_SECONDS = 1.0  # the longest an admission pass is reused (see Gateway._deci
 MAX_PASSES = 10_000
 
 
-def read_headers(raw_headers: list[tuple[bytes, bytes]]) -> tuple[str | None, Mapping[str, str | None]]:
-    """The API key as sent, and the feature, tool, integration, conversation and message ids.
+def read_headers(
+    raw_headers: list[tuple[bytes, bytes]],
+) -> tuple[str | None, Mapping[str, str | None], bytes | None]:
+    """The API key as sent, the feature, tool, integration, conversation and message ids, and the
+    ``anthropic-beta`` header as sent (the Anthropic features a client opts into, passed on to Anthropic).
 
     The key is the bearer token, else the ``x-api-key`` (the first of each, as sent); the ids come from the
     x-tokenboard-* headers. One pass over the raw header list (ASGI names are lower-case); most requests
     carry none of the ids, and then share one read-only mapping.
     """
-    authorization = api_key = None
+    authorization = api_key = beta = None
     found: dict[str, str | None] | None = None
     for key, value in raw_headers:
         if key == b"authorization":
@@ -102,11 +106,29 @@ def read_headers(raw_headers: list[tuple[bytes, bytes]]) -> tuple[str | None, Ma
                 if found is None:
                     found = dict(_NO_ATTRIBUTION)
                 found[name] = _header_text(value)[: 200 if name.endswith("_id") else 100]
+        elif key == b"anthropic-beta":
+            beta = value if beta is None else beta + b"," + value  # sent once or repeated, one list
     if authorization is not None and authorization[:7].lower() == "bearer ":
         secret: str | None = authorization[7:].strip()
     else:
         secret = api_key
-    return secret, _NO_ATTRIBUTION if found is None else found
+    return secret, _NO_ATTRIBUTION if found is None else found, beta
+
+
+# Anthropic's beta names (``prompt-caching-2024-07-31``, ``context-1m-2025-08-07``), comma-separated.
+_BETA_NAMES = re.compile(rb"[A-Za-z0-9._-]+(?:[ \t]*,[ \t]*[A-Za-z0-9._-]+)*")
+MAX_BETA_HEADER = 512
+
+
+def _anthropic_beta(raw: bytes | None, upstream: Upstream, route: Route) -> str | None:
+    """The client's ``anthropic-beta`` list to pass on, for an Anthropic-format call to an Anthropic upstream
+    (other upstreams have no such header: it is not sent to them); refused (400) unless it is a list of beta
+    names, so nothing else rides on it to the provider."""
+    if raw is None or route.api_format != "anthropic" or upstream.kind != UpstreamKind.anthropic:
+        return None
+    if len(raw) > MAX_BETA_HEADER or _BETA_NAMES.fullmatch(raw.strip()) is None:
+        raise GatewayError(400, "The anthropic-beta header must be a comma-separated list of beta names.")
+    return raw.strip().decode("ascii")
 
 
 def _header_text(value: bytes) -> str:
@@ -185,6 +207,7 @@ class Admitted:
     # of varying policies (OpenRouter): it is told to use only those that do not collect data.
     deny_data_collection: bool = False
     text_chars: int = 0  # the body's characters outside its attachments' payloads
+    anthropic_beta: str | None = None  # the client's anthropic-beta list, for an Anthropic upstream
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,7 +283,7 @@ class Gateway:
         self, request: Request, route: Route, body: dict[str, Any], body_size: int | None = None
     ) -> Admitted:
         started = time.perf_counter()
-        secret, attribution = read_headers(request.scope["headers"])
+        secret, attribution, beta = read_headers(request.scope["headers"])
         key_hash = hash_token(_checked_secret(secret))
         model_id = body.get("model")
         if model_id is None:
@@ -302,6 +325,8 @@ class Gateway:
             attachments=attachments,
             deny_data_collection=ticket.deny_data_collection,
         )
+        if beta is not None:
+            admitted.anthropic_beta = _anthropic_beta(beta, ticket.upstream, route)
         if body_size is None:
             body_size = len(json.dumps(body))
         admitted.text_chars = body_size - payload_chars
@@ -494,7 +519,7 @@ class Gateway:
 
     async def _key(self, raw_headers: list[tuple[bytes, bytes]]) -> KeyInfo:
         """The request's key: its bearer token, else its ``x-api-key`` (the first of each, as sent)."""
-        secret, _ = read_headers(raw_headers)
+        secret, _, _ = read_headers(raw_headers)
         return await self._key_by_hash(hash_token(_checked_secret(secret)))
 
     async def _key_by_hash(self, key_hash: str) -> KeyInfo:
@@ -570,7 +595,7 @@ class Gateway:
         by ``x-tokenboard-estimated: true``.
         """
         route = COUNT_TOKENS
-        secret, _ = read_headers(request.scope["headers"])
+        secret, _, beta = read_headers(request.scope["headers"])
         key_hash = hash_token(_checked_secret(secret))
         model_id = body.get("model")
         if model_id is None:
@@ -586,7 +611,7 @@ class Gateway:
         if wait is not None:
             raise GatewayError(429, "Rate limit reached for this key. Retry shortly.", retry_after=wait)
         if ticket.upstream.kind == UpstreamKind.anthropic:
-            return await self._forward_count(ticket, body)
+            return await self._forward_count(ticket, body, _anthropic_beta(beta, ticket.upstream, route))
         headers = {ESTIMATED_HEADER: "true"}
         if ticket.upstream.kind == UpstreamKind.simulated:
             headers[SIMULATED_HEADER] = "true"
@@ -596,13 +621,13 @@ class Gateway:
             media_type="application/json",
         )
 
-    async def _forward_count(self, ticket: _Pass, body: dict[str, Any]) -> Response:
+    async def _forward_count(self, ticket: _Pass, body: dict[str, Any], beta: str | None) -> Response:
         """The provider's own count, relayed: the body under the provider's model name, the operator's
         credentials, and the provider's failures told as the other routes tell them."""
         payload = dumps_bytes({**body, "model": ticket.upstream_model})
         try:
             response = await ticket.upstream.post(
-                COUNT_TOKENS.upstream_path, COUNT_TOKENS.api_format, payload
+                COUNT_TOKENS.upstream_path, COUNT_TOKENS.api_format, payload, beta
             )
         except httpx.TimeoutException as exc:
             raise GatewayError(504, "The provider did not answer in time.") from exc
@@ -649,7 +674,7 @@ class Gateway:
         admitted.checks_ms = (upstream_started - admitted.started) * 1000
         try:
             response = await admitted.upstream.post(
-                admitted.route.upstream_path, admitted.route.api_format, body
+                admitted.route.upstream_path, admitted.route.api_format, body, admitted.anthropic_beta
             )
         except httpx.TimeoutException as exc:
             self._meter_failure(admitted, 504, "upstream_timeout")

@@ -13,6 +13,9 @@ from tokenboard.gateway.simulated import SimulatedTransport
 ANTHROPIC_VERSION = "2023-06-01"
 MAX_CONNECTIONS = 200  # per upstream origin; requests beyond wait for one (the pool timeout)
 MAX_IDLE = 100  # kept open between requests
+# Requests built once per route, format and anthropic-beta list: the lists clients send are few (a client
+# sends the same one each time), but a cache of any value sent would grow without end.
+MAX_TEMPLATES = 64
 OPENAI_FORMAT = frozenset(
     {
         UpstreamKind.openai,
@@ -34,25 +37,28 @@ class Upstream:
     config: UpstreamConfig
     client: httpx.AsyncClient
     transport: httpx.AsyncBaseTransport
-    _templates: dict[tuple[str, str], httpx.Request] = field(default_factory=dict)
-    _prepared: dict[tuple[str, str], Prepared] = field(default_factory=dict)
+    _templates: dict[tuple[str, str, str | None], httpx.Request] = field(default_factory=dict)
+    _prepared: dict[tuple[str, str, str | None], Prepared] = field(default_factory=dict)
 
-    async def post(self, path: str, api_format: str, body: bytes) -> httpx.Response:
+    async def post(self, path: str, api_format: str, body: bytes, beta: str | None = None) -> httpx.Response:
         """POST a JSON body to one of the provider's routes; the response's body is left to stream.
 
         Straight to the client's transport: the client builds each route's template once (base URL,
         headers, timeouts), and its ``send`` would only add what the gateway does not want: authentication
         and redirect flows it has none of, and a cookie jar shared by every organization's requests. With
         the gateway's own transport the route's head is also encoded once and each call only adds its body;
-        other transports (the simulated provider) get a regular ``httpx.Request``.
+        other transports (the simulated provider) get a regular ``httpx.Request``. ``beta`` is the client's
+        ``anthropic-beta`` list, checked by the gateway, sent as that header.
         """
-        key = (path, api_format)
+        key = (path, api_format, beta)
         if isinstance(self.transport, Http1Transport):
             prepared = self._prepared.get(key)
             if prepared is None:
-                prepared = self._prepared[key] = Prepared(self.request_template(path, api_format))
+                prepared = Prepared(self.request_template(path, api_format, beta))
+                if len(self._prepared) < MAX_TEMPLATES:
+                    self._prepared[key] = prepared
             return await self.transport.send_prepared(prepared, body)
-        template = self.request_template(path, api_format)
+        template = self.request_template(path, api_format, beta)
         request = httpx.Request(
             "POST", template.url, headers=template.headers, content=body, extensions=template.extensions
         )
@@ -60,13 +66,13 @@ class Upstream:
         response.request = request
         return response
 
-    def request_template(self, path: str, api_format: str) -> httpx.Request:
+    def request_template(self, path: str, api_format: str, beta: str | None = None) -> httpx.Request:
         """The URL, headers (credentials included) and timeouts of a call, built once per path and format.
 
         Building them through the client for every request (URL parsing and joining, header merging) was
         the largest cost between admission and the upstream call.
         """
-        key = (path, api_format)
+        key = (path, api_format, beta)
         template = self._templates.get(key)
         if template is None:
             # Uncompressed answers: the gateway relays stream chunks as they come, without a decoder.
@@ -76,10 +82,13 @@ class Upstream:
                 "accept-encoding": "identity",
             }
             headers.update(self.auth_headers(api_format))
+            if beta is not None:
+                headers["anthropic-beta"] = beta
             template = self.client.build_request("POST", path, headers=headers)
             # The body's own length is set per request.
             del template.headers["content-length"]
-            self._templates[key] = template
+            if len(self._templates) < MAX_TEMPLATES:
+                self._templates[key] = template
         return template
 
     @property
