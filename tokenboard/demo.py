@@ -6,6 +6,7 @@ import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +28,7 @@ from tokenboard.organizations import repository as org_repository
 from tokenboard.organizations.auth import OrgContext
 from tokenboard.organizations.service import organizations
 from tokenboard.teams.service import teams
+from tokenboard.usage import repository as usage_repository
 from tokenboard.usage.ingest import record_events
 from tokenboard.usage.synthetic import Person, UsageGenerator
 from tokenboard.workspaces.service import workspaces
@@ -173,6 +175,9 @@ async def seed_demo(
         for _, handle, _, team in PEOPLE
     ]
     await seed_usage(session, org.id, people, events=events, progress=progress)
+    quota = await _token_quota(session, org.id)
+    if quota is not None:
+        await organizations.update_settings(session, ctx, monthly_usage_quota_tokens=quota)
     await ledger.post(
         session,
         org.id,
@@ -182,6 +187,21 @@ async def seed_demo(
         external_id="demo:initial-credits",
     )
     return DemoResult(org, await _demo_key(session, org, owner), logins, created=True)
+
+
+async def _token_quota(session: AsyncSession, org_id: uuid.UUID) -> int | None:
+    """A monthly token quota the demo's usage fits with room to spare: last month's tokens plus a fifth,
+    rounded up to two significant digits, so the usage page shows its quota view ("N / M tokens (P%)").
+    None when last month had no usage (a demo of a handful of events)."""
+    this_month = utcnow().date().replace(day=1)
+    last_month = (this_month - timedelta(days=1)).replace(day=1)
+    rows = await usage_repository.by_day(session, org_id, last_month, this_month - timedelta(days=1))
+    tokens = sum(r.input_tokens + r.output_tokens for r in rows)
+    if not tokens:
+        return None
+    target = -(-tokens * 6 // 5)  # a fifth more, rounded up
+    step = 10 ** max(len(str(target)) - 2, 0)
+    return int(-(-target // step) * step)
 
 
 async def _demo_key(session: AsyncSession, org: Organization, owner: User) -> str:

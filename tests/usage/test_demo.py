@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,6 +36,16 @@ async def test_demo_seeds_a_realistic_year(factory: Factory, db: AsyncSession) -
     assert all(e["feature"] for e in raw) and any(e["integration"] for e in raw)
     org = await db.get(Organization, result.organization.id)
     assert org is not None and org.default_model_id == DEMO_DEFAULT_MODEL  # a request without a model works
+    # A token quota last month's usage fits in with a fifth to spare (two significant digits, rounded up),
+    # so the usage page shows its quota view from the start.
+    this_month = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    last_month = (this_month - timedelta(days=1)).replace(day=1)
+    last = [e for e in raw if last_month <= e["created_at"] < this_month]
+    tokens = sum(e["input_tokens"] + e["cached_input_tokens"] + e["cache_write_5m_tokens"] for e in last)
+    tokens += sum(e["cache_write_1h_tokens"] + e["output_tokens"] + e["reasoning_tokens"] for e in last)
+    assert tokens > 0 and org.monthly_usage_quota_tokens is not None
+    assert tokens * 1.2 <= org.monthly_usage_quota_tokens < tokens * 1.2 * 1.1
+    assert int(str(org.monthly_usage_quota_tokens)[2:] or 0) == 0
     users = list(
         await db.scalars(
             select(User)
