@@ -31,6 +31,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # A plain DROP COLUMN on both (SQLite has it since 3.35), not a batch copy of the table: on SQLite that
-    # drops ``catalog_models`` with foreign keys on, and the implicit DELETE would cascade to its prices.
+    # A plain DROP COLUMN on both (SQLite has it since 3.35), not a batch copy of the whole table.
     op.drop_column("catalog_models", "max_output_tokens")
