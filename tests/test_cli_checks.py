@@ -224,6 +224,48 @@ async def test_add_model_sets_the_maximum_output_the_gateway_clamps_to(
     assert await catalog_repository.get_model(db, "local/other") is None
 
 
+async def test_update_model_changes_a_model_and_a_sync_keeps_the_operators_maximum(
+    factory: Factory, settings: Settings, tmp_path: Path, db: AsyncSession
+) -> None:
+    added = run_cli(
+        settings, tmp_path, "catalog", "add-model", "local/mistral-7b", "--context-length", "32768"
+    )
+    assert added.returncode == 0, added.stdout + added.stderr
+    done = run_cli(
+        settings, tmp_path, "catalog", "update-model", "local/mistral-7b", "--max-output", "4096",
+        "--name", "Mistral 7B (ours)", "--disable",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (
+        "Updated local/mistral-7b (Mistral 7B (ours)): context 32,768, max output 4,096, disabled"
+        in done.stdout
+    )
+    model = await catalog_repository.get_model(db, "local/mistral-7b")
+    assert model is not None and (model.name, model.max_output_tokens, model.enabled) == (
+        "Mistral 7B (ours)",
+        4096,
+        False,
+    )
+    synced = run_cli(settings, tmp_path, "catalog", "sync")
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    # A reference model's maximum set by the operator is the operator's: the next sync keeps it.
+    reference = run_cli(
+        settings, tmp_path, "catalog", "update-model", "openai/gpt-4o", "--max-output", "8000"
+    )
+    assert reference.returncode == 0, reference.stdout + reference.stderr
+    again = run_cli(settings, tmp_path, "catalog", "sync")
+    assert again.returncode == 0, again.stdout + again.stderr
+    db.expire_all()
+    gpt = await catalog_repository.get_model(db, "openai/gpt-4o")
+    assert gpt is not None and gpt.max_output_tokens == 8000
+
+    nothing = run_cli(settings, tmp_path, "catalog", "update-model", "local/mistral-7b")
+    assert nothing.returncode == 1 and "Nothing to change" in nothing.stdout
+    unknown = run_cli(settings, tmp_path, "catalog", "update-model", "local/none", "--enable")
+    assert unknown.returncode == 1 and "No model 'local/none' in the catalog." in unknown.stdout
+    assert "Traceback" not in nothing.stderr + unknown.stderr
+
+
 # -- serve: Redis absent, proxies -----------------------------------------------------------------------
 
 

@@ -502,6 +502,57 @@ def catalog_add_model(
     console.print(f"[green]Added[/green] {model}{'' if prices else ' (unpriced)'}")
 
 
+@catalog_app.command("update-model")
+def catalog_update_model(
+    model: Annotated[str, typer.Argument(help="provider/model, e.g. openai/gpt-4o.")],
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    context_length: Annotated[
+        int | None, typer.Option(min=1, max=100_000_000, help="Context window in tokens.")
+    ] = None,
+    max_output: Annotated[
+        int | None,
+        typer.Option(
+            "--max-output",
+            min=1,
+            max=100_000_000,
+            help="Most output tokens of one reply; the gateway clamps max_tokens to it. Kept by later syncs.",
+        ),
+    ] = None,
+    enabled: Annotated[
+        bool | None, typer.Option("--enable/--disable", help="Switch the model on or off for everyone.")
+    ] = None,
+) -> None:
+    """Change a model of the catalog (a reference model or your own); running servers pick it up within
+    seconds."""
+    from tokenboard.catalog.service import catalog
+    from tokenboard.kit.errors import TokenboardError
+    from tokenboard.kit.uow import run_in_unit_of_work
+
+    if name is None and context_length is None and max_output is None and enabled is None:
+        raise _fail("Nothing to change: give --name, --context-length, --max-output, --enable or --disable.")
+
+    async def work(session):  # type: ignore[no-untyped-def]
+        return await catalog.update_model(
+            session,
+            model,
+            enabled=enabled,
+            name=name,
+            context_length=context_length,
+            max_output_tokens=max_output,
+        )
+
+    try:
+        row = asyncio.run(run_in_unit_of_work(_settings(), work))
+    except TokenboardError as exc:
+        raise _fail(exc.message) from exc
+    facts = [
+        f"context {row.context_length:,}" if row.context_length else "context unknown",
+        f"max output {row.max_output_tokens:,}" if row.max_output_tokens else "max output unknown",
+        "enabled" if row.enabled else "disabled",
+    ]
+    console.print(f"[green]Updated[/green] {row.id} ({row.name}): {', '.join(facts)}", highlight=False)
+
+
 @app.command("import")
 def import_usage(
     file: Annotated[Path, typer.Argument(help="A CSV or JSON Lines file of usage events.", exists=True)],
