@@ -16,9 +16,10 @@ import pytest
 
 from tests.gateway.conftest import LiveGateway, seed, wait_for_events
 from tests.support.factories import Factory
+from tests.support.fake_upstream import FakeUpstream
 from tokenboard.catalog.pricing import Prices
 from tokenboard.catalog.service import catalog
-from tokenboard.gateway import service
+from tokenboard.gateway import keys, service
 from tokenboard.kit.db import utcnow
 from tokenboard.members.roles import Role
 
@@ -85,6 +86,38 @@ async def test_a_pass_is_reused_until_a_cache_it_read_changes(
         await live_gateway.call(_run(lambda: state.model_access_cache.invalidate(other.setup.id)))
         assert await _post(http, tenant.key) == 200
         assert decisions.count == len(changes) + 3
+
+
+async def test_a_burst_on_cold_caches_decides_once_and_reads_the_key_once(
+    factory: Factory, live_gateway: LiveGateway, upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forty requests at once with a key the gateway has not seen (a restart, a new key): one run of the
+    chain and one read of the key for all of them, not one per request waiting on the connection pool; an
+    unknown key is read once too."""
+    monkeypatch.setattr(service, "PASS_SECONDS", 3600.0)
+    tenant = await seed(factory)
+    gateway = live_gateway.app.state.gateway
+    decisions = Decisions(gateway, monkeypatch)
+    loads = 0
+    load = keys._load
+
+    async def counted_load(*args: Any) -> Any:
+        nonlocal loads
+        loads += 1
+        return await load(*args)
+
+    monkeypatch.setattr(keys, "_load", counted_load)
+    upstream.default_behaviour = "delay_ms=200"
+    async with httpx.AsyncClient(base_url=live_gateway.url, timeout=60) as http:
+        codes = await asyncio.gather(*(_post(http, tenant.key) for _ in range(40)))
+        assert codes == [200] * 40
+        assert (decisions.count, loads) == (1, 1)
+        # A key that does not exist: one read for the burst, forty 401s (a refusal leaves no pass, so
+        # requests that come after its decision decide again, from the cache).
+        bogus = "tb_" + "x" * 43
+        codes = await asyncio.gather(*(_post(http, bogus) for _ in range(40)))
+        assert codes == [401] * 40
+        assert loads == 2
 
 
 async def test_a_pass_ends_with_its_time(

@@ -276,6 +276,8 @@ class Gateway:
         self._billing_refreshing: set[uuid.UUID] = set()
         # Admission passes by (key hash, model, route): the chain over the caches runs once per change.
         self._passes: dict[tuple[str, str, str], _Pass] = {}
+        # The decisions being made, by the same key: concurrent requests wait for one (``_decide_once``).
+        self._deciding: dict[tuple[str, str, str], asyncio.Task[_Pass]] = {}
 
     # ------------------------------------------------------------------ admission
 
@@ -288,7 +290,9 @@ class Gateway:
         model_id = body.get("model")
         if model_id is None:
             model_id = ""  # the organization's default model, if it has one (``_decide``)
-        ticket = self._held_pass(key_hash, model_id, route) or await self._decide(key_hash, route, model_id)
+        ticket = self._held_pass(key_hash, model_id, route) or await self._decide_once(
+            key_hash, route, model_id
+        )
         key = ticket.key
         try:
             _check_body(body)
@@ -350,6 +354,30 @@ class Gateway:
         ):
             return None
         return ticket
+
+    async def _decide_once(self, key_hash: str, route: Route, model_id: Any) -> _Pass:
+        """``_decide``, run once for concurrent requests of the same key, model and route.
+
+        A burst on cold caches (a restart, a new key, a pass that just expired) would otherwise read the
+        key, the subscription and the policy from the database once per request, and a few dozen requests
+        at once wait on the connection pool. The decision runs as its own task: a client that goes away
+        does not cancel it for the others, and all of them get its pass or its refusal.
+        """
+        if type(model_id) is not str:  # refused by the chain; nothing to share
+            return await self._decide(key_hash, route, model_id)
+        flight = (key_hash, model_id, route.name)
+        task = self._deciding.get(flight)
+        if task is None:
+            task = asyncio.ensure_future(self._decide(key_hash, route, model_id))
+            self._deciding[flight] = task
+            task.add_done_callback(lambda done: self._decided(flight, done))
+        return await asyncio.shield(task)
+
+    def _decided(self, flight: tuple[str, str, str], task: asyncio.Task[_Pass]) -> None:
+        if self._deciding.get(flight) is task:
+            del self._deciding[flight]
+        if not task.cancelled():
+            task.exception()  # seen here: the waiters may all have gone
 
     def _stamp(self, org_id: uuid.UUID) -> tuple[int, int, int, int]:
         """The generations of every cache a pass was decided from: any change to them bumps one."""
@@ -600,7 +628,9 @@ class Gateway:
         model_id = body.get("model")
         if model_id is None:
             model_id = ""  # the organization's default model, as /v1/messages
-        ticket = self._held_pass(key_hash, model_id, route) or await self._decide(key_hash, route, model_id)
+        ticket = self._held_pass(key_hash, model_id, route) or await self._decide_once(
+            key_hash, route, model_id
+        )
         try:
             _check_body(body)
         except InspectionError as exc:
