@@ -456,6 +456,19 @@ def catalog_set_price(
     console.print(f"Kept from the price in force then: {kept}.", highlight=False)
 
 
+# A model's maximum output, as add-model and update-model take it (an operator's value: syncs keep it).
+MaxOutput = Annotated[
+    int | None,
+    typer.Option(
+        "--max-output",
+        min=1,
+        max=100_000_000,
+        help="Most output tokens of one reply; the gateway clamps max_tokens to it (without it, to the "
+        "context window). Kept by later syncs.",
+    ),
+]
+
+
 @catalog_app.command("add-model")
 def catalog_add_model(
     model: Annotated[str, typer.Argument(help="provider/model, e.g. local/llama-3.3-70b.")],
@@ -463,16 +476,7 @@ def catalog_add_model(
     output: Annotated[str | None, typer.Option("--output", help="USD per million output tokens.")] = None,
     name: Annotated[str | None, typer.Option(help="Display name.")] = None,
     context_length: Annotated[int | None, typer.Option(help="Context window in tokens.")] = None,
-    max_output: Annotated[
-        int | None,
-        typer.Option(
-            "--max-output",
-            min=1,
-            max=100_000_000,
-            help="Most output tokens of one reply; the gateway clamps max_tokens to it "
-            "(default: the context window).",
-        ),
-    ] = None,
+    max_output: MaxOutput = None,
     disabled: Annotated[bool, typer.Option("--disabled", help="Add it switched off.")] = False,
 ) -> None:
     """Add a model the reference lacks (self-hosted, new); give --input and --output to price it."""
@@ -509,15 +513,7 @@ def catalog_update_model(
     context_length: Annotated[
         int | None, typer.Option(min=1, max=100_000_000, help="Context window in tokens.")
     ] = None,
-    max_output: Annotated[
-        int | None,
-        typer.Option(
-            "--max-output",
-            min=1,
-            max=100_000_000,
-            help="Most output tokens of one reply; the gateway clamps max_tokens to it. Kept by later syncs.",
-        ),
-    ] = None,
+    max_output: MaxOutput = None,
     enabled: Annotated[
         bool | None, typer.Option("--enable/--disable", help="Switch the model on or off for everyone.")
     ] = None,
