@@ -285,14 +285,7 @@ class Gateway:
         self, request: Request, route: Route, body: dict[str, Any], body_size: int | None = None
     ) -> Admitted:
         started = time.perf_counter()
-        secret, attribution, beta = read_headers(request.scope["headers"])
-        key_hash = hash_token(_checked_secret(secret))
-        model_id = body.get("model")
-        if model_id is None:
-            model_id = ""  # the organization's default model, if it has one (``_decide``)
-        ticket = self._held_pass(key_hash, model_id, route) or await self._decide_once(
-            key_hash, route, model_id
-        )
+        ticket, attribution, beta = await self._pass_for(request, route, body)
         key = ticket.key
         try:
             _check_body(body)
@@ -304,9 +297,7 @@ class Gateway:
             )
         except InspectionError as exc:
             raise GatewayError(400, str(exc)) from exc
-        wait = self.limiter.allow(key.key_id, time.monotonic())
-        if wait is not None:
-            raise GatewayError(429, "Rate limit reached for this key. Retry shortly.", retry_after=wait)
+        self._check_rate(key)
         stream = bool(body.get("stream")) and route.name != "embeddings"
         if ticket.usage_analytics:
             attachments, payload_chars = find_attachments(body, route.api_format)
@@ -343,6 +334,27 @@ class Gateway:
         admitted.estimate = estimate
         self.spend.start(key.key_id, key.spent_nanousd, estimate, limited=key.spend_limit_nanousd is not None)
         return admitted
+
+    async def _pass_for(
+        self, request: Request, route: Route, body: dict[str, Any]
+    ) -> tuple[_Pass, Mapping[str, str | None], bytes | None]:
+        """The start of admission on every route: the request's key, attribution and ``anthropic-beta``
+        headers, and the pass for its key, model (the organization's default when it names none) and route."""
+        secret, attribution, beta = read_headers(request.scope["headers"])
+        key_hash = hash_token(_checked_secret(secret))
+        model_id = body.get("model")
+        if model_id is None:
+            model_id = ""  # the organization's default model, if it has one (``_decide``)
+        ticket = self._held_pass(key_hash, model_id, route) or await self._decide_once(
+            key_hash, route, model_id
+        )
+        return ticket, attribution, beta
+
+    def _check_rate(self, key: KeyInfo) -> None:
+        """The key's request rate limit: a 429 with the wait when it is reached."""
+        wait = self.limiter.allow(key.key_id, time.monotonic())
+        if wait is not None:
+            raise GatewayError(429, "Rate limit reached for this key. Retry shortly.", retry_after=wait)
 
     def _held_pass(self, key_hash: str, model_id: Any, route: Route) -> _Pass | None:
         """The pass decided for this key, model and route, while it holds (``_decide`` says how long)."""
@@ -623,23 +635,14 @@ class Gateway:
         by ``x-tokenboard-estimated: true``.
         """
         route = COUNT_TOKENS
-        secret, _, beta = read_headers(request.scope["headers"])
-        key_hash = hash_token(_checked_secret(secret))
-        model_id = body.get("model")
-        if model_id is None:
-            model_id = ""  # the organization's default model, as /v1/messages
-        ticket = self._held_pass(key_hash, model_id, route) or await self._decide_once(
-            key_hash, route, model_id
-        )
+        ticket, _, beta = await self._pass_for(request, route, body)
         try:
             _check_body(body)
         except InspectionError as exc:
             raise GatewayError(400, str(exc)) from exc
         if not isinstance(body.get("messages"), list):
             raise GatewayError(400, "messages: Field required.")
-        wait = self.limiter.allow(ticket.key.key_id, time.monotonic())
-        if wait is not None:
-            raise GatewayError(429, "Rate limit reached for this key. Retry shortly.", retry_after=wait)
+        self._check_rate(ticket.key)
         if ticket.upstream.kind == UpstreamKind.anthropic:
             return await self._forward_count(ticket, body, _anthropic_beta(beta, ticket.upstream, route))
         headers = {ESTIMATED_HEADER: "true"}
