@@ -13,5 +13,8 @@ if [ "$(id -u)" -ne 0 ]; then
   SUDO="sudo"
 fi
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+# Another apt (a second checkout installing at the same time, unattended upgrades) holds dpkg's lock: wait
+# for it rather than fail.
+wait_lock=(-o DPkg::Lock::Timeout=900)
+$SUDO apt-get "${wait_lock[@]}" update -qq
+$SUDO apt-get "${wait_lock[@]}" install -y -qq "${need[@]}" >/dev/null
