@@ -184,6 +184,64 @@ async def test_filters_and_paging(factory: Factory, setup: OrgSetup) -> None:
     assert page.total == len(everything) and (page.offset, page.limit) == (10, 10)
 
 
+async def test_the_modality_filters_find_the_model_families_of_every_provider(
+    factory: Factory, setup: OrgSetup
+) -> None:
+    """Modalities come from the curated file's family rules, not only from the few models with an entry of
+    their own: "takes images" lists the models of every provider that has them, and no text-only model."""
+    others = ["anthropic", "google", "mistral", "openrouter"]
+    await factory.run(lambda s: catalog.sync(s, provider_ids=others))
+
+    async def ids(filters: AccessFilters) -> set[str]:
+        found: set[str] = set()
+        while True:  # every page
+            page = await listing(factory, setup, filters, offset=len(found), limit=500)
+            found |= {m.view.model.id for m in page.models}
+            if len(found) >= page.total:
+                return found
+
+    images = await ids(AccessFilters(input_modality="image"))
+    assert len(images) > 200
+    assert {m.split("/", 1)[0] for m in images} == {
+        "openai",
+        "anthropic",
+        "google",
+        "mistral",
+        "openrouter",
+        "simulated",
+    }
+    assert {
+        GPT4O,  # its own entry
+        "openai/gpt-5.4-mini",
+        "anthropic/claude-3-haiku",
+        "anthropic/claude-sonnet-4-6",
+        "google/gemini-3.5-flash",
+        "google/claude-opus-4-5",
+        "mistral/pixtral-large",
+        "openrouter/anthropic/claude-opus-4.5",
+        "openrouter/meta-llama/llama-3.2-11b-vision-instruct",
+        "simulated/reasoning",
+    } <= images
+    text_only = {
+        "openai/o3-mini",
+        "openai/gpt-oss-120b",
+        "openrouter/meta-llama/llama-3.2-3b-instruct",
+        DEEPSEEK,
+    }
+    assert not text_only & images
+    assert text_only <= await ids(AccessFilters(input_modality="text"))
+
+    audio_in = await ids(AccessFilters(input_modality="audio"))
+    assert {"openai/gpt-audio", "google/gemini-2.5-pro", "google/gemini-1.5-pro"} <= audio_in
+    assert GPT4O not in audio_in
+    embedders = {"openai/text-embedding-ada-002", "mistral/mistral-embed", "google/gemini-embedding-001"}
+    assert embedders <= await ids(AccessFilters(output_modality="embedding"))
+    # A model the curated file says nothing about has no modalities: no modality filter lists it.
+    unknown = "openai/gpt-6-astra"
+    assert unknown in await ids(AccessFilters(search="gpt-6-astra"))
+    assert unknown not in images | await ids(AccessFilters(input_modality="text"))
+
+
 async def test_unknown_state_filter_is_refused(factory: Factory, setup: OrgSetup) -> None:
     with pytest.raises(BadRequest):
         await listing(factory, setup, AccessFilters(state="maybe"))

@@ -18,6 +18,7 @@ from typing import Any
 from genai_prices import data_snapshot
 from genai_prices import types as gp
 
+from tokenboard.catalog.curated_file import FamilyRule, family_of, family_rules, validate, with_family
 from tokenboard.catalog.pricing import Prices, PriceTier
 
 CURATED_PATH = Path(__file__).resolve().parent / "data" / "curated.json"
@@ -89,8 +90,16 @@ def per_token(per_mtok: Decimal) -> Decimal:
 
 @cache
 def curated() -> dict[str, Any]:
+    """The curated file, checked: a :class:`~tokenboard.catalog.curated_file.CuratedFileError` if wrong."""
     data: dict[str, Any] = json.loads(CURATED_PATH.read_text())
+    validate(data)
     return data
+
+
+@cache
+def families() -> tuple[FamilyRule, ...]:
+    """The curated file's family rules, in order: the first that matches a model is its family."""
+    return family_rules(curated())
 
 
 def load_reference(provider_ids: list[str] | None = None) -> ReferenceCatalog:
@@ -151,7 +160,10 @@ def _provider(provider_id: str, facts: dict[str, Any], upstream: gp.Provider | N
 
 def _genai_model(provider_id: str, model: gp.ModelInfo, curated_models: dict[str, Any]) -> ReferenceModel:
     model_id = f"{provider_id}/{model.id}"
-    extra = curated_models.get(model_id, {})
+    # The model's own entry, filled in by its family rule: the entry wins field by field.
+    extra, family_facts = with_family(
+        curated_models.get(model_id, {}), family_of(families(), provider_id, model.id)
+    )
     details: dict[str, Any] = {}
     if model.description:
         details["description"] = model.description
@@ -159,7 +171,7 @@ def _genai_model(provider_id: str, model: gp.ModelInfo, curated_models: dict[str
         details["price_comments"] = model.price_comments
     schedule, notes = genai_schedule(model)
     details.update(notes)
-    facts = _model_facts(extra)
+    facts = _model_facts(extra) | family_facts
     if facts:
         details["facts"] = facts
     return ReferenceModel(
