@@ -405,6 +405,9 @@ def catalog_set_price(
         str | None, typer.Option("--reasoning", help="USD per million reasoning tokens.")
     ] = None,
     per_request: Annotated[str | None, typer.Option("--per-request", help="USD per request.")] = None,
+    per_web_search: Annotated[
+        str | None, typer.Option("--per-web-search", help="USD per server-side web search (e.g. 0.01).")
+    ] = None,
     from_date: Annotated[
         str | None, typer.Option("--from", help="First day (YYYY-MM-DD, UTC) the price applies; default now.")
     ] = None,
@@ -412,8 +415,8 @@ def catalog_set_price(
 ) -> None:
     """Override a model's price from now (or a future day); past prices never change.
 
-    Kinds not given (cache prices, reasoning, the request fee, long-context tiers) keep the model's price in
-    force when the override starts."""
+    Kinds not given (cache prices, reasoning, the request and web search fees, long-context tiers) keep the
+    model's price in force when the override starts."""
     from datetime import UTC, datetime
     from decimal import Decimal, InvalidOperation
 
@@ -426,15 +429,18 @@ def catalog_set_price(
     if reasoning is not None:
         spec["reasoning"] = reasoning
     prices = _catalog_prices(spec)
-    if per_request is not None:
+    fees = {"per_request": per_request, "per_web_search": per_web_search}
+    for kind, text in fees.items():
+        if text is None:
+            continue
         try:
-            fee = Decimal(per_request)
+            fee = Decimal(text)
             if not fee.is_finite() or fee < 0:
                 raise InvalidOperation
         except InvalidOperation as exc:
-            raise _fail(f"{per_request!r} is not a fee in USD such as 0.01.") from exc
-        prices = replace(prices, per_request=fee)
-    keep = INHERITABLE - set(spec) - ({"per_request"} if per_request is not None else set())
+            raise _fail(f"{text!r} is not a fee in USD such as 0.01.") from exc
+        prices = replace(prices, **{kind: fee})
+    keep = INHERITABLE - set(spec) - {kind for kind, text in fees.items() if text is not None}
     start = None
     if from_date is not None:
         try:

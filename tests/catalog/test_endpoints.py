@@ -118,6 +118,21 @@ async def test_operators_add_models_override_prices_and_disable(factory: Factory
             sonnet, json={"input": "2.4", "output": "12", "tiers": [], "effective_from": later}
         )
         assert flat.status_code == 201 and flat.json()["prices"]["tiers"] == []
+        # The web search fee: kept like the other kinds above (Sonnet's is Anthropic's $0.01), replaced when
+        # given.
+        assert (
+            reference["per_web_search_usd"] == "0.01"
+            and kept.json()["prices"]["per_web_search_usd"] == "0.01"
+        )
+        third = (datetime.now(UTC) + timedelta(minutes=3)).isoformat()
+        searches = await admin.post(
+            sonnet,
+            json={"input": "2.4", "output": "12", "per_web_search_usd": "0.008", "effective_from": third},
+        )
+        assert searches.status_code == 201, searches.text
+        assert searches.json()["prices"]["per_web_search_usd"] == "0.008"
+        negative = await admin.post(sonnet, json={"input": "1", "output": "1", "per_web_search_usd": "-0.01"})
+        assert negative.status_code == 422
 
         past = await admin.post(
             "/api/v1/admin/catalog/models/openai/gpt-4o/prices",

@@ -48,6 +48,7 @@ def genai_nanousd(model_id: str, usage: TokenUsage) -> int:
         "cache_write_tokens": usage.cache_write_5m_tokens + usage.cache_write_1h_tokens,
         "cache_write_1h_tokens": usage.cache_write_1h_tokens,
         "output_tokens": usage.total_output_tokens,
+        "web_searches": usage.web_searches,
     }
     result = genai_prices.calc_price(
         genai_prices.Usage(**counts), model, provider_id=provider, genai_request_timestamp=NOW
@@ -144,6 +145,51 @@ def test_anthropic_without_the_cache_creation_split_writes_5_minutes() -> None:
     assert usage.cache_write_5m_tokens == 8_000 and usage.cache_write_1h_tokens == 0
     # claude-sonnet-4: 1,500 x 3 + 20,000 x 0.3 + 8,000 x 3.75 = 4500 + 6000 + 30000 micro-USD
     assert cost("anthropic/claude-sonnet-4-0", usage) == 40_500_000
+
+
+def test_anthropic_web_searches_are_priced_per_search() -> None:
+    usage = anthropic_usage(
+        {
+            "input_tokens": 2_100,
+            "cache_read_input_tokens": 0,
+            "output_tokens": 640,
+            "server_tool_use": {"web_search_requests": 3, "web_fetch_requests": 1},
+        }
+    )
+    assert usage.web_searches == 3
+    # claude-sonnet-4-5: 2,100 x $3/M + 640 x $15/M + 3 x $0.01 = 6,300 + 9,600 + 30,000 micro-USD
+    assert cost("anthropic/claude-sonnet-4-5", usage) == 45_900_000
+    lines = {
+        line.kind: line for line in compute_cost(reference_prices("anthropic/claude-sonnet-4-5"), usage).lines
+    }
+    assert lines["web_search"].quantity == 3 and lines["web_search"].unit_price_usd == Decimal("0.01")
+    assert lines["web_search"].amount_nanousd == 30_000_000
+
+
+def test_a_search_api_in_the_openai_shape_reports_its_searches() -> None:
+    usage = openai_usage({"prompt_tokens": 40, "completion_tokens": 300, "num_search_queries": 2})
+    assert usage.web_searches == 2
+    prices = Prices(input=Decimal("0.000001"), output=Decimal("0.000001"), per_web_search=Decimal("0.005"))
+    # 40 + 300 tokens at $1/M, 2 searches at $0.005: 340,000 + 10,000,000 nano-USD
+    assert cost_nanousd(prices, usage) == compute_cost(prices, usage).total_nanousd == 10_340_000
+
+
+def test_searches_are_free_where_the_model_prices_none() -> None:
+    usage = anthropic_usage(
+        {"input_tokens": 10, "output_tokens": 10, "server_tool_use": {"web_search_requests": 5}}
+    )
+    prices = reference_prices("simulated/fast")
+    assert prices.per_web_search == 0
+    assert "web_search" not in {line.kind for line in compute_cost(prices, usage).lines}
+
+
+def test_reference_search_prices_come_from_genai_prices() -> None:
+    assert reference_prices("anthropic/claude-opus-4-1").per_web_search == Decimal("0.010")
+    assert reference_prices("google/gemini-2.5-pro").per_web_search == Decimal("0.035")
+    notes = next(
+        m for m in load_reference(["anthropic"]).models if m.id == "anthropic/claude-opus-4-1"
+    ).details
+    assert "web_searches_kcount" not in str(notes)  # metered now, not listed as unmetered
 
 
 # --- Gemini: the prompt count includes cached content; thoughts are counted apart --------------------------
@@ -295,6 +341,7 @@ def priced(draw: st.DrawFn) -> Prices:
         cache_write_1h=draw(optional_price),
         reasoning=draw(optional_price),
         per_request=draw(price),
+        per_web_search=draw(price),
     )
     if not draw(st.booleans()):
         return base
@@ -317,6 +364,7 @@ def usages(draw: st.DrawFn) -> TokenUsage:
         cache_write_1h_tokens=draw(count),
         output_tokens=draw(count),
         reasoning_tokens=draw(count),
+        web_searches=draw(st.integers(min_value=0, max_value=50)),
     )
 
 
@@ -327,6 +375,7 @@ FIELDS = (
     "cache_write_1h_tokens",
     "output_tokens",
     "reasoning_tokens",
+    "web_searches",
 )
 
 
@@ -380,6 +429,7 @@ def finely_priced(draw: st.DrawFn) -> Prices:
         cache_write_1h=draw(st.none() | fine_price),
         reasoning=draw(st.none() | fine_price),
         per_request=draw(st.sampled_from([Decimal(0), Decimal("0.0004"), Decimal("0.00000000025")])),
+        per_web_search=draw(st.sampled_from([Decimal(0), Decimal("0.01"), Decimal("0.0000000007")])),
         tiers=tiers,
     )
 
@@ -403,11 +453,13 @@ def test_the_integer_cost_equals_the_decimal_cost(
             assert cost_nanousd(prices, at) == compute_cost(prices, at).total_nanousd
 
 
-@given(priced() | finely_priced(), st.integers(0, 3_000_000), st.integers(0, 300_000))
-def test_the_plain_estimate_equals_the_full_integer_cost(prices: Prices, inputs: int, outputs: int) -> None:
+@given(priced() | finely_priced(), st.integers(0, 3_000_000), st.integers(0, 300_000), st.integers(0, 20))
+def test_the_plain_estimate_equals_the_full_integer_cost(
+    prices: Prices, inputs: int, outputs: int, searches: int
+) -> None:
     """The gateway's estimate (plain input and output, no TokenUsage) prices as cost_nanousd does."""
-    usage = TokenUsage(input_tokens=inputs, output_tokens=outputs)
-    assert plain_cost_nanousd(prices, inputs, outputs) == cost_nanousd(prices, usage)
+    usage = TokenUsage(input_tokens=inputs, output_tokens=outputs, web_searches=searches)
+    assert plain_cost_nanousd(prices, inputs, outputs, searches) == cost_nanousd(prices, usage)
     for tier in prices.tiers:
         for total in (tier.above_input_tokens, tier.above_input_tokens + 1):
             at = TokenUsage(input_tokens=total, output_tokens=outputs)
@@ -425,6 +477,7 @@ def test_counting_conventions_agree_on_the_same_request(usage: TokenUsage) -> No
         cache_write_1h_tokens=usage.cache_write_1h_tokens,
         output_tokens=usage.output_tokens + usage.reasoning_tokens,
         reasoning_tokens=usage.reasoning_tokens,
+        web_searches=usage.web_searches,
         input_includes_cache=True,
         output_includes_reasoning=True,
     )

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from sqlalchemy import func, inspect, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.support.databases import BACKENDS, create_database, drop_database
 from tests.support.factories import Factory
@@ -29,6 +33,7 @@ from tokenboard.kit.errors import BadRequest, Conflict
 from tokenboard.migrations import downgrade, upgrade
 from tokenboard.models import CatalogModel, ModelPrice
 
+T = TypeVar("T")
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 T1 = datetime(2026, 11, 10, tzinfo=UTC)
 T2 = datetime(2026, 11, 20, tzinfo=UTC)
@@ -358,5 +363,91 @@ async def test_migration_0020_adds_the_maximum_output_and_drops_it_again(
             await engine.dispose()
         assert filled == 0  # empty until the catalog is synced
         assert await synced() == stored
+    finally:
+        await asyncio.to_thread(drop_database, backend, name)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_migration_0022_prices_searches_from_the_next_sync_on(backend: str, tmp_path: Path) -> None:
+    """Down to 0021 and up again, as an installation upgraded from 0021 would be: its prices charge nothing
+    per search (as they did), and the next sync adds Anthropic's $0.01 from that moment, never before; events
+    keep their rows, with no searches. Both ways nothing but the two columns changes."""
+    from tokenboard.models import Organization, UsageEvent
+    from tokenboard.usage.ingest import record_events
+
+    url, name = await asyncio.to_thread(create_database, backend, tmp_path, "web_search")
+    sonnet = "anthropic/claude-sonnet-4-5"
+    org_id = uuid.uuid4()
+
+    async def add_org(session: AsyncSession) -> None:
+        session.add(Organization(id=org_id, name="Search Co"))
+        await session.flush()
+
+    async def in_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        engine = create_engine(url)
+        try:
+            async with create_sessionmaker(engine)() as session:
+                result = await work(session)
+                await session.commit()
+                return result
+        finally:
+            await engine.dispose()
+
+    async def shape() -> tuple[dict[str, set[str]], int, int]:
+        engine = create_engine(url)
+        try:
+            async with engine.connect() as conn:
+                names = {
+                    table: {
+                        c["name"] for c in await conn.run_sync(lambda c, t=table: inspect(c).get_columns(t))
+                    }  # type: ignore[misc]
+                    for table in ("model_prices", "usage_events")
+                }
+                prices = await conn.scalar(text("SELECT count(*) FROM model_prices"))
+                events = await conn.scalar(text("SELECT count(*) FROM usage_events"))
+        finally:
+            await engine.dispose()
+        return names, int(prices or 0), int(events or 0)
+
+    async def search_price(session: AsyncSession, at: datetime) -> Decimal:
+        prices = await catalog.prices_at(session, sonnet, at)
+        assert prices is not None
+        return prices.per_web_search
+
+    async def searches(session: AsyncSession) -> list[tuple[str, int]]:
+        rows = await session.execute(select(UsageEvent.request_id, UsageEvent.web_searches))
+        return sorted((request_id, count) for request_id, count in rows)
+
+    try:
+        await in_session(add_org)
+        await in_session(lambda s: catalog.sync(s, now=T0, provider_ids=["anthropic"]))
+        assert await in_session(lambda s: search_price(s, T1)) == Decimal("0.01")
+        row = {"organization_id": org_id, "request_id": "r-1", "provider_id": "anthropic", "model_id": sonnet}
+        await in_session(lambda s: record_events(s, [row | {"web_searches": 2, "cost_nanousd": 20_000_105}]))
+        columns, prices, events = await shape()
+        assert {"per_web_search", "web_searches"} <= columns["model_prices"] | columns["usage_events"]
+
+        await asyncio.to_thread(downgrade, url, "0021")
+        assert await shape() == (
+            {
+                "model_prices": columns["model_prices"] - {"per_web_search"},
+                "usage_events": columns["usage_events"] - {"web_searches"},
+            },
+            prices,
+            events,
+        )
+
+        await asyncio.to_thread(upgrade, url)
+        assert await shape() == (columns, prices, events)
+        assert await in_session(searches) == [("r-1", 0)]
+        assert await in_session(lambda s: search_price(s, T1)) == 0  # what 0021 charged
+
+        now = datetime.now(UTC)
+        report = await in_session(lambda s: catalog.sync(s, now=now, provider_ids=["anthropic"]))
+        assert sonnet in report.changed_models
+        assert await in_session(lambda s: search_price(s, T1)) == 0  # a past request keeps its day's price
+        assert await in_session(lambda s: search_price(s, now)) == Decimal("0.01")
+        await in_session(lambda s: record_events(s, [row | {"request_id": "r-2", "web_searches": 3}]))
+        assert await in_session(searches) == [("r-1", 0), ("r-2", 3)]
     finally:
         await asyncio.to_thread(drop_database, backend, name)

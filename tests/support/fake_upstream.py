@@ -34,6 +34,9 @@ Items are ``key=value`` or a preset word:
     cached=N          prompt tokens served from cache (OpenAI cached_tokens, Anthropic cache reads)
     cache_write=N, cache_write_1h=N   Anthropic cache writes (5-minute and 1-hour)
     reasoning=N       OpenAI reasoning tokens per choice (included in completion_tokens)
+    web_searches=N    Anthropic: the web search tool ran N searches (``usage.server_tool_use``, and plain
+                      replies start with its ``server_tool_use`` and ``web_search_tool_result`` blocks;
+                      streams report 0 in message_start and N in message_delta)
     usage=MODE        missing (no usage at all), duplicate (streams send it twice), zero (all
                       counts 0), late (streams: 200 chunks by default, and Anthropic reports the
                       input tokens only in message_delta, not in message_start)
@@ -121,6 +124,7 @@ class Behaviour:
     cache_write: int = 0
     cache_write_1h: int = 0
     reasoning: int = 0
+    web_searches: int = 0
     usage: UsageMode = "normal"
     cut: bool = False
     malformed: bool = False
@@ -283,7 +287,7 @@ def _usage(api: Api, body: Mapping[str, Any], b: Behaviour) -> dict[str, Any]:
         read = min(b.cached, prompt)
         write_5m = min(b.cache_write, prompt - read)
         write_1h = min(b.cache_write_1h, prompt - read - write_5m)
-        return {
+        usage = {
             "input_tokens": prompt - read - write_5m - write_1h,
             "cache_creation_input_tokens": write_5m + write_1h,
             "cache_read_input_tokens": read,
@@ -291,6 +295,9 @@ def _usage(api: Api, body: Mapping[str, Any], b: Behaviour) -> dict[str, Any]:
             "output_tokens": output,
             "service_tier": "standard",
         }
+        if b.web_searches:
+            usage["server_tool_use"] = {"web_search_requests": 0 if zero else b.web_searches}
+        return usage
     n = body.get("n") or 1
     reasoning = 0 if zero else n * b.reasoning
     completion = n * output + reasoning
@@ -504,7 +511,7 @@ def _messages(body: dict[str, Any], b: Behaviour, headers: dict[str, str]) -> _P
         "type": "message",
         "role": "assistant",
         "model": body["model"],
-        "content": [{"type": "text", "text": text}],
+        "content": [*_search_blocks(b), {"type": "text", "text": text}],
         "stop_reason": "max_tokens" if truncated else "end_turn",
         "stop_sequence": None,
         "usage": usage,
@@ -516,7 +523,10 @@ def _messages(body: dict[str, Any], b: Behaviour, headers: dict[str, str]) -> _P
 
     input_keys = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
     start_usage = {**usage, "output_tokens": min(1, usage["output_tokens"])}
-    delta_usage = {"output_tokens": usage["output_tokens"]}
+    delta_usage: dict[str, Any] = {"output_tokens": usage["output_tokens"]}
+    if "server_tool_use" in usage:  # counted as the searches run: none yet when the message starts
+        start_usage["server_tool_use"] = {"web_search_requests": 0}
+        delta_usage["server_tool_use"] = usage["server_tool_use"]
     if b.usage == "late":
         start_usage.update(dict.fromkeys(input_keys, 0))
         start_usage["cache_creation"] = dict.fromkeys(usage["cache_creation"], 0)
@@ -543,6 +553,19 @@ def _messages(body: dict[str, Any], b: Behaviour, headers: dict[str, str]) -> _P
     parts.append((0.0, _sse({"type": "message_stop"}, "message_stop")))
     broken = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{\n\n'
     return _stream_plan(parts, cut_at, broken, b, headers)
+
+
+def _search_blocks(b: Behaviour) -> list[dict[str, Any]]:
+    """A plain reply's record of its web searches: Anthropic's tool call and result blocks, per search."""
+    blocks: list[dict[str, Any]] = []
+    for i in range(b.web_searches):
+        tool_id = f"srvtoolu_fake{i:02d}"
+        blocks.append(
+            {"type": "server_tool_use", "id": tool_id, "name": "web_search", "input": {"query": f"fake {i}"}}
+        )
+        result = {"type": "web_search_result", "url": f"https://example.com/{i}", "title": f"Result {i}"}
+        blocks.append({"type": "web_search_tool_result", "tool_use_id": tool_id, "content": [result]})
+    return blocks
 
 
 def _count_tokens(body: dict[str, Any], b: Behaviour, headers: dict[str, str]) -> _Plan:

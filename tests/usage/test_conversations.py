@@ -392,7 +392,9 @@ async def test_migration_0019_rekeys_the_conversations_and_recomputes_them_both_
                     )
                 table = UsageConversation.__table__
                 rows = sorted((tuple(r) for r in await conn.execute(select(*table.c))), key=repr)
-                events = [dict(r) for r in (await conn.execute(select(*UsageEvent.__table__.c))).mappings()]
+                # The columns usage_events has at 0018 too (0022 added web_searches).
+                at_0018 = [c for c in UsageEvent.__table__.c if c.name != "web_searches"]
+                events = [dict(r) for r in (await conn.execute(select(*at_0018))).mappings()]
         finally:
             await engine.dispose()
         return key, rows, events

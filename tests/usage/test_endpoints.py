@@ -104,6 +104,28 @@ async def test_events_are_priced_from_the_catalog_and_idempotent(
     assert audits == 2
 
 
+async def test_web_searches_are_priced_per_search_from_the_catalog(
+    factory: Factory, setup: OrgSetup, db: AsyncSession
+) -> None:
+    model = "anthropic/claude-sonnet-4-5"
+    r = await post(factory, setup, [event(1, model=model, web_searches=4), event(2, model=model)])
+    assert r.status_code == 200, r.text
+    at = datetime(2026, 1, 5, 10, tzinfo=UTC)
+    prices = await factory.run(lambda s: catalog.prices_at(s, model, at))
+    assert prices is not None and prices.per_web_search == Decimal("0.01")
+    rows = {
+        e.request_id: e
+        for e in await db.scalars(select(UsageEvent).where(UsageEvent.organization_id == setup.id))
+    }
+    tokens = TokenUsage(input_tokens=1000, output_tokens=500)
+    assert (rows["evt-2"].web_searches, rows["evt-2"].cost_nanousd) == (
+        0,
+        compute_cost(prices, tokens).total_nanousd,
+    )
+    assert rows["evt-1"].web_searches == 4
+    assert rows["evt-1"].cost_nanousd == rows["evt-2"].cost_nanousd + 4 * 10_000_000
+
+
 @pytest.mark.parametrize(
     ("bad", "words"),
     [
@@ -132,6 +154,8 @@ async def test_an_invalid_event_refuses_the_batch_naming_it(
 async def test_schema_limits(factory: Factory, setup: OrgSetup) -> None:
     assert (await post(factory, setup, [])).status_code == 422
     assert (await post(factory, setup, [event(1, input_tokens=-1)])).status_code == 422
+    assert (await post(factory, setup, [event(1, web_searches=-1)])).status_code == 422
+    assert (await post(factory, setup, [event(1, web_searches=1_000_001)])).status_code == 422
     assert (await post(factory, setup, [event(1, surprise=True)])).status_code == 422
     assert (await post(factory, setup, [event(1, id="x" * 65)])).status_code == 422
     nul = await post(factory, setup, [event(1, feature="a\x00b", cost_nanousd=1)])
@@ -145,6 +169,7 @@ async def test_schema_limits(factory: Factory, setup: OrgSetup) -> None:
         ("input_tokens", True),
         ("output_tokens", "12"),
         ("reasoning_tokens", 12.0),
+        ("web_searches", "3"),
         ("cost_nanousd", "5"),
         ("latency_ms", False),
         ("status_code", "500"),

@@ -61,6 +61,7 @@ def _events(known: dict[str, Any]) -> list[UsageEventCreate]:
             "cache_write_5m_tokens": 40,
             "cache_write_1h_tokens": 20,
             "output_tokens": 77,
+            "web_searches": 2,
             "stream": True,
             "latency_ms": 812,
             "feature": "chat",
@@ -123,12 +124,13 @@ def _expected(
             cache_write_1h_tokens=event.cache_write_1h_tokens,
             output_tokens=event.output_tokens,
             reasoning_tokens=event.reasoning_tokens,
+            web_searches=event.web_searches,
         )
         cost = cost_nanousd(prices, tokens)
     as_given = (
         "stream", "status_code", "error_type", "input_tokens", "cached_input_tokens", "cache_write_5m_tokens",
-        "cache_write_1h_tokens", "output_tokens", "reasoning_tokens", "cancelled", "latency_ms", "feature",
-        "tool", "integration", "conversation_id", "message_id",
+        "cache_write_1h_tokens", "output_tokens", "reasoning_tokens", "web_searches", "cancelled",
+        "latency_ms", "feature", "tool", "integration", "conversation_id", "message_id",
     )  # fmt: skip
     return {
         "organization_id": org_id,

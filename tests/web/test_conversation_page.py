@@ -90,3 +90,44 @@ async def test_unit_prices_are_readable_and_the_api_stays_exact(app: object, fac
         assert not EXPONENT.search(text_of(table)), text_of(table)
         assert not re.search(r"\d\.\d*0{4,}\b", text_of(table)), text_of(table)  # no tail of zeros
         assert "<th>Price</th>" in table
+
+
+async def test_web_searches_are_a_line_priced_per_search(app: object, factory: Factory) -> None:
+    await factory.run(lambda s: catalog.sync(s, provider_ids=["anthropic"]))
+    app.state.catalog_cache.invalidate()  # type: ignore[attr-defined]
+    setup = await factory.org_with_roles("Search Co")
+    owner = setup.users[Role.owner]
+    event = {
+        "organization_id": setup.id,
+        "request_id": "search-1",
+        "created_at": datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5),
+        "user_id": owner.id,
+        "model_id": "anthropic/claude-sonnet-4-5",
+        "provider_id": "anthropic",
+        "input_tokens": 2_100,
+        "output_tokens": 640,
+        "web_searches": 2,
+        # 2,100 x $3/M + 640 x $15/M + 2 x $0.01, as the gateway records it
+        "cost_nanousd": 6_300_000 + 9_600_000 + 20_000_000,
+        "conversation_id": "conv-search",
+    }
+    await factory.run(lambda s: record_events(s, [event]))
+    async with await factory.client_for(owner) as client:
+        page = await client.get(
+            f"/organizations/{setup.id}/usage/conversations/conv-search", headers={"accept": "text/html"}
+        )
+        api = await client.get(f"/api/v1/organizations/{setup.id}/usage/conversations/conv-search")
+    assert page.status_code == 200 and api.status_code == 200, (page.text, api.text)
+    (message,) = api.json()["messages"]
+    assert message["web_searches"] == 2
+    lines = {line["kind"]: line for line in message["cost_lines"]}
+    assert (lines["web_search"]["quantity"], Decimal(lines["web_search"]["unit_price_usd"])) == (
+        2,
+        Decimal("0.01"),
+    )
+    assert "recorded_difference" not in lines  # the lines add up to what was recorded
+    (table,) = re.findall(r'<table class="cost-lines">(.*?)</table>', page.text, re.S)
+    rows = {m["kind"]: CELL.findall(m["cells"]) for m in ROW.finditer(table)}
+    label, quantity, price, amount = (text_of(cell) for cell in rows["web_search"])
+    assert (label, quantity, price, amount) == ("Web searches", "2", "$0.01 / search", "$0.020")
+    assert 'title="0.01 USD per search"' in rows["web_search"][2]

@@ -14,6 +14,10 @@ Providers count tokens differently; the normalizers below turn each provider's u
 - Gemini: ``promptTokenCount`` includes ``cachedContentTokenCount``; ``thoughtsTokenCount`` is separate
   from ``candidatesTokenCount``.
 - OpenRouter: its reported ``usage.cost`` is authoritative (see :func:`openrouter_cost`).
+
+Server-side web searches are priced per search, beside the tokens: Anthropic reports them as
+``usage.server_tool_use.web_search_requests``, OpenAI-compatible search APIs (Perplexity) as
+``usage.num_search_queries``.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ class PriceTier:
 
 @dataclass(frozen=True, slots=True)
 class Prices:
-    """USD per token for each kind of token, plus a fee per request.
+    """USD per token for each kind of token, plus a fee per request and a fee per server-side web search.
 
     ``None`` means "priced like": cached reads and 5-minute cache writes like input, 1-hour cache writes like
     5-minute ones, reasoning like output. Tiers are sorted by threshold; the highest one exceeded applies.
@@ -66,6 +70,7 @@ class Prices:
     reasoning: Decimal | None = None
     per_request: Decimal = _ZERO
     tiers: tuple[PriceTier, ...] = ()
+    per_web_search: Decimal = _ZERO
     # The resolved rates of the base prices and of each tier as integers over one power of ten, for
     # :func:`cost_nanousd`: (tier threshold, scaled rates), highest threshold first, base last.
     scaled: tuple[tuple[int, _Scaled], ...] = field(init=False, repr=False, compare=False)
@@ -74,6 +79,7 @@ class Prices:
         for name in ("input", "output", "cached_input_read", "cache_write_5m", "cache_write_1h", "reasoning"):
             _check_price(name, getattr(self, name))
         _check_price("per_request", self.per_request)
+        _check_price("per_web_search", self.per_web_search)
         for tier in self.tiers:
             if tier.above_input_tokens < 0:
                 raise ValueError("a tier threshold cannot be negative")
@@ -117,6 +123,7 @@ class Prices:
             output=output,
             reasoning=reasoning if reasoning is not None else output,
             per_request=self.per_request,
+            per_web_search=self.per_web_search,
             tier_above_input_tokens=applied,
         )
 
@@ -132,12 +139,13 @@ class Rates:
     output: Decimal
     reasoning: Decimal
     per_request: Decimal
+    per_web_search: Decimal
     tier_above_input_tokens: int | None
 
 
-# (decimals, input, cached input read, cache write 5m, cache write 1h, output, reasoning, per request): each
-# price times 10**decimals, an exact integer.
-_Scaled = tuple[int, int, int, int, int, int, int, int]
+# (decimals, input, cached input read, cache write 5m, cache write 1h, output, reasoning, per request, per web
+# search): each price times 10**decimals, an exact integer.
+_Scaled = tuple[int, int, int, int, int, int, int, int, int]
 
 
 def _scale(rates: Rates) -> _Scaled:
@@ -149,6 +157,7 @@ def _scale(rates: Rates) -> _Scaled:
         rates.output,
         rates.reasoning,
         rates.per_request,
+        rates.per_web_search,
     )
     decimals = max(0, *(-int(p.as_tuple().exponent) for p in prices))
     with localcontext() as ctx:
@@ -179,6 +188,7 @@ class TokenUsage:
     cache_write_1h_tokens: int = 0
     output_tokens: int = 0
     reasoning_tokens: int = 0
+    web_searches: int = 0
     input_includes_cache: bool = False
     output_includes_reasoning: bool = False
     requests: int = 1
@@ -191,6 +201,7 @@ class TokenUsage:
             "cache_write_1h_tokens",
             "output_tokens",
             "reasoning_tokens",
+            "web_searches",
             "requests",
         ):
             value = getattr(self, name)
@@ -271,6 +282,7 @@ def compute_cost(prices: Prices, usage: TokenUsage) -> CostBreakdown:
         ("output", usage.plain_output_tokens, rates.output),
         ("reasoning", usage.reasoning_tokens, rates.reasoning),
         ("request", usage.requests if rates.per_request else 0, rates.per_request),
+        ("web_search", usage.web_searches if rates.per_web_search else 0, rates.per_web_search),
     )
     with localcontext() as ctx:
         ctx.prec = _PRECISION
@@ -295,7 +307,7 @@ def cost_nanousd(prices: Prices, usage: TokenUsage) -> int:
         if total_input > threshold:
             scaled = rates
             break
-    decimals, input_, cached, write_5m, write_1h, output, reasoning, per_request = scaled
+    decimals, input_, cached, write_5m, write_1h, output, reasoning, per_request, per_search = scaled
     amount = (
         usage.uncached_input_tokens * input_
         + usage.cached_input_tokens * cached
@@ -304,12 +316,14 @@ def cost_nanousd(prices: Prices, usage: TokenUsage) -> int:
         + usage.plain_output_tokens * output
         + usage.reasoning_tokens * reasoning
         + usage.requests * per_request
+        + usage.web_searches * per_search
     )
     return nanousd_from_scaled(amount, decimals)
 
 
-def plain_cost_nanousd(prices: Prices, input_tokens: int, output_tokens: int) -> int:
-    """``cost_nanousd`` of a request of plain input and output tokens only (no cache, no reasoning).
+def plain_cost_nanousd(prices: Prices, input_tokens: int, output_tokens: int, web_searches: int = 0) -> int:
+    """``cost_nanousd`` of a request of plain input and output tokens only (no cache, no reasoning), and
+    ``web_searches`` searches.
 
     The gateway's estimate of a request's most cost, before it is forwarded: the same integer sum without
     building a :class:`TokenUsage` for it (its checks were most of the estimate's time).
@@ -319,8 +333,9 @@ def plain_cost_nanousd(prices: Prices, input_tokens: int, output_tokens: int) ->
         if input_tokens > threshold:
             scaled = rates
             break
-    decimals, input_, _, _, _, output, _, per_request = scaled
-    return nanousd_from_scaled(input_tokens * input_ + output_tokens * output + per_request, decimals)
+    decimals, input_, _, _, _, output, _, per_request, per_search = scaled
+    amount = input_tokens * input_ + output_tokens * output + per_request + web_searches * per_search
+    return nanousd_from_scaled(amount, decimals)
 
 
 # --- Usage normalizers: one per provider usage shape ---------------------------------------------------
@@ -353,7 +368,8 @@ def openai_usage(usage: Mapping[str, Any]) -> TokenUsage:
 
     ``prompt_tokens`` includes ``prompt_tokens_details.cached_tokens``; ``completion_tokens`` includes
     ``completion_tokens_details.reasoning_tokens``. The responses API names them ``input_tokens`` /
-    ``output_tokens`` with ``*_details`` alike. DeepSeek reports cache hits as ``prompt_cache_hit_tokens``.
+    ``output_tokens`` with ``*_details`` alike. DeepSeek reports cache hits as ``prompt_cache_hit_tokens``;
+    Perplexity its web searches as ``num_search_queries``.
     """
     input_details = _details(usage, "prompt_tokens_details", "input_tokens_details")
     output_details = _details(usage, "completion_tokens_details", "output_tokens_details")
@@ -363,6 +379,7 @@ def openai_usage(usage: Mapping[str, Any]) -> TokenUsage:
         cached_input_tokens=cached,
         output_tokens=_count(usage, "completion_tokens", "output_tokens"),
         reasoning_tokens=_count(output_details, "reasoning_tokens"),
+        web_searches=_count(usage, "num_search_queries"),
         input_includes_cache=True,
         output_includes_reasoning=True,
     )
@@ -373,6 +390,7 @@ def anthropic_usage(usage: Mapping[str, Any]) -> TokenUsage:
 
     ``cache_creation`` splits the writes into ``ephemeral_5m_input_tokens`` and ``ephemeral_1h_input_tokens``
     (priced apart); without it, every ``cache_creation_input_tokens`` is a 5-minute write.
+    ``server_tool_use.web_search_requests`` counts the searches of the web search tool (priced per search).
     """
     creation = _details(usage, "cache_creation")
     if creation is not None:
@@ -386,6 +404,7 @@ def anthropic_usage(usage: Mapping[str, Any]) -> TokenUsage:
         cache_write_5m_tokens=write_5m,
         cache_write_1h_tokens=write_1h,
         output_tokens=_count(usage, "output_tokens"),
+        web_searches=_count(_details(usage, "server_tool_use"), "web_search_requests"),
         input_includes_cache=False,
         output_includes_reasoning=True,
     )

@@ -39,6 +39,8 @@ _TOKEN_KEYS = {
     "output_reasoning_mtok": "reasoning",
 }
 _PER_REQUEST_KEY = "requests_kcount"
+_PER_WEB_SEARCH_KEY = "web_searches_kcount"  # USD per thousand searches; we keep USD per search
+_FEE_KEYS = (_PER_REQUEST_KEY, _PER_WEB_SEARCH_KEY)
 # Curated per-model facts given as {"value": ..., "source": {...}}: kept with their source in the model's
 # ``details["facts"]``, as a provider's facts are in its ``facts``.
 _MODEL_FACTS = ("max_output_tokens",)
@@ -244,12 +246,13 @@ _TIER_FIELDS = ("input", "output", "cached_input_read", "cache_write_5m", "cache
 
 
 def prices_from_genai(model_price: gp.ModelPrice) -> tuple[Prices | None, dict[str, str]]:
-    """Our Prices for one genai-prices ModelPrice, and the prices we do not meter (audio, images, searches).
+    """Our Prices for one genai-prices ModelPrice, and the prices we do not meter (audio, images, other
+    tools).
 
     ``None`` when the model has no token price at all (priced per page or per hour, or simply unknown).
     """
     values = {k: v for k, v in model_price.__dict__.items() if not k.startswith("_") and v is not None}
-    unmetered = {k: _describe(v) for k, v in values.items() if k not in _TOKEN_KEYS and k != _PER_REQUEST_KEY}
+    unmetered = {k: _describe(v) for k, v in values.items() if k not in _TOKEN_KEYS and k not in _FEE_KEYS}
     if "input_mtok" not in values and "output_mtok" not in values:
         return None, unmetered
     base: dict[str, Decimal] = {}
@@ -262,7 +265,7 @@ def prices_from_genai(model_price: gp.ModelPrice) -> tuple[Prices | None, dict[s
         elif isinstance(value, Decimal):
             base[name] = per_token(value)
     tiers = tuple(_tier(values, threshold) for threshold in sorted(thresholds))
-    per_request = values.get(_PER_REQUEST_KEY)
+    per_request, per_search = values.get(_PER_REQUEST_KEY), values.get(_PER_WEB_SEARCH_KEY)
     prices = Prices(
         input=base.get("input", Decimal(0)),
         output=base.get("output", Decimal(0)),
@@ -271,6 +274,7 @@ def prices_from_genai(model_price: gp.ModelPrice) -> tuple[Prices | None, dict[s
         cache_write_1h=base.get("cache_write_1h"),
         reasoning=base.get("reasoning"),
         per_request=per_request.scaleb(-3) if isinstance(per_request, Decimal) else Decimal(0),
+        per_web_search=per_search.scaleb(-3) if isinstance(per_search, Decimal) else Decimal(0),
         tiers=tiers,
     )
     return prices, unmetered

@@ -37,7 +37,8 @@ class TierPrices(Schema):
 
 
 class PricesIn(Schema):
-    """Prices in USD per million tokens (decimal strings keep them exact); the request fee in USD."""
+    """Prices in USD per million tokens (decimal strings keep them exact); the request and web search fees in
+    USD each."""
 
     input: PriceInput = Field(ge=0, max_digits=30, decimal_places=18)
     output: PriceInput = Field(ge=0, max_digits=30, decimal_places=18)
@@ -46,6 +47,13 @@ class PricesIn(Schema):
     cache_write_1h: PriceInput | None = Field(default=None, ge=0, max_digits=30, decimal_places=18)
     reasoning: PriceInput | None = Field(default=None, ge=0, max_digits=30, decimal_places=18)
     per_request_usd: Decimal = Field(default=Decimal(0), ge=0, max_digits=20, decimal_places=12)
+    per_web_search_usd: Decimal = Field(
+        default=Decimal(0),
+        ge=0,
+        max_digits=20,
+        decimal_places=12,
+        description="USD per server-side web search (Anthropic's web search tool: 0.01).",
+    )
     tiers: list[TierPrices] = Field(default_factory=list, max_length=8)
 
     def to_prices(self) -> Prices:
@@ -60,6 +68,7 @@ class PricesIn(Schema):
             cache_write_1h=tok(self.cache_write_1h),
             reasoning=tok(self.reasoning),
             per_request=self.per_request_usd,
+            per_web_search=self.per_web_search_usd,
             tiers=tuple(
                 PriceTier(
                     above_input_tokens=t.above_input_tokens,
@@ -75,15 +84,19 @@ class PricesIn(Schema):
         )
 
 
+# The fee fields' names as kinds of INHERITABLE.
+_KIND_OF_FIELD = {"per_request_usd": "per_request", "per_web_search_usd": "per_web_search"}
+
+
 class PriceOverrideCreate(PricesIn):
-    """An override's prices. A kind left out (cache reads and writes, reasoning, the request fee, the tiers)
-    keeps the model's price in force when the override starts."""
+    """An override's prices. A kind left out (cache reads and writes, reasoning, the request and web search
+    fees, the tiers) keeps the model's price in force when the override starts."""
 
     effective_from: datetime | None = Field(default=None, description="Default: now. Never in the past.")
     note: str | None = Field(default=None, max_length=400)
 
     def left_out(self) -> set[str]:
-        given = {"per_request" if name == "per_request_usd" else name for name in self.model_fields_set}
+        given = {_KIND_OF_FIELD.get(name, name) for name in self.model_fields_set}
         return set(INHERITABLE - given)
 
 
@@ -107,6 +120,7 @@ class PricesOut(Schema):
     cache_write_1h_per_mtok: str | None
     reasoning_per_mtok: str | None
     per_request_usd: str
+    per_web_search_usd: str
     tiers: list[TierOut]
 
     @classmethod
@@ -119,6 +133,7 @@ class PricesOut(Schema):
             cache_write_1h_per_mtok=_mtok(prices.cache_write_1h),
             reasoning_per_mtok=_mtok(prices.reasoning),
             per_request_usd=f"{prices.per_request.normalize():f}",
+            per_web_search_usd=f"{prices.per_web_search.normalize():f}",
             tiers=[
                 TierOut(
                     above_input_tokens=t.above_input_tokens,

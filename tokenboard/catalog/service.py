@@ -38,7 +38,15 @@ _PRICE_FIELDS = ("input", "output", "cached_input_read", "cache_write_5m", "cach
 # What an override may leave out, to keep the model's price in force when it starts (input and output it
 # always gives).
 INHERITABLE = frozenset(
-    {"cached_input_read", "cache_write_5m", "cache_write_1h", "reasoning", "per_request", "tiers"}
+    {
+        "cached_input_read",
+        "cache_write_5m",
+        "cache_write_1h",
+        "reasoning",
+        "per_request",
+        "per_web_search",
+        "tiers",
+    }
 )
 _MAX_DECIMALS = ExactDecimal.SCALE
 
@@ -55,6 +63,7 @@ def prices_of_row(row: ModelPrice) -> Prices:
         cache_write_1h=row.cache_write_1h,
         reasoning=row.reasoning,
         per_request=row.per_request,
+        per_web_search=row.per_web_search,
         tiers=tuple(
             PriceTier(
                 above_input_tokens=int(tier["above_input_tokens"]),
@@ -76,6 +85,7 @@ def _row_values(prices: Prices) -> dict[str, Any]:
     ]
     return {k: getattr(prices, k) for k in _PRICE_FIELDS} | {
         "per_request": prices.per_request,
+        "per_web_search": prices.per_web_search,
         "tiers": tiers,
     }
 
@@ -83,6 +93,7 @@ def _row_values(prices: Prices) -> dict[str, Any]:
 def _all_prices(prices: Prices) -> Iterable[Decimal | None]:
     yield from (getattr(prices, k) for k in _PRICE_FIELDS)
     yield prices.per_request
+    yield prices.per_web_search
     for tier in prices.tiers:
         yield from (getattr(tier, k) for k in _PRICE_FIELDS)
 
@@ -440,7 +451,8 @@ class CatalogService:
 
         ``keep`` names the kinds (of :data:`INHERITABLE`) the operator left out: those are copied from the
         model's price in force when the override starts, so a new input and output price does not make cache
-        reads, reasoning, the request fee or the long-context tiers fall back to "priced like input".
+        reads, reasoning, the request and web search fees or the long-context tiers fall back to "priced like
+        input".
         """
         unknown = set(keep) - INHERITABLE
         if unknown:

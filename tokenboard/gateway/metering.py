@@ -53,6 +53,7 @@ class UsageRecord:
     cache_write_1h_tokens: int = 0
     output_tokens: int = 0
     reasoning_tokens: int = 0
+    web_searches: int = 0
     cost_nanousd: int = 0
     usage_estimated: bool = False
     cancelled: bool = False

@@ -227,6 +227,46 @@ class _Pass:
     usage_analytics: bool = True  # the organization's switch (model_access.cache.OrgPolicy)
 
 
+# The web searches held for a web search tool that sets no ``max_uses`` (Anthropic's has no limit then), and
+# the most a declared ``max_uses`` counts for.
+DEFAULT_WEB_SEARCHES = 10
+MAX_HELD_WEB_SEARCHES = 1000
+
+
+def declared_web_searches(body: dict[str, Any]) -> int:
+    """How many server-side web searches a request may make, for its credit hold: each Anthropic web search
+    tool's ``max_uses`` (``DEFAULT_WEB_SEARCHES`` without one), one for OpenAI's ``web_search_options``."""
+    count = 1 if body.get("web_search_options") is not None else 0
+    tools = body.get("tools")
+    if isinstance(tools, list):
+        for tool in tools:
+            kind = tool.get("type") if isinstance(tool, dict) else None
+            if isinstance(kind, str) and kind.startswith("web_search"):
+                uses = tool.get("max_uses")
+                count += (
+                    min(uses, MAX_HELD_WEB_SEARCHES)
+                    if type(uses) is int and uses > 0
+                    else DEFAULT_WEB_SEARCHES
+                )
+    return count
+
+
+def _merge_usage(usage: dict[str, int], reported: object) -> None:
+    """Add an Anthropic stream event's usage to the counts so far, flat: ``output_tokens``,
+    ``cache_creation.ephemeral_1h_input_tokens``, ``server_tool_use.web_search_requests``. The counts are
+    cumulative (``message_delta`` repeats and raises ``message_start``'s), so the largest is kept."""
+    if not isinstance(reported, dict):
+        return
+    for name, value in reported.items():
+        if type(value) is int:
+            usage[name] = max(usage.get(name, 0), value)
+        elif isinstance(value, dict):
+            for sub, count in value.items():
+                if type(count) is int:
+                    flat = f"{name}.{sub}"
+                    usage[flat] = max(usage.get(flat, 0), count)
+
+
 def request_cost(
     kind: UpstreamKind, prices: Prices, usage: TokenUsage, reported: dict[str, Any] | None, estimated: bool
 ) -> int:
@@ -573,10 +613,12 @@ class Gateway:
 
     @staticmethod
     def _estimate(admitted: Admitted, body_chars: int, max_output: int) -> int:
-        """The most this request can cost: every character of the body a token (generous), full output."""
+        """The most this request can cost: every character of the body a token (generous), full output, and
+        the web searches its tools allow when the model's searches are priced."""
         prompt = max(1, body_chars // 3)
         output = max_output if admitted.route.name != "embeddings" else 0
-        return plain_cost_nanousd(admitted.prices, prompt, output)
+        searches = declared_web_searches(admitted.body) if admitted.prices.per_web_search else 0
+        return plain_cost_nanousd(admitted.prices, prompt, output, searches)
 
     async def models_for(self, request: Request) -> list[str]:
         """Every priced model this key may use right now, on a configured provider; a key refused whatever
@@ -944,20 +986,11 @@ class Gateway:
         kind = event.get("type")
         if kind == "message_start":
             message = event.get("message") or {}
-            message_usage = message.get("usage") or {}
-            for name, value in message_usage.items():
-                if isinstance(value, int):
-                    usage[name] = max(usage.get(name, 0), value)
-                elif isinstance(value, dict):
-                    for sub, count in value.items():
-                        if isinstance(count, int):
-                            usage[f"cache_creation.{sub}"] = max(usage.get(f"cache_creation.{sub}", 0), count)
+            _merge_usage(usage, message.get("usage"))
             if "model" in message:
                 return rewrite(line)
         elif kind == "message_delta":
-            for name, value in (event.get("usage") or {}).items():
-                if isinstance(value, int):
-                    usage[name] = max(usage.get(name, 0), value)
+            _merge_usage(usage, event.get("usage"))
         elif kind == "content_block_delta":
             text = (event.get("delta") or {}).get("text")
             if isinstance(text, str):
@@ -998,10 +1031,15 @@ class Gateway:
 
     @staticmethod
     def _anthropic_usage_dict(flat: dict[str, int]) -> dict[str, Any]:
-        usage: dict[str, Any] = {k: v for k, v in flat.items() if "." not in k}
-        creation = {k.split(".", 1)[1]: v for k, v in flat.items() if k.startswith("cache_creation.")}
-        if creation:
-            usage["cache_creation"] = creation
+        """``_merge_usage``'s flat counts as Anthropic's usage object again (``cache_creation``,
+        ``server_tool_use``)."""
+        usage: dict[str, Any] = {}
+        for name, count in flat.items():
+            parent, dot, sub = name.partition(".")
+            if dot:
+                usage.setdefault(parent, {})[sub] = count
+            else:
+                usage[name] = count
         return usage
 
     def _usage(self, admitted: Admitted, usage: dict[str, Any]) -> TokenUsage:
@@ -1053,6 +1091,7 @@ class Gateway:
             cache_write_1h_tokens=usage.cache_write_1h_tokens,
             output_tokens=usage.plain_output_tokens,
             reasoning_tokens=usage.reasoning_tokens,
+            web_searches=usage.web_searches,
             cost_nanousd=request_cost(
                 admitted.upstream.kind, admitted.prices, usage, admitted.reported_usage, estimated
             ),

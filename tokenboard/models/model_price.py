@@ -16,7 +16,8 @@ class ModelPrice(IdMixin, TimestampMixin, Base):
 
     ``source`` is "genai-prices" or "curated" (the reference prices ``catalog sync`` keeps) or
     "operator override" (which wins over the reference while in force). ``None`` prices mean "priced like"
-    (see ``catalog.pricing.Prices``); ``tiers`` holds long-context prices as exact decimal strings.
+    (see ``catalog.pricing.Prices``); ``per_request`` and ``per_web_search`` are USD per request and per
+    server-side web search; ``tiers`` holds long-context prices as exact decimal strings.
     """
 
     __tablename__ = "model_prices"
@@ -35,6 +36,7 @@ class ModelPrice(IdMixin, TimestampMixin, Base):
     cache_write_1h: Mapped[Decimal | None] = mapped_column(ExactDecimal(), default=None)
     reasoning: Mapped[Decimal | None] = mapped_column(ExactDecimal(), default=None)
     per_request: Mapped[Decimal] = mapped_column(ExactDecimal(), default=Decimal(0))
+    per_web_search: Mapped[Decimal] = mapped_column(ExactDecimal(), default=Decimal(0), server_default="0")
     tiers: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     created_by_user_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
     note: Mapped[str | None] = mapped_column(String(400), default=None)

@@ -64,3 +64,6 @@ class UsageEvent(Base):
     conversation_id: Mapped[str | None] = mapped_column(String(200), default=None)
     message_id: Mapped[str | None] = mapped_column(String(200), default=None)
     attachments: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, default=None)
+    # Server-side web searches the request made (priced per search); last, as the migration that added it
+    # put it.
+    web_searches: Mapped[int] = mapped_column(default=0, server_default="0")

@@ -50,6 +50,7 @@ DEFAULTS: dict[str, Any] = {
     "cache_write_1h_tokens": 0,
     "output_tokens": 0,
     "reasoning_tokens": 0,
+    "web_searches": 0,
     "cost_nanousd": 0,
     "usage_estimated": False,
     "cancelled": False,

@@ -626,6 +626,7 @@ KIND_LABELS = {
     "output": "Output tokens",
     "reasoning": "Reasoning tokens",
     "request": "Per-request fee",
+    "web_search": "Web searches",
     "rounding": "Rounding to the nano-USD",
     "recorded_difference": "Recorded cost differs from the catalog price (provider-reported or imported)",
 }
@@ -650,6 +651,7 @@ def cost_lines(event: UsageEvent, catalog: CatalogCache) -> tuple[list[CostItem]
             cache_write_1h_tokens=event.cache_write_1h_tokens,
             output_tokens=event.output_tokens,
             reasoning_tokens=event.reasoning_tokens,
+            web_searches=event.web_searches,
         )
         breakdown = compute_cost(prices, usage)
         items = [_item(line) for line in breakdown.lines]

@@ -120,6 +120,9 @@ class UsageEventCreate(Schema):
     cache_write_1h_tokens: StrictInt = _tokens("Input tokens written to a 1-hour cache.")
     output_tokens: StrictInt = _tokens("Output tokens, reasoning excluded.")
     reasoning_tokens: StrictInt = _tokens("Reasoning (thinking) tokens.")
+    web_searches: StrictInt = Field(
+        0, ge=0, le=1_000_000, description="Server-side web searches (priced per search from the catalog)."
+    )
     cost_nanousd: StrictInt | None = Field(
         None, ge=0, le=10**15, description="The cost, when known, in nano-USD (an integer)."
     )
@@ -549,6 +552,7 @@ class MessageOut(BaseModel):
     input_tokens: int
     output_tokens: int
     token_kinds: dict[str, int]
+    web_searches: int = Field(description="Server-side web searches the request made (priced per search).")
     latency_ms: int = Field(description="Processing time.")
     time_to_first_token_ms: int | None
     cost: Money
@@ -577,6 +581,7 @@ class MessageOut(BaseModel):
                 "output": e.output_tokens,
                 "reasoning": e.reasoning_tokens,
             },
+            web_searches=e.web_searches,
             latency_ms=e.latency_ms,
             time_to_first_token_ms=e.time_to_first_token_ms,
             cost=Money.of(e.cost_nanousd),

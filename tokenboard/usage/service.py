@@ -213,6 +213,7 @@ class UsageService:
             cache_write_1h_tokens=event.cache_write_1h_tokens,
             output_tokens=event.output_tokens,
             reasoning_tokens=event.reasoning_tokens,
+            web_searches=event.web_searches,
         )
         return cost_nanousd(prices, usage)  # compute_cost's total, in integers (property-tested equal)
 
@@ -276,8 +277,8 @@ class UsageService:
 # The fields of an event the columns are made of; those in _AS_GIVEN are stored as they came.
 _AS_GIVEN = (
     "stream", "status_code", "error_type", "input_tokens", "cached_input_tokens", "cache_write_5m_tokens",
-    "cache_write_1h_tokens", "output_tokens", "reasoning_tokens", "cancelled", "latency_ms", "feature",
-    "tool", "integration", "conversation_id", "message_id",
+    "cache_write_1h_tokens", "output_tokens", "reasoning_tokens", "web_searches", "cancelled", "latency_ms",
+    "feature", "tool", "integration", "conversation_id", "message_id",
 )  # fmt: skip
 _FIELDS = (
     "id", "timestamp", "model", "user_id", "user_email", "workspace_id", "team_id", "cost_nanousd",
