@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.support.factories import Factory
 from tests.usage.test_rollups import check_reads, stored_events
+from tokenboard.catalog.pricing import TokenUsage, cost_nanousd
 from tokenboard.catalog.service import CatalogCache
 from tokenboard.demo import DEMO_DEFAULT_MODEL, seed_demo
 from tokenboard.models import Membership, Organization, User
@@ -34,6 +36,24 @@ async def test_demo_seeds_a_realistic_year(factory: Factory, db: AsyncSession) -
     conversations = Counter(e["conversation_id"] for e in raw)
     assert max(conversations.values()) >= 4
     assert all(e["feature"] for e in raw) and any(e["integration"] for e in raw)
+    # Some Claude requests searched the web, and their cost has the searches in it (a line of its own).
+    searched = [e for e in raw if e["web_searches"]]
+    assert searched and all(e["provider_id"] == "anthropic" and e["status_code"] == 200 for e in searched)
+    assert {e["web_searches"] for e in searched} <= {1, 2, 3}
+    cache = CatalogCache()
+    await factory.run(cache.load)
+    for e in searched:
+        prices = cache.prices_at(e["model_id"], e["created_at"])
+        assert prices is not None and prices.per_web_search == Decimal("0.01")
+        tokens = {
+            k: e[k] for k in ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens")
+        }
+        with_searches = cost_nanousd(prices, TokenUsage(**tokens, web_searches=e["web_searches"]))
+        assert (
+            e["cost_nanousd"]
+            == with_searches
+            == cost_nanousd(prices, TokenUsage(**tokens)) + e["web_searches"] * 10_000_000
+        )
     org = await db.get(Organization, result.organization.id)
     assert org is not None and org.default_model_id == DEMO_DEFAULT_MODEL  # a request without a model works
     # A token quota last month's usage fits in with a fifth to spare (two significant digits, rounded up),

@@ -239,11 +239,15 @@ class UsageGenerator:
         reasoning = int(output * rnd.uniform(0.2, 1.5)) if not failed and "gpt-5" in model_id else 0
         if cancelled:
             output //= 3
+        # One Claude request in 17 used the web search tool (1 to 3 searches); decided from the request's
+        # number, not the random stream, so every other value of the demo stays as it was.
+        searches = 1 + number % 3 if provider_id == "anthropic" and not failed and number % 17 == 0 else 0
         usage = TokenUsage(
             input_tokens=context - cached,
             cached_input_tokens=cached,
             output_tokens=output,
             reasoning_tokens=reasoning,
+            web_searches=searches,
         )
         prices = self._price(model_id, at)
         cost = 0 if failed or prices is None else cost_nanousd(prices, usage)
@@ -266,6 +270,7 @@ class UsageGenerator:
             "cached_input_tokens": cached,
             "output_tokens": output,
             "reasoning_tokens": reasoning,
+            "web_searches": searches,
             "cost_nanousd": cost,
             "cancelled": cancelled,
             "latency_ms": latency,
