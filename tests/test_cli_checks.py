@@ -174,7 +174,9 @@ async def test_set_price_keeps_the_kinds_it_does_not_give(
         "--reasoning", "13", "--per-request", "0.01",
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    kept = "cache write 1h, cache write 5m, cached input read, per web search, tiers."
+    kept = (
+        "cache write 1h, cache write 5m, cached input read, input audio, output audio, per web search, tiers."
+    )
     assert f"Kept from the price in force then: {kept}" in done.stdout.replace("\n", " ")
     after = await factory.run(lambda s: catalog_service.prices_at(s, sonnet, datetime.now(UTC)))
     assert after == replace(
@@ -201,13 +203,14 @@ async def test_set_price_keeps_the_kinds_it_does_not_give(
     later = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%d")
     searches = run_cli(
         settings, tmp_path, "catalog", "set-price", sonnet, "--input", "2.4", "--output", "12",
-        "--per-web-search", "0.008", "--from", later,
+        "--per-web-search", "0.008", "--input-audio", "30", "--from", later,
     )  # fmt: skip
     assert searches.returncode == 0, searches.stdout + searches.stderr
     tomorrow = datetime.strptime(later, "%Y-%m-%d").replace(tzinfo=UTC)
     priced = await factory.run(lambda s: catalog_service.prices_at(s, sonnet, tomorrow))
     assert priced is not None and priced.per_web_search == Decimal("0.008")
     assert priced.per_request == Decimal("0.01")  # kept from the override before it
+    assert (priced.input_audio, priced.output_audio) == (per_token(Decimal("30")), before.output_audio)
     nan = run_cli(settings, tmp_path, "catalog", "set-price", sonnet, "--input", "1", "--output", "1",
                   "--per-web-search", "NaN")  # fmt: skip
     assert nan.returncode == 1 and "is not a fee in USD" in nan.stdout

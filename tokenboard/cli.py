@@ -404,6 +404,12 @@ def catalog_set_price(
     reasoning: Annotated[
         str | None, typer.Option("--reasoning", help="USD per million reasoning tokens.")
     ] = None,
+    input_audio: Annotated[
+        str | None, typer.Option("--input-audio", help="USD per million audio input tokens.")
+    ] = None,
+    output_audio: Annotated[
+        str | None, typer.Option("--output-audio", help="USD per million audio output tokens.")
+    ] = None,
     per_request: Annotated[str | None, typer.Option("--per-request", help="USD per request.")] = None,
     per_web_search: Annotated[
         str | None, typer.Option("--per-web-search", help="USD per server-side web search (e.g. 0.01).")
@@ -415,8 +421,8 @@ def catalog_set_price(
 ) -> None:
     """Override a model's price from now (or a future day); past prices never change.
 
-    Kinds not given (cache prices, reasoning, the request and web search fees, long-context tiers) keep the
-    model's price in force when the override starts."""
+    Kinds not given (cache prices, reasoning, audio, the request and web search fees, long-context tiers) keep
+    the model's price in force when the override starts."""
     from datetime import UTC, datetime
     from decimal import Decimal, InvalidOperation
 
@@ -426,8 +432,8 @@ def catalog_set_price(
     from tokenboard.kit.uow import run_in_unit_of_work
 
     spec = _price_spec(input_, output, cached, cache_write_5m, cache_write_1h)
-    if reasoning is not None:
-        spec["reasoning"] = reasoning
+    optional = {"reasoning": reasoning, "input_audio": input_audio, "output_audio": output_audio}
+    spec |= {kind: value for kind, value in optional.items() if value is not None}
     prices = _catalog_prices(spec)
     fees = {"per_request": per_request, "per_web_search": per_web_search}
     for kind, text in fees.items():

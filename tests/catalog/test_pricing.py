@@ -49,6 +49,8 @@ def genai_nanousd(model_id: str, usage: TokenUsage) -> int:
         "cache_write_1h_tokens": usage.cache_write_1h_tokens,
         "output_tokens": usage.total_output_tokens,
         "web_searches": usage.web_searches,
+        "input_audio_tokens": usage.input_audio_tokens,
+        "output_audio_tokens": usage.output_audio_tokens,
     }
     result = genai_prices.calc_price(
         genai_prices.Usage(**counts), model, provider_id=provider, genai_request_timestamp=NOW
@@ -190,6 +192,73 @@ def test_reference_search_prices_come_from_genai_prices() -> None:
         m for m in load_reference(["anthropic"]).models if m.id == "anthropic/claude-opus-4-1"
     ).details
     assert "web_searches_kcount" not in str(notes)  # metered now, not listed as unmetered
+
+
+# --- Audio: a part of the input and output, priced at the model's audio prices ------------------------------
+
+
+def test_openai_audio_tokens_are_priced_as_audio() -> None:
+    usage = openai_usage(
+        {
+            "prompt_tokens": 1_000,
+            "completion_tokens": 100,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 400},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 60},
+        }
+    )
+    assert (usage.input_audio_tokens, usage.output_audio_tokens) == (400, 60)
+    # gpt-audio: 600 x $2.50/M + 400 x $32/M + 40 x $10/M + 60 x $64/M
+    # = 1,500 + 12,800 + 400 + 3,840 micro-USD
+    assert cost("openai/gpt-audio", usage) == 18_540_000
+    kinds = [line.kind for line in compute_cost(reference_prices("openai/gpt-audio"), usage).lines]
+    assert kinds == ["input", "input_audio", "output", "output_audio"]
+
+
+def test_openai_audio_is_taken_as_uncached_up_to_the_uncached_count() -> None:
+    """Which cached tokens were audio is not reported: the audio is billed as uncached, up to that count."""
+    usage = openai_usage(
+        {
+            "prompt_tokens": 1_000,
+            "completion_tokens": 10,
+            "prompt_tokens_details": {"cached_tokens": 800, "audio_tokens": 500},
+        }
+    )
+    assert (usage.uncached_input_tokens, usage.input_audio_tokens) == (200, 200)
+
+
+def test_gemini_audio_input_less_its_cached_audio() -> None:
+    usage = gemini_usage(
+        {
+            "promptTokenCount": 1_000,
+            "cachedContentTokenCount": 100,
+            "candidatesTokenCount": 100,
+            "promptTokensDetails": [
+                {"modality": "TEXT", "tokenCount": 600},
+                {"modality": "AUDIO", "tokenCount": 400},
+            ],
+            "cacheTokensDetails": [{"modality": "AUDIO", "tokenCount": 100}],
+        }
+    )
+    assert usage.input_audio_tokens == 300
+    # gemini-2.5-flash: 600 x $0.30/M + 300 x $1/M + 100 cached x $0.03/M + 100 x $2.50/M
+    assert compute_cost(reference_prices("google/gemini-2.5-flash"), usage).total_nanousd == 733_000
+
+
+def test_audio_beyond_what_includes_it_is_refused() -> None:
+    with pytest.raises(UsageError, match="audio input"):
+        TokenUsage(input_tokens=10, input_audio_tokens=11)
+    with pytest.raises(UsageError, match="audio output"):
+        TokenUsage(
+            output_tokens=10, reasoning_tokens=5, output_includes_reasoning=True, output_audio_tokens=6
+        )
+
+
+def test_reference_audio_prices_come_from_genai_prices() -> None:
+    prices = reference_prices("openai/gpt-audio-mini")
+    assert (prices.input_audio, prices.output_audio) == (Decimal("0.00001"), Decimal("0.00002"))
+    model = next(m for m in load_reference(["openai"]).models if m.id == "openai/gpt-audio")
+    assert "audio" not in str(model.details.get("unmetered_prices_per_unit", {}))
+    assert reference_prices("openai/gpt-4o").input_audio is None  # priced as input
 
 
 # --- Gemini: the prompt count includes cached content; thoughts are counted apart --------------------------
@@ -342,6 +411,8 @@ def priced(draw: st.DrawFn) -> Prices:
         reasoning=draw(optional_price),
         per_request=draw(price),
         per_web_search=draw(price),
+        input_audio=draw(optional_price),
+        output_audio=draw(optional_price),
     )
     if not draw(st.booleans()):
         return base
@@ -357,14 +428,17 @@ def priced(draw: st.DrawFn) -> Prices:
 
 @st.composite
 def usages(draw: st.DrawFn) -> TokenUsage:
+    inputs, outputs = draw(count), draw(count)
     return TokenUsage(
-        input_tokens=draw(count),
+        input_tokens=inputs,
         cached_input_tokens=draw(count),
         cache_write_5m_tokens=draw(count),
         cache_write_1h_tokens=draw(count),
-        output_tokens=draw(count),
+        output_tokens=outputs,
         reasoning_tokens=draw(count),
         web_searches=draw(st.integers(min_value=0, max_value=50)),
+        input_audio_tokens=draw(st.integers(min_value=0, max_value=inputs)),
+        output_audio_tokens=draw(st.integers(min_value=0, max_value=outputs)),
     )
 
 
@@ -385,7 +459,8 @@ def test_cost_is_never_negative_and_grows_with_every_count(
 ) -> None:
     before = compute_cost(prices, usage)
     counts = {f: getattr(usage, f) for f in FIELDS} | {field: getattr(usage, field) + more}
-    after = compute_cost(prices, TokenUsage(**counts))
+    audio = {"input_audio_tokens": usage.input_audio_tokens, "output_audio_tokens": usage.output_audio_tokens}
+    after = compute_cost(prices, TokenUsage(**counts, **audio))
     assert before.total_nanousd >= 0
     assert after.total_nanousd >= before.total_nanousd
 
@@ -430,6 +505,8 @@ def finely_priced(draw: st.DrawFn) -> Prices:
         reasoning=draw(st.none() | fine_price),
         per_request=draw(st.sampled_from([Decimal(0), Decimal("0.0004"), Decimal("0.00000000025")])),
         per_web_search=draw(st.sampled_from([Decimal(0), Decimal("0.01"), Decimal("0.0000000007")])),
+        input_audio=draw(st.none() | fine_price),
+        output_audio=draw(st.none() | fine_price),
         tiers=tiers,
     )
 
@@ -478,6 +555,8 @@ def test_counting_conventions_agree_on_the_same_request(usage: TokenUsage) -> No
         output_tokens=usage.output_tokens + usage.reasoning_tokens,
         reasoning_tokens=usage.reasoning_tokens,
         web_searches=usage.web_searches,
+        input_audio_tokens=usage.input_audio_tokens,
+        output_audio_tokens=usage.output_audio_tokens,
         input_includes_cache=True,
         output_includes_reasoning=True,
     )

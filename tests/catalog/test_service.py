@@ -368,10 +368,13 @@ async def test_migration_0020_adds_the_maximum_output_and_drops_it_again(
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-async def test_migration_0022_prices_searches_from_the_next_sync_on(backend: str, tmp_path: Path) -> None:
+async def test_migrations_0022_and_0023_price_searches_and_audio_from_the_next_sync_on(
+    backend: str, tmp_path: Path
+) -> None:
     """Down to 0021 and up again, as an installation upgraded from 0021 would be: its prices charge nothing
-    per search (as they did), and the next sync adds Anthropic's $0.01 from that moment, never before; events
-    keep their rows, with no searches. Both ways nothing but the two columns changes."""
+    per search and audio as text (as they did), and the next sync adds Anthropic's $0.01 a search and
+    gpt-audio's audio prices from that moment, never before; events keep their rows, with no searches or
+    audio. Both ways nothing but the new columns changes."""
     from tokenboard.models import Organization, UsageEvent
     from tokenboard.usage.ingest import record_events
 
@@ -414,25 +417,33 @@ async def test_migration_0022_prices_searches_from_the_next_sync_on(backend: str
         assert prices is not None
         return prices.per_web_search
 
+    async def audio_prices(session: AsyncSession, at: datetime) -> tuple[Decimal | None, Decimal | None]:
+        prices = await catalog.prices_at(session, "openai/gpt-audio", at)
+        assert prices is not None
+        return prices.input_audio, prices.output_audio
+
     async def searches(session: AsyncSession) -> list[tuple[str, int]]:
         rows = await session.execute(select(UsageEvent.request_id, UsageEvent.web_searches))
         return sorted((request_id, count) for request_id, count in rows)
 
     try:
         await in_session(add_org)
-        await in_session(lambda s: catalog.sync(s, now=T0, provider_ids=["anthropic"]))
+        await in_session(lambda s: catalog.sync(s, now=T0, provider_ids=["anthropic", "openai"]))
         assert await in_session(lambda s: search_price(s, T1)) == Decimal("0.01")
+        audio = (Decimal("0.000032"), Decimal("0.000064"))
+        assert await in_session(lambda s: audio_prices(s, T1)) == audio
         row = {"organization_id": org_id, "request_id": "r-1", "provider_id": "anthropic", "model_id": sonnet}
         await in_session(lambda s: record_events(s, [row | {"web_searches": 2, "cost_nanousd": 20_000_105}]))
         columns, prices, events = await shape()
-        assert {"per_web_search", "web_searches"} <= columns["model_prices"] | columns["usage_events"]
+        added = {
+            "model_prices": {"per_web_search", "input_audio", "output_audio"},
+            "usage_events": {"web_searches", "input_audio_tokens", "output_audio_tokens"},
+        }
+        assert all(added[table] <= columns[table] for table in added)
 
         await asyncio.to_thread(downgrade, url, "0021")
         assert await shape() == (
-            {
-                "model_prices": columns["model_prices"] - {"per_web_search"},
-                "usage_events": columns["usage_events"] - {"web_searches"},
-            },
+            {table: columns[table] - added[table] for table in added},
             prices,
             events,
         )
@@ -441,10 +452,13 @@ async def test_migration_0022_prices_searches_from_the_next_sync_on(backend: str
         assert await shape() == (columns, prices, events)
         assert await in_session(searches) == [("r-1", 0)]
         assert await in_session(lambda s: search_price(s, T1)) == 0  # what 0021 charged
+        assert await in_session(lambda s: audio_prices(s, T1)) == (None, None)  # audio as text
 
         now = datetime.now(UTC)
-        report = await in_session(lambda s: catalog.sync(s, now=now, provider_ids=["anthropic"]))
-        assert sonnet in report.changed_models
+        report = await in_session(lambda s: catalog.sync(s, now=now, provider_ids=["anthropic", "openai"]))
+        assert {sonnet, "openai/gpt-audio"} <= set(report.changed_models)
+        assert await in_session(lambda s: audio_prices(s, T1)) == (None, None)
+        assert await in_session(lambda s: audio_prices(s, now)) == audio
         assert await in_session(lambda s: search_price(s, T1)) == 0  # a past request keeps its day's price
         assert await in_session(lambda s: search_price(s, now)) == Decimal("0.01")
         await in_session(lambda s: record_events(s, [row | {"request_id": "r-2", "web_searches": 3}]))

@@ -138,3 +138,37 @@ async def wait_for_events(
         if len(found) >= count or time.monotonic() > deadline:
             return found
         await asyncio.sleep(0.05)
+
+
+async def check_hold(
+    factory: Factory,
+    live_gateway: LiveGateway,
+    upstream: FakeUpstream,  # noqa: F811
+    tenant: Tenant,
+    *,
+    path: str,
+    raw: bytes,
+    headers: dict[str, str],
+    hold: int,
+) -> None:
+    """The gateway holds exactly ``hold`` nano-USD for this request: with one nano-USD less in the balance it
+    is refused (402) before the provider is called, with ``hold`` it is served; then every hold is given back
+    and the ledger's invariants hold. The tenant starts with no credits (``seed(credits_usd=0)``)."""
+    import httpx
+
+    async def grant(amount: int) -> None:
+        await factory.run(
+            lambda s: ledger.post(s, tenant.setup.id, kind=EntryKind.grant, amount_nanousd=amount)
+        )
+
+    async with httpx.AsyncClient(base_url=live_gateway.url, timeout=20) as http:
+        await grant(hold - 1)
+        short = await http.post(path, content=raw, headers=headers)
+        assert short.status_code == 402, short.text
+        assert not upstream.requests
+        await grant(1)
+        served = await http.post(path, content=raw, headers=headers)
+        assert served.status_code == 200, served.text
+    await wait_for_events(factory, tenant.setup.id, 1)
+    await live_gateway.give_back_leases()
+    await factory.run(lambda s: ledger.check_invariants(s, tenant.setup.id))

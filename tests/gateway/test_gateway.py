@@ -16,6 +16,7 @@ from tests.gateway.conftest import (
     UPSTREAM_OPENAI_KEY,
     USD,
     LiveGateway,
+    check_hold,
     seed,
     wait_for_events,
 )
@@ -528,34 +529,27 @@ async def test_the_output_bound_is_clamped_to_the_models_maximum_and_held_for(
     """The provider receives the bound clamped to the model's maximum (not a refusal), and the credit hold
     is sized from it: a balance one nano-dollar short of that hold is refused, the hold itself is enough."""
     from tokenboard.catalog.pricing import plain_cost_nanousd
-    from tokenboard.ledger.service import EntryKind
 
     monkeypatch.setattr("tokenboard.ledger.lease.REFUSAL_MEMORY_S", 0.0)  # each try reads the balance again
     tenant = await seed(factory, credits_usd=0)
     raw = json.dumps({"model": model, "messages": [{"role": "user", "content": "hi"}], **sent}).encode()
     hold = plain_cost_nanousd(await _prices(factory, model), len(raw) // 3, bound)  # the gateway's estimate
 
-    async def grant(amount: int) -> None:
-        await factory.run(
-            lambda s: ledger.post(s, tenant.setup.id, kind=EntryKind.grant, amount_nanousd=amount)
-        )
-
     headers = {"authorization": f"Bearer {tenant.key}", "content-type": "application/json"}
-    async with httpx.AsyncClient(base_url=live_gateway.url, timeout=20) as http:
-        await grant(hold - 1)
-        short = await http.post("/v1/chat/completions", content=raw, headers=headers)
-        assert short.status_code == 402, short.text
-        assert not upstream.requests
-        await grant(1)
-        served = await http.post("/v1/chat/completions", content=raw, headers=headers)
-        assert served.status_code == 200, served.text
+    await check_hold(
+        factory,
+        live_gateway,
+        upstream,
+        tenant,
+        path="/v1/chat/completions",
+        raw=raw,
+        headers=headers,
+        hold=hold,
+    )
     forwarded = upstream.requests[-1].body
     assert {
         k: v for k, v in forwarded.items() if k in ("max_tokens", "max_completion_tokens")
     } == dict.fromkeys(sent, bound)
-    await wait_for_events(factory, tenant.setup.id, 1)
-    await live_gateway.give_back_leases()
-    await factory.run(lambda s: ledger.check_invariants(s, tenant.setup.id))
 
 
 @pytest.mark.parametrize(

@@ -12,14 +12,13 @@ import anthropic
 import httpx
 import pytest
 
-from tests.gateway.conftest import LiveGateway, seed, wait_for_events
+from tests.gateway.conftest import LiveGateway, check_hold, seed, wait_for_events
 from tests.support.factories import Factory
 from tests.support.fake_upstream import FakeUpstream, expected_usage
 from tokenboard.catalog.pricing import anthropic_usage, compute_cost, plain_cost_nanousd
 from tokenboard.catalog.service import CatalogCache
 from tokenboard.gateway.service import DEFAULT_WEB_SEARCHES, declared_web_searches
 from tokenboard.kit.db import utcnow
-from tokenboard.ledger.service import EntryKind, ledger
 from tokenboard.usage.reports import cost_lines
 
 MODEL = "anthropic/claude-haiku-4-5"
@@ -133,23 +132,10 @@ async def test_the_credit_hold_covers_the_searches_a_request_allows(
     hold = plain_cost_nanousd(prices, len(raw) // 3, 64, searches)
     assert hold - plain_cost_nanousd(prices, len(raw) // 3, 64) == searches * 10_000_000
 
-    async def grant(amount: int) -> None:
-        await factory.run(
-            lambda s: ledger.post(s, tenant.setup.id, kind=EntryKind.grant, amount_nanousd=amount)
-        )
-
     headers = {"x-api-key": tenant.key, "anthropic-version": "2023-06-01", "content-type": "application/json"}
-    async with httpx.AsyncClient(base_url=live_gateway.url, timeout=20) as http:
-        await grant(hold - 1)
-        short = await http.post("/v1/messages", content=raw, headers=headers)
-        assert short.status_code == 402, short.text
-        assert not upstream.requests
-        await grant(1)
-        served = await http.post("/v1/messages", content=raw, headers=headers)
-        assert served.status_code == 200, served.text
-    await wait_for_events(factory, tenant.setup.id, 1)
-    await live_gateway.give_back_leases()
-    await factory.run(lambda s: ledger.check_invariants(s, tenant.setup.id))
+    await check_hold(
+        factory, live_gateway, upstream, tenant, path="/v1/messages", raw=raw, headers=headers, hold=hold
+    )
 
 
 def test_openai_web_search_options_hold_one_search() -> None:

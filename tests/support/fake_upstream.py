@@ -34,6 +34,8 @@ Items are ``key=value`` or a preset word:
     cached=N          prompt tokens served from cache (OpenAI cached_tokens, Anthropic cache reads)
     cache_write=N, cache_write_1h=N   Anthropic cache writes (5-minute and 1-hour)
     reasoning=N       OpenAI reasoning tokens per choice (included in completion_tokens)
+    audio_in=N, audio_out=N   OpenAI: of the prompt (uncached part) and of each choice's completion (reasoning
+                      apart), N tokens were audio (``audio_tokens`` in the usage details; capped)
     web_searches=N    Anthropic: the web search tool ran N searches (``usage.server_tool_use``, and plain
                       replies start with its ``server_tool_use`` and ``web_search_tool_result`` blocks;
                       streams report 0 in message_start and N in message_delta)
@@ -125,6 +127,8 @@ class Behaviour:
     cache_write_1h: int = 0
     reasoning: int = 0
     web_searches: int = 0
+    audio_in: int = 0
+    audio_out: int = 0
     usage: UsageMode = "normal"
     cut: bool = False
     malformed: bool = False
@@ -313,10 +317,13 @@ def _usage(api: Api, body: Mapping[str, Any], b: Behaviour) -> dict[str, Any]:
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": min(b.cached, prompt), "audio_tokens": 0},
+        "prompt_tokens_details": {
+            "cached_tokens": min(b.cached, prompt),
+            "audio_tokens": min(b.audio_in, prompt - min(b.cached, prompt)),
+        },
         "completion_tokens_details": {
             "reasoning_tokens": reasoning,
-            "audio_tokens": 0,
+            "audio_tokens": n * min(b.audio_out, output),
             "accepted_prediction_tokens": 0,
             "rejected_prediction_tokens": 0,
         },

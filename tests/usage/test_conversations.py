@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.support.databases import BACKENDS, create_database, drop_database
@@ -392,9 +392,12 @@ async def test_migration_0019_rekeys_the_conversations_and_recomputes_them_both_
                     )
                 table = UsageConversation.__table__
                 rows = sorted((tuple(r) for r in await conn.execute(select(*table.c))), key=repr)
-                # The columns usage_events has at 0018 too (0022 added web_searches).
-                at_0018 = [c for c in UsageEvent.__table__.c if c.name != "web_searches"]
-                events = [dict(r) for r in (await conn.execute(select(*at_0018))).mappings()]
+                # The columns usage_events has at this revision (later migrations added some).
+                present = {
+                    c["name"] for c in await conn.run_sync(lambda c: inspect(c).get_columns("usage_events"))
+                }
+                stored = [c for c in UsageEvent.__table__.c if c.name in present]
+                events = [dict(r) for r in (await conn.execute(select(*stored))).mappings()]
         finally:
             await engine.dispose()
         return key, rows, events

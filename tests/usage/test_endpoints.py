@@ -126,6 +126,22 @@ async def test_web_searches_are_priced_per_search_from_the_catalog(
     assert rows["evt-1"].cost_nanousd == rows["evt-2"].cost_nanousd + 4 * 10_000_000
 
 
+async def test_audio_tokens_are_priced_as_audio_from_the_catalog(
+    factory: Factory, setup: OrgSetup, db: AsyncSession
+) -> None:
+    audio = {"model": "openai/gpt-audio", "input_audio_tokens": 400, "output_audio_tokens": 60}
+    r = await post(factory, setup, [event(1, **audio), event(2, model="openai/gpt-audio")])
+    assert r.status_code == 200, r.text
+    rows = {
+        e.request_id: e
+        for e in await db.scalars(select(UsageEvent).where(UsageEvent.organization_id == setup.id))
+    }
+    assert (rows["evt-1"].input_audio_tokens, rows["evt-1"].output_audio_tokens) == (400, 60)
+    # gpt-audio: audio at $32 and $64 per million instead of text's $2.50 and $10
+    extra = 400 * (32_000 - 2_500) + 60 * (64_000 - 10_000)
+    assert rows["evt-1"].cost_nanousd == rows["evt-2"].cost_nanousd + extra
+
+
 @pytest.mark.parametrize(
     ("bad", "words"),
     [
@@ -135,6 +151,11 @@ async def test_web_searches_are_priced_per_search_from_the_catalog(
         ({"cost_nanousd": 1, "cost_usd": "1"}, "not both"),
         ({"cost_usd": "-1"}, "between 0 and 1000000"),
         ({"timestamp": "2999-01-01T00:00:00Z"}, "future"),
+        ({"input_audio_tokens": 1001}, "input_audio_tokens (1001) exceeds input_tokens (1000)"),
+        (
+            {"output_audio_tokens": 501, "cost_nanousd": 5},
+            "output_audio_tokens (501) exceeds output_tokens (500)",
+        ),
     ],
 )
 async def test_an_invalid_event_refuses_the_batch_naming_it(

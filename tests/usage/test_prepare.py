@@ -62,6 +62,8 @@ def _events(known: dict[str, Any]) -> list[UsageEventCreate]:
             "cache_write_1h_tokens": 20,
             "output_tokens": 77,
             "web_searches": 2,
+            "input_audio_tokens": 200,
+            "output_audio_tokens": 7,
             "stream": True,
             "latency_ms": 812,
             "feature": "chat",
@@ -125,12 +127,15 @@ def _expected(
             output_tokens=event.output_tokens,
             reasoning_tokens=event.reasoning_tokens,
             web_searches=event.web_searches,
+            input_audio_tokens=event.input_audio_tokens,
+            output_audio_tokens=event.output_audio_tokens,
         )
         cost = cost_nanousd(prices, tokens)
     as_given = (
         "stream", "status_code", "error_type", "input_tokens", "cached_input_tokens", "cache_write_5m_tokens",
         "cache_write_1h_tokens", "output_tokens", "reasoning_tokens", "web_searches", "cancelled",
-        "latency_ms", "feature", "tool", "integration", "conversation_id", "message_id",
+        "latency_ms", "feature", "tool", "integration", "conversation_id", "message_id", "input_audio_tokens",
+        "output_audio_tokens",
     )  # fmt: skip
     return {
         "organization_id": org_id,

@@ -15,8 +15,10 @@ Providers count tokens differently; the normalizers below turn each provider's u
   from ``candidatesTokenCount``.
 - OpenRouter: its reported ``usage.cost`` is authoritative (see :func:`openrouter_cost`).
 
-Server-side web searches are priced per search, beside the tokens: Anthropic reports them as
-``usage.server_tool_use.web_search_requests``, OpenAI-compatible search APIs (Perplexity) as
+Audio tokens (OpenAI's ``prompt_tokens_details.audio_tokens`` and ``completion_tokens_details.audio_tokens``,
+Gemini's ``AUDIO`` modality counts) are a part of the input or output tokens, priced at the model's audio
+prices where it has them. Server-side web searches are priced per search, beside the tokens: Anthropic
+reports them as ``usage.server_tool_use.web_search_requests``, OpenAI-compatible search APIs (Perplexity) as
 ``usage.num_search_queries``.
 """
 
@@ -59,7 +61,8 @@ class Prices:
     """USD per token for each kind of token, plus a fee per request and a fee per server-side web search.
 
     ``None`` means "priced like": cached reads and 5-minute cache writes like input, 1-hour cache writes like
-    5-minute ones, reasoning like output. Tiers are sorted by threshold; the highest one exceeded applies.
+    5-minute ones, reasoning like output, audio input and output like input and output. Tiers are sorted by
+    threshold; the highest one exceeded applies (audio prices have no tiers).
     """
 
     input: Decimal
@@ -71,12 +74,14 @@ class Prices:
     per_request: Decimal = _ZERO
     tiers: tuple[PriceTier, ...] = ()
     per_web_search: Decimal = _ZERO
+    input_audio: Decimal | None = None
+    output_audio: Decimal | None = None
     # The resolved rates of the base prices and of each tier as integers over one power of ten, for
     # :func:`cost_nanousd`: (tier threshold, scaled rates), highest threshold first, base last.
     scaled: tuple[tuple[int, _Scaled], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        for name in ("input", "output", "cached_input_read", "cache_write_5m", "cache_write_1h", "reasoning"):
+        for name in _OPTIONAL_KINDS:
             _check_price(name, getattr(self, name))
         _check_price("per_request", self.per_request)
         _check_price("per_web_search", self.per_web_search)
@@ -124,6 +129,8 @@ class Prices:
             reasoning=reasoning if reasoning is not None else output,
             per_request=self.per_request,
             per_web_search=self.per_web_search,
+            input_audio=self.input_audio if self.input_audio is not None else input_,
+            output_audio=self.output_audio if self.output_audio is not None else output,
             tier_above_input_tokens=applied,
         )
 
@@ -140,12 +147,14 @@ class Rates:
     reasoning: Decimal
     per_request: Decimal
     per_web_search: Decimal
+    input_audio: Decimal
+    output_audio: Decimal
     tier_above_input_tokens: int | None
 
 
 # (decimals, input, cached input read, cache write 5m, cache write 1h, output, reasoning, per request, per web
-# search): each price times 10**decimals, an exact integer.
-_Scaled = tuple[int, int, int, int, int, int, int, int, int]
+# search, input audio, output audio): each price times 10**decimals, an exact integer.
+_Scaled = tuple[int, int, int, int, int, int, int, int, int, int, int]
 
 
 def _scale(rates: Rates) -> _Scaled:
@@ -158,12 +167,26 @@ def _scale(rates: Rates) -> _Scaled:
         rates.reasoning,
         rates.per_request,
         rates.per_web_search,
+        rates.input_audio,
+        rates.output_audio,
     )
     decimals = max(0, *(-int(p.as_tuple().exponent) for p in prices))
     with localcontext() as ctx:
         ctx.prec = _PRECISION
         ints = [int(p.scaleb(decimals)) for p in prices]
     return (decimals, *ints)  # type: ignore[return-value]
+
+
+_OPTIONAL_KINDS = (
+    "input",
+    "output",
+    "cached_input_read",
+    "cache_write_5m",
+    "cache_write_1h",
+    "reasoning",
+    "input_audio",
+    "output_audio",
+)
 
 
 def _check_price(name: str, value: object) -> None:
@@ -189,6 +212,9 @@ class TokenUsage:
     output_tokens: int = 0
     reasoning_tokens: int = 0
     web_searches: int = 0
+    # Of the uncached input and of the output other than reasoning: how many tokens were audio.
+    input_audio_tokens: int = 0
+    output_audio_tokens: int = 0
     input_includes_cache: bool = False
     output_includes_reasoning: bool = False
     requests: int = 1
@@ -202,6 +228,8 @@ class TokenUsage:
             "output_tokens",
             "reasoning_tokens",
             "web_searches",
+            "input_audio_tokens",
+            "output_audio_tokens",
             "requests",
         ):
             value = getattr(self, name)
@@ -216,6 +244,16 @@ class TokenUsage:
             raise UsageError(
                 f"reasoning tokens ({self.reasoning_tokens}) exceed the output tokens "
                 f"({self.output_tokens}) that include them"
+            )
+        if self.input_audio_tokens > self.uncached_input_tokens:
+            raise UsageError(
+                f"audio input tokens ({self.input_audio_tokens}) exceed the uncached input tokens "
+                f"({self.uncached_input_tokens}) that include them"
+            )
+        if self.output_audio_tokens > self.plain_output_tokens:
+            raise UsageError(
+                f"audio output tokens ({self.output_audio_tokens}) exceed the output tokens "
+                f"({self.plain_output_tokens}) that include them"
             )
 
     @property
@@ -275,11 +313,13 @@ def compute_cost(prices: Prices, usage: TokenUsage) -> CostBreakdown:
     """The cost of one request: exact Decimal lines, summed, rounded once to nano-USD."""
     rates = prices.rates(usage.total_input_tokens)
     quantities = (
-        ("input", usage.uncached_input_tokens, rates.input),
+        ("input", usage.uncached_input_tokens - usage.input_audio_tokens, rates.input),
+        ("input_audio", usage.input_audio_tokens, rates.input_audio),
         ("cached_input_read", usage.cached_input_tokens, rates.cached_input_read),
         ("cache_write_5m", usage.cache_write_5m_tokens, rates.cache_write_5m),
         ("cache_write_1h", usage.cache_write_1h_tokens, rates.cache_write_1h),
-        ("output", usage.plain_output_tokens, rates.output),
+        ("output", usage.plain_output_tokens - usage.output_audio_tokens, rates.output),
+        ("output_audio", usage.output_audio_tokens, rates.output_audio),
         ("reasoning", usage.reasoning_tokens, rates.reasoning),
         ("request", usage.requests if rates.per_request else 0, rates.per_request),
         ("web_search", usage.web_searches if rates.per_web_search else 0, rates.per_web_search),
@@ -307,13 +347,27 @@ def cost_nanousd(prices: Prices, usage: TokenUsage) -> int:
         if total_input > threshold:
             scaled = rates
             break
-    decimals, input_, cached, write_5m, write_1h, output, reasoning, per_request, per_search = scaled
+    (
+        decimals,
+        input_,
+        cached,
+        write_5m,
+        write_1h,
+        output,
+        reasoning,
+        per_request,
+        per_search,
+        in_audio,
+        out_audio,
+    ) = scaled
     amount = (
-        usage.uncached_input_tokens * input_
+        (usage.uncached_input_tokens - usage.input_audio_tokens) * input_
+        + usage.input_audio_tokens * in_audio
         + usage.cached_input_tokens * cached
         + usage.cache_write_5m_tokens * write_5m
         + usage.cache_write_1h_tokens * write_1h
-        + usage.plain_output_tokens * output
+        + (usage.plain_output_tokens - usage.output_audio_tokens) * output
+        + usage.output_audio_tokens * out_audio
         + usage.reasoning_tokens * reasoning
         + usage.requests * per_request
         + usage.web_searches * per_search
@@ -333,7 +387,7 @@ def plain_cost_nanousd(prices: Prices, input_tokens: int, output_tokens: int, we
         if input_tokens > threshold:
             scaled = rates
             break
-    decimals, input_, _, _, _, output, _, per_request, per_search = scaled
+    decimals, input_, _, _, _, output, _, per_request, per_search, _, _ = scaled
     amount = input_tokens * input_ + output_tokens * output + per_request + web_searches * per_search
     return nanousd_from_scaled(amount, decimals)
 
@@ -369,17 +423,24 @@ def openai_usage(usage: Mapping[str, Any]) -> TokenUsage:
     ``prompt_tokens`` includes ``prompt_tokens_details.cached_tokens``; ``completion_tokens`` includes
     ``completion_tokens_details.reasoning_tokens``. The responses API names them ``input_tokens`` /
     ``output_tokens`` with ``*_details`` alike. DeepSeek reports cache hits as ``prompt_cache_hit_tokens``;
-    Perplexity its web searches as ``num_search_queries``.
+    Perplexity its web searches as ``num_search_queries``. ``audio_tokens`` in either details are the audio
+    part of the count; which of the cached tokens were audio is not said, so the audio is taken as uncached
+    (up to the uncached count): audio costs more than text, and a request is never under-billed.
     """
     input_details = _details(usage, "prompt_tokens_details", "input_tokens_details")
     output_details = _details(usage, "completion_tokens_details", "output_tokens_details")
     cached = _count(input_details, "cached_tokens") or _count(usage, "prompt_cache_hit_tokens")
+    prompt = _count(usage, "prompt_tokens", "input_tokens")
+    completion = _count(usage, "completion_tokens", "output_tokens")
+    reasoning = _count(output_details, "reasoning_tokens")
     return TokenUsage(
-        input_tokens=_count(usage, "prompt_tokens", "input_tokens"),
+        input_tokens=prompt,
         cached_input_tokens=cached,
-        output_tokens=_count(usage, "completion_tokens", "output_tokens"),
-        reasoning_tokens=_count(output_details, "reasoning_tokens"),
+        output_tokens=completion,
+        reasoning_tokens=reasoning,
         web_searches=_count(usage, "num_search_queries"),
+        input_audio_tokens=max(0, min(_count(input_details, "audio_tokens"), prompt - cached)),
+        output_audio_tokens=max(0, min(_count(output_details, "audio_tokens"), completion - reasoning)),
         input_includes_cache=True,
         output_includes_reasoning=True,
     )
@@ -413,16 +474,38 @@ def anthropic_usage(usage: Mapping[str, Any]) -> TokenUsage:
 def gemini_usage(usage_metadata: Mapping[str, Any]) -> TokenUsage:
     """Gemini ``usageMetadata``: the prompt count includes cached content; thoughts are counted apart.
 
-    Tool-use prompt tokens are input tokens too.
+    Tool-use prompt tokens are input tokens too. ``promptTokensDetails`` and ``candidatesTokensDetails`` split
+    the counts by modality; the ``AUDIO`` part of the prompt, less the cached audio
+    (``cacheTokensDetails``), and of the candidates are priced as audio.
     """
     prompt = _count(usage_metadata, "promptTokenCount") + _count(usage_metadata, "toolUsePromptTokenCount")
+    cached = _count(usage_metadata, "cachedContentTokenCount")
+    output = _count(usage_metadata, "candidatesTokenCount")
+    audio_in = _modality(usage_metadata, "promptTokensDetails") - _modality(
+        usage_metadata, "cacheTokensDetails"
+    )
     return TokenUsage(
         input_tokens=prompt,
-        cached_input_tokens=_count(usage_metadata, "cachedContentTokenCount"),
-        output_tokens=_count(usage_metadata, "candidatesTokenCount"),
+        cached_input_tokens=cached,
+        output_tokens=output,
         reasoning_tokens=_count(usage_metadata, "thoughtsTokenCount"),
+        input_audio_tokens=max(0, min(audio_in, prompt - cached)),
+        output_audio_tokens=min(_modality(usage_metadata, "candidatesTokensDetails"), output),
         input_includes_cache=True,
         output_includes_reasoning=False,
+    )
+
+
+def _modality(usage_metadata: Mapping[str, Any], key: str, modality: str = "AUDIO") -> int:
+    """Gemini's count of one modality in a ``*TokensDetails`` list (``{"modality": "AUDIO", "tokenCount": 5}``
+    items)."""
+    details = usage_metadata.get(key)
+    if not isinstance(details, list):
+        return 0
+    return sum(
+        _count(item, "tokenCount")
+        for item in details
+        if isinstance(item, Mapping) and item.get("modality") == modality
     )
 
 

@@ -38,6 +38,8 @@ _TOKEN_KEYS = {
     "cache_write_1h_mtok": "cache_write_1h",
     "output_reasoning_mtok": "reasoning",
 }
+# Audio prices (per million tokens; genai-prices has no tiers for them): a part of the input or output.
+_AUDIO_KEYS = {"input_audio_mtok": "input_audio", "output_audio_mtok": "output_audio"}
 _PER_REQUEST_KEY = "requests_kcount"
 _PER_WEB_SEARCH_KEY = "web_searches_kcount"  # USD per thousand searches; we keep USD per search
 _FEE_KEYS = (_PER_REQUEST_KEY, _PER_WEB_SEARCH_KEY)
@@ -234,6 +236,8 @@ def prices_from_spec(per_mtok: dict[str, Any], per_request_usd: str | None = Non
         cache_write_5m=price(per_mtok.get("cache_write_5m")),
         cache_write_1h=price(per_mtok.get("cache_write_1h")),
         reasoning=price(per_mtok.get("reasoning")),
+        input_audio=price(per_mtok.get("input_audio")),
+        output_audio=price(per_mtok.get("output_audio")),
         per_request=Decimal(per_request_usd) if per_request_usd else Decimal(0),
         tiers=tiers,
     )
@@ -252,7 +256,8 @@ def prices_from_genai(model_price: gp.ModelPrice) -> tuple[Prices | None, dict[s
     ``None`` when the model has no token price at all (priced per page or per hour, or simply unknown).
     """
     values = {k: v for k, v in model_price.__dict__.items() if not k.startswith("_") and v is not None}
-    unmetered = {k: _describe(v) for k, v in values.items() if k not in _TOKEN_KEYS and k not in _FEE_KEYS}
+    metered = {*_TOKEN_KEYS, *_AUDIO_KEYS, *_FEE_KEYS}
+    unmetered = {k: _describe(v) for k, v in values.items() if k not in metered}
     if "input_mtok" not in values and "output_mtok" not in values:
         return None, unmetered
     base: dict[str, Decimal] = {}
@@ -263,6 +268,10 @@ def prices_from_genai(model_price: gp.ModelPrice) -> tuple[Prices | None, dict[s
             base[name] = per_token(value.base)
             thresholds.update(tier.start for tier in value.tiers)
         elif isinstance(value, Decimal):
+            base[name] = per_token(value)
+    for key, name in _AUDIO_KEYS.items():
+        value = values.get(key)
+        if isinstance(value, Decimal):
             base[name] = per_token(value)
     tiers = tuple(_tier(values, threshold) for threshold in sorted(thresholds))
     per_request, per_search = values.get(_PER_REQUEST_KEY), values.get(_PER_WEB_SEARCH_KEY)
@@ -275,6 +284,8 @@ def prices_from_genai(model_price: gp.ModelPrice) -> tuple[Prices | None, dict[s
         reasoning=base.get("reasoning"),
         per_request=per_request.scaleb(-3) if isinstance(per_request, Decimal) else Decimal(0),
         per_web_search=per_search.scaleb(-3) if isinstance(per_search, Decimal) else Decimal(0),
+        input_audio=base.get("input_audio"),
+        output_audio=base.get("output_audio"),
         tiers=tiers,
     )
     return prices, unmetered

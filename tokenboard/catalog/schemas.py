@@ -46,6 +46,20 @@ class PricesIn(Schema):
     cache_write_5m: PriceInput | None = Field(default=None, ge=0, max_digits=30, decimal_places=18)
     cache_write_1h: PriceInput | None = Field(default=None, ge=0, max_digits=30, decimal_places=18)
     reasoning: PriceInput | None = Field(default=None, ge=0, max_digits=30, decimal_places=18)
+    input_audio: PriceInput | None = Field(
+        default=None,
+        ge=0,
+        max_digits=30,
+        decimal_places=18,
+        description="Audio input tokens (default: as input).",
+    )
+    output_audio: PriceInput | None = Field(
+        default=None,
+        ge=0,
+        max_digits=30,
+        decimal_places=18,
+        description="Audio output tokens (default: as output).",
+    )
     per_request_usd: Decimal = Field(default=Decimal(0), ge=0, max_digits=20, decimal_places=12)
     per_web_search_usd: Decimal = Field(
         default=Decimal(0),
@@ -69,6 +83,8 @@ class PricesIn(Schema):
             reasoning=tok(self.reasoning),
             per_request=self.per_request_usd,
             per_web_search=self.per_web_search_usd,
+            input_audio=tok(self.input_audio),
+            output_audio=tok(self.output_audio),
             tiers=tuple(
                 PriceTier(
                     above_input_tokens=t.above_input_tokens,
@@ -121,6 +137,8 @@ class PricesOut(Schema):
     reasoning_per_mtok: str | None
     per_request_usd: str
     per_web_search_usd: str
+    input_audio_per_mtok: str | None
+    output_audio_per_mtok: str | None
     tiers: list[TierOut]
 
     @classmethod
@@ -134,6 +152,8 @@ class PricesOut(Schema):
             reasoning_per_mtok=_mtok(prices.reasoning),
             per_request_usd=f"{prices.per_request.normalize():f}",
             per_web_search_usd=f"{prices.per_web_search.normalize():f}",
+            input_audio_per_mtok=_mtok(prices.input_audio),
+            output_audio_per_mtok=_mtok(prices.output_audio),
             tiers=[
                 TierOut(
                     above_input_tokens=t.above_input_tokens,

@@ -45,9 +45,13 @@ INHERITABLE = frozenset(
         "reasoning",
         "per_request",
         "per_web_search",
+        "input_audio",
+        "output_audio",
         "tiers",
     }
 )
+# Token kinds priced at the base price only (no long-context tiers).
+_UNTIERED_FIELDS = ("input_audio", "output_audio")
 _MAX_DECIMALS = ExactDecimal.SCALE
 
 
@@ -64,6 +68,8 @@ def prices_of_row(row: ModelPrice) -> Prices:
         reasoning=row.reasoning,
         per_request=row.per_request,
         per_web_search=row.per_web_search,
+        input_audio=row.input_audio,
+        output_audio=row.output_audio,
         tiers=tuple(
             PriceTier(
                 above_input_tokens=int(tier["above_input_tokens"]),
@@ -83,7 +89,7 @@ def _row_values(prices: Prices) -> dict[str, Any]:
         | {k: _text(getattr(tier, k)) for k in _PRICE_FIELDS if getattr(tier, k) is not None}
         for tier in prices.tiers
     ]
-    return {k: getattr(prices, k) for k in _PRICE_FIELDS} | {
+    return {k: getattr(prices, k) for k in (*_PRICE_FIELDS, *_UNTIERED_FIELDS)} | {
         "per_request": prices.per_request,
         "per_web_search": prices.per_web_search,
         "tiers": tiers,
@@ -94,6 +100,7 @@ def _all_prices(prices: Prices) -> Iterable[Decimal | None]:
     yield from (getattr(prices, k) for k in _PRICE_FIELDS)
     yield prices.per_request
     yield prices.per_web_search
+    yield from (getattr(prices, k) for k in _UNTIERED_FIELDS)
     for tier in prices.tiers:
         yield from (getattr(tier, k) for k in _PRICE_FIELDS)
 

@@ -54,6 +54,8 @@ class UsageRecord:
     output_tokens: int = 0
     reasoning_tokens: int = 0
     web_searches: int = 0
+    input_audio_tokens: int = 0
+    output_audio_tokens: int = 0
     cost_nanousd: int = 0
     usage_estimated: bool = False
     cancelled: bool = False

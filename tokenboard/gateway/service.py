@@ -613,12 +613,24 @@ class Gateway:
 
     @staticmethod
     def _estimate(admitted: Admitted, body_chars: int, max_output: int) -> int:
-        """The most this request can cost: every character of the body a token (generous), full output, and
-        the web searches its tools allow when the model's searches are priced."""
+        """The most this request can cost: every character of the body a token (generous), full output, the
+        web searches its tools allow when the model's searches are priced, and audio prices where higher."""
         prompt = max(1, body_chars // 3)
         output = max_output if admitted.route.name != "embeddings" else 0
-        searches = declared_web_searches(admitted.body) if admitted.prices.per_web_search else 0
-        return plain_cost_nanousd(admitted.prices, prompt, output, searches)
+        prices = admitted.prices
+        searches = declared_web_searches(admitted.body) if prices.per_web_search else 0
+        if prices.input_audio is None and prices.output_audio is None:
+            return plain_cost_nanousd(prices, prompt, output, searches)
+        # A model with audio prices: every token may be audio, where audio costs more than text.
+        rates = prices.rates(prompt)
+        worst = TokenUsage(
+            input_tokens=prompt,
+            output_tokens=output,
+            web_searches=searches,
+            input_audio_tokens=prompt if rates.input_audio > rates.input else 0,
+            output_audio_tokens=output if rates.output_audio > rates.output else 0,
+        )
+        return cost_nanousd(prices, worst)
 
     async def models_for(self, request: Request) -> list[str]:
         """Every priced model this key may use right now, on a configured provider; a key refused whatever
@@ -1092,6 +1104,8 @@ class Gateway:
             output_tokens=usage.plain_output_tokens,
             reasoning_tokens=usage.reasoning_tokens,
             web_searches=usage.web_searches,
+            input_audio_tokens=usage.input_audio_tokens,
+            output_audio_tokens=usage.output_audio_tokens,
             cost_nanousd=request_cost(
                 admitted.upstream.kind, admitted.prices, usage, admitted.reported_usage, estimated
             ),

@@ -37,6 +37,8 @@ class ModelPrice(IdMixin, TimestampMixin, Base):
     reasoning: Mapped[Decimal | None] = mapped_column(ExactDecimal(), default=None)
     per_request: Mapped[Decimal] = mapped_column(ExactDecimal(), default=Decimal(0))
     per_web_search: Mapped[Decimal] = mapped_column(ExactDecimal(), default=Decimal(0), server_default="0")
+    input_audio: Mapped[Decimal | None] = mapped_column(ExactDecimal(), default=None)
+    output_audio: Mapped[Decimal | None] = mapped_column(ExactDecimal(), default=None)
     tiers: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     created_by_user_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
     note: Mapped[str | None] = mapped_column(String(400), default=None)

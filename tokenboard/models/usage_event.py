@@ -67,3 +67,6 @@ class UsageEvent(Base):
     # Server-side web searches the request made (priced per search); last, as the migration that added it
     # put it.
     web_searches: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Of input_tokens and output_tokens, the audio tokens (priced at the model's audio prices); 0023.
+    input_audio_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    output_audio_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")

@@ -51,6 +51,8 @@ DEFAULTS: dict[str, Any] = {
     "output_tokens": 0,
     "reasoning_tokens": 0,
     "web_searches": 0,
+    "input_audio_tokens": 0,
+    "output_audio_tokens": 0,
     "cost_nanousd": 0,
     "usage_estimated": False,
     "cancelled": False,

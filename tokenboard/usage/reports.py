@@ -620,10 +620,12 @@ class ConversationDetail:
 
 KIND_LABELS = {
     "input": "Input tokens",
+    "input_audio": "Audio input tokens",
     "cached_input_read": "Cached input (read)",
     "cache_write_5m": "Cache write (5 min)",
     "cache_write_1h": "Cache write (1 hour)",
     "output": "Output tokens",
+    "output_audio": "Audio output tokens",
     "reasoning": "Reasoning tokens",
     "request": "Per-request fee",
     "web_search": "Web searches",
@@ -652,6 +654,8 @@ def cost_lines(event: UsageEvent, catalog: CatalogCache) -> tuple[list[CostItem]
             output_tokens=event.output_tokens,
             reasoning_tokens=event.reasoning_tokens,
             web_searches=event.web_searches,
+            input_audio_tokens=event.input_audio_tokens,
+            output_audio_tokens=event.output_audio_tokens,
         )
         breakdown = compute_cost(prices, usage)
         items = [_item(line) for line in breakdown.lines]

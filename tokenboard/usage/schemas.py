@@ -120,6 +120,8 @@ class UsageEventCreate(Schema):
     cache_write_1h_tokens: StrictInt = _tokens("Input tokens written to a 1-hour cache.")
     output_tokens: StrictInt = _tokens("Output tokens, reasoning excluded.")
     reasoning_tokens: StrictInt = _tokens("Reasoning (thinking) tokens.")
+    input_audio_tokens: StrictInt = _tokens("Of input_tokens, the audio tokens (priced as audio).")
+    output_audio_tokens: StrictInt = _tokens("Of output_tokens, the audio tokens (priced as audio).")
     web_searches: StrictInt = Field(
         0, ge=0, le=1_000_000, description="Server-side web searches (priced per search from the catalog)."
     )
@@ -580,6 +582,8 @@ class MessageOut(BaseModel):
                 "cache_write_1h": e.cache_write_1h_tokens,
                 "output": e.output_tokens,
                 "reasoning": e.reasoning_tokens,
+                "input_audio": e.input_audio_tokens,
+                "output_audio": e.output_audio_tokens,
             },
             web_searches=e.web_searches,
             latency_ms=e.latency_ms,

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from operator import attrgetter
+from operator import attrgetter, gt
 from typing import Any
 
 from sqlalchemy import select
@@ -129,6 +129,10 @@ class UsageService:
             given["team_id"], directory.team_ids
         ):
             return None
+        if any(map(gt, given["input_audio_tokens"], given["input_tokens"])) or any(
+            map(gt, given["output_audio_tokens"], given["output_tokens"])
+        ):
+            return None
         users: Sequence[uuid.UUID | None] = given["user_id"]
         costs: Sequence[int | None] = given["cost_nanousd"]
         try:
@@ -170,6 +174,14 @@ class UsageService:
         self._user(event, directory)
         _member_of(event.workspace_id, directory.workspace_ids, "workspace")
         _member_of(event.team_id, directory.team_ids, "team")
+        for audio, total in (
+            ("input_audio_tokens", "input_tokens"),
+            ("output_audio_tokens", "output_tokens"),
+        ):
+            if getattr(event, audio) > getattr(event, total):
+                raise ValueError(
+                    f"{audio} ({getattr(event, audio)}) exceeds {total} ({getattr(event, total)})"
+                )
         self._cost(event, catalog, at)
 
     @staticmethod
@@ -214,6 +226,8 @@ class UsageService:
             output_tokens=event.output_tokens,
             reasoning_tokens=event.reasoning_tokens,
             web_searches=event.web_searches,
+            input_audio_tokens=event.input_audio_tokens,
+            output_audio_tokens=event.output_audio_tokens,
         )
         return cost_nanousd(prices, usage)  # compute_cost's total, in integers (property-tested equal)
 
@@ -277,8 +291,9 @@ class UsageService:
 # The fields of an event the columns are made of; those in _AS_GIVEN are stored as they came.
 _AS_GIVEN = (
     "stream", "status_code", "error_type", "input_tokens", "cached_input_tokens", "cache_write_5m_tokens",
-    "cache_write_1h_tokens", "output_tokens", "reasoning_tokens", "web_searches", "cancelled", "latency_ms",
-    "feature", "tool", "integration", "conversation_id", "message_id",
+    "cache_write_1h_tokens", "output_tokens", "reasoning_tokens", "input_audio_tokens", "output_audio_tokens",
+    "web_searches", "cancelled", "latency_ms", "feature", "tool", "integration", "conversation_id",
+    "message_id",
 )  # fmt: skip
 _FIELDS = (
     "id", "timestamp", "model", "user_id", "user_email", "workspace_id", "team_id", "cost_nanousd",
