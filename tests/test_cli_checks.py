@@ -216,6 +216,39 @@ async def test_set_price_keeps_the_kinds_it_does_not_give(
     assert nan.returncode == 1 and "is not a fee in USD" in nan.stdout
 
 
+async def test_prices_shows_every_row_and_the_price_in_force(
+    factory: Factory, settings: Settings, tmp_path: Path
+) -> None:
+    """Sonnet 4.5's reference price (with its web search fee and 200k-token tier), a scheduled override, the
+    price in force now; an unknown model is a clean refusal."""
+    sonnet = "anthropic/claude-sonnet-4-5"
+    await factory.run(lambda s: catalog.sync(s, provider_ids=["anthropic"]))
+    later = (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%d")
+    scheduled = run_cli(
+        settings, tmp_path, "catalog", "set-price", sonnet, "--input", "2.4", "--output", "12",
+        "--from", later, "--note", "2027 contract",
+    )  # fmt: skip
+    assert scheduled.returncode == 0, scheduled.stdout + scheduled.stderr
+    shown = run_cli(settings, tmp_path, "catalog", "prices", sonnet)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    lines = shown.stdout.splitlines()
+    reference = next(line for line in lines if "genai-prices" in line)
+    assert " 3 " in reference and " 15 " in reference and "0.01" in reference and "as input" in reference
+    override = next(line for line in lines if "operator override" in line)
+    assert f"{later} 00:00 (scheduled)" in override and "2.4" in override and "2027 contract" in override
+    assert "In force now: input 3, output 15 per million tokens; 0 per request, 0.01 per web search." in (
+        " ".join(shown.stdout.split())
+    )
+    await factory.run(lambda s: catalog.sync(s, provider_ids=["openai"]))
+    audio = run_cli(settings, tmp_path, "catalog", "prices", "openai/gpt-audio")
+    assert "32 / 64" in audio.stdout
+    assert "per million tokens (audio input 32, output 64);" in " ".join(audio.stdout.split())
+    unknown = run_cli(settings, tmp_path, "catalog", "prices", "nobody/nothing")
+    assert (
+        unknown.returncode == 1 and "nobody/nothing" in unknown.stdout and "Traceback" not in unknown.stderr
+    )
+
+
 # -- catalog add-model ------------------------------------------------------------------------------------
 
 

@@ -481,6 +481,78 @@ MaxOutput = Annotated[
 ]
 
 
+@catalog_app.command("prices")
+def catalog_prices(
+    model: Annotated[str, typer.Argument(help="provider/model, e.g. openai/gpt-4o.")],
+) -> None:
+    """A model's prices: every stored row (reference prices and overrides, past and scheduled) and the one in
+    force now, which the gateway bills."""
+    from rich.table import Table
+
+    from tokenboard.catalog.schemas import PricesOut
+    from tokenboard.catalog.service import catalog, prices_of_row
+    from tokenboard.kit.db import utcnow
+    from tokenboard.kit.errors import TokenboardError
+    from tokenboard.kit.uow import run_in_unit_of_work
+
+    now = utcnow()
+
+    async def work(session):  # type: ignore[no-untyped-def]
+        return await catalog.price_history(session, model), await catalog.prices_at(session, model, now)
+
+    try:
+        rows, current = asyncio.run(run_in_unit_of_work(_settings(), work))
+    except TokenboardError as exc:
+        raise _fail(exc.message) from exc
+    if not rows:
+        console.print(
+            f"{model} has no price: the gateway refuses it until one is set (tokenboard catalog set-price).",
+            highlight=False,
+        )
+        return
+
+    def kinds(out: PricesOut) -> list[str]:
+        def per_m(value: str | None, like: str) -> str:
+            return value if value is not None else f"as {like}"
+
+        return [
+            out.input_per_mtok,
+            out.output_per_mtok,
+            per_m(out.cached_input_read_per_mtok, "input"),
+            per_m(out.reasoning_per_mtok, "output"),
+            f"{per_m(out.input_audio_per_mtok, 'input')} / {per_m(out.output_audio_per_mtok, 'output')}",
+            f"{out.per_request_usd} / {out.per_web_search_usd}",
+            str(len(out.tiers)) if out.tiers else "",
+        ]
+
+    table = Table(title=f"{model}: USD per million tokens (fees in USD)")
+    for header in ("From (UTC)", "Source", "Input", "Output", "Cached read", "Reasoning", "Audio in / out"):
+        table.add_column(header)
+    table.add_column("Per request / search")
+    table.add_column("Tiers")
+    table.add_column("Note")
+    for row in rows:
+        start = row.effective_from.strftime("%Y-%m-%d %H:%M")
+        scheduled = " (scheduled)" if row.effective_from > now else ""
+        table.add_row(start + scheduled, row.source, *kinds(PricesOut.of(prices_of_row(row))), row.note or "")
+    console.print(table)
+    if current is None:
+        console.print("No price is in force now: the gateway refuses the model.", highlight=False)
+    else:
+        out = PricesOut.of(current)
+        audio = (
+            f" (audio input {out.input_audio_per_mtok or out.input_per_mtok}, "
+            f"output {out.output_audio_per_mtok or out.output_per_mtok})"
+            if out.input_audio_per_mtok or out.output_audio_per_mtok
+            else ""
+        )
+        console.print(
+            f"In force now: input {out.input_per_mtok}, output {out.output_per_mtok} per million tokens"
+            f"{audio}; {out.per_request_usd} per request, {out.per_web_search_usd} per web search.",
+            highlight=False,
+        )
+
+
 @catalog_app.command("add-model")
 def catalog_add_model(
     model: Annotated[str, typer.Argument(help="provider/model, e.g. local/llama-3.3-70b.")],
