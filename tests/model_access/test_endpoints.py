@@ -113,6 +113,13 @@ async def test_the_page_is_read_only_for_members(factory: Factory, setup: OrgSet
             '<td data-label="Context">128,000</td>' in row
             and '<td data-label="Max output">16,384</td>' in row
         )
+        assert 'data-value="input-audio"' not in row  # gpt-4o has no audio price of its own
+        # A model with audio prices shows them under its text prices (gpt-audio: $32 and $64 per million).
+        audio = await client.get(f"/organizations/{setup.id}/models", params={"q": "gpt-audio"}, headers=HTML)
+        row = audio.text[audio.text.index('data-model="openai/gpt-audio"') :]
+        row = row[: row.index("</tr>")]
+        assert '<small class="muted" data-value="input-audio">audio 32</small>' in row
+        assert '<small class="muted" data-value="output-audio">audio 64</small>' in row
         filtered = await client.get(
             f"/organizations/{setup.id}/models", params={"provider": "simulated", "q": ""}, headers=HTML
         )

@@ -379,8 +379,9 @@ def plain_cost_nanousd(prices: Prices, input_tokens: int, output_tokens: int, we
     """``cost_nanousd`` of a request of plain input and output tokens only (no cache, no reasoning), and
     ``web_searches`` searches.
 
-    The gateway's estimate of a request's most cost, before it is forwarded: the same integer sum without
-    building a :class:`TokenUsage` for it (its checks were most of the estimate's time).
+    The gateway's estimate of a request's most cost, before it is forwarded (for a model without audio
+    prices; one with them is held as if every token were audio where that costs more): the same integer sum
+    without building a :class:`TokenUsage` for it (its checks were most of the estimate's time).
     """
     scaled = prices.scaled[-1][1]
     for threshold, rates in prices.scaled:
